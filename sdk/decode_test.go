@@ -1,0 +1,229 @@
+package sdk
+
+import (
+	"bytes"
+	stdjson "encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// seedData returns the "data" object of the seed /syncFinder reply.
+func seedData(tb testing.TB) []byte {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "seed_page.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var env struct {
+		Data stdjson.RawMessage `json:"data"`
+	}
+	if err := stdjson.Unmarshal(raw, &env); err != nil {
+		tb.Fatal(err)
+	}
+	return env.Data
+}
+
+func TestDecodeSeedPage(t *testing.T) {
+	t.Parallel()
+	p, err := DecodePage(seedData(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(p.Messages), 19; got != want {
+		t.Fatalf("messages = %d, want %d", got, want)
+	}
+	counts := map[string]int{}
+	for _, m := range p.Messages {
+		counts[m.Type]++
+	}
+	if counts[TypeText] != 6 || counts[TypeImage] != 2 || counts[TypeSystem] != 11 {
+		t.Errorf("types = %v, want 6 text, 2 image, 11 system", counts)
+	}
+	if want := "CgUIARDaCQoECAIQAAoECAMQAAoECAQQAAoECAUQAAoECAYQAAoECAcQAAoECAgQAAoECAkQABAA"; p.KeyBuff != want {
+		t.Errorf("keyBuff = %q, want %q", p.KeyBuff, want)
+	}
+
+	hello := find(t, p, 1767797523284146072)
+	if hello.Text != "哈喽" || hello.Type != TypeText || hello.FromSelf {
+		t.Errorf("哈喽 message decoded as %+v", hello)
+	}
+	if want := "fv1_cb68e6952228400339575a83b40f5a12cdfae818b3164eb999b609e90e139d0a@findermsgstranger"; hello.From != want {
+		t.Errorf("From = %q", hello.From)
+	}
+	if want := "v2_060000231003b20faec8c6e18f10c7d6c903ec3db0776955d3d97c6b329d6aa58693bcdb7ad1@finder"; hello.To != want {
+		t.Errorf("To = %q", hello.To)
+	}
+	if want := "cb68e6952228400339575a83b40f5a12cdfae818b3164eb999b609e90e139d0a@findermsg"; hello.Session != want {
+		t.Errorf("Session = %q", hello.Session)
+	}
+	if hello.Seq != 1192 || !hello.Time.Equal(time.Unix(1692186142, 0)) {
+		t.Errorf("Seq/Time = %d/%v", hello.Seq, hello.Time)
+	}
+
+	// 9008843899058959155 is past 2^53: a float64 would round it.
+	img := find(t, p, 9008843899058959155)
+	if img.Type != TypeImage || img.Image == nil || !img.FromSelf {
+		t.Fatalf("image message decoded as %+v", img)
+	}
+	if img.Image.AESKey != "8fb3dc8e7dc7c9964273629fd2694392" || img.Image.Length != 113874 ||
+		img.Image.HDLength != 52127 || img.Image.ThumbWidth != 80 || img.Image.ThumbHeight != 120 ||
+		img.Image.MD5 != "ed91cf58fb15a933ea9660e8d60b4d53" {
+		t.Errorf("image = %+v", img.Image)
+	}
+	if img.Text != "" {
+		t.Errorf("image Text = %q, want empty", img.Text)
+	}
+
+	closeNotice := find(t, p, 6876224516571785856)
+	if closeNotice.Sys == nil || closeNotice.Sys.Type != "finderliveclosenotifymsg" ||
+		closeNotice.Sys.Field("live_id") != "2042557163204371840" ||
+		closeNotice.Sys.Field("object_id") != "14192909587060689023" {
+		t.Errorf("live close notice = %+v", closeNotice.Sys)
+	}
+	fn := find(t, p, 3876235366388279544)
+	if fn.Sys == nil || fn.Sys.Type != "functionmsg" || fn.Sys.Field("cmdid") != "6407" {
+		t.Errorf("functionmsg = %+v", fn.Sys)
+	}
+	for _, m := range p.Messages {
+		if m.ParseError != "" {
+			t.Errorf("message %d: parse error %s", m.ID, m.ParseError)
+		}
+	}
+	golden(t, "seed_page.golden.json", p)
+}
+
+func find(t *testing.T, p *Page, id uint64) *Message {
+	t.Helper()
+	for i := range p.Messages {
+		if p.Messages[i].ID == id {
+			return &p.Messages[i]
+		}
+	}
+	t.Fatalf("no message with id %d", id)
+	return nil
+}
+
+func golden(t *testing.T, name string, v any) {
+	t.Helper()
+	got, err := stdjson.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the decoded page; run go test ./sdk -update and review the diff", path)
+	}
+}
+
+func TestDecodePageErrors(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		in   string
+		want string
+	}{
+		"not json":        {`{"list": [`, "sdk: decode sync page"},
+		"no keyBuff":      {`{"list": []}`, "keyBuff is missing"},
+		"id is a float":   {`{"list":[{"content":{"msg":{"NewMsgId": 1.5}}}],"keyBuff":""}`, "sdk: decode sync page"},
+		"list not array":  {`{"list": 3, "keyBuff": ""}`, "sdk: decode sync page"},
+		"negative msg id": {`{"list":[{"content":{"msg":{"NewMsgId": -1}}}],"keyBuff":""}`, "sdk: decode sync page"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := DecodePage([]byte(tc.in))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecodePageKeepsUnknownAndBadXML(t *testing.T) {
+	t.Parallel()
+	in := `{"list":[
+	 {"content":{"msg":{"NewMsgId":18446744073709551615,"MsgType":9999,"Content":{"string":"?"}},"seq":7}},
+	 {"content":{"msg":{"NewMsgId":2,"MsgType":10002,"Content":{"string":"<sysmsg type=\"x\"><x><a>1</b></x></sysmsg>"}}}},
+	 {"content":{"msg":{"NewMsgId":3,"MsgType":3,"Content":{"string":"not xml"}}}}
+	],"keyBuff":"a+b/c=="}`
+	p, err := DecodePage([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Messages) != 3 || p.KeyBuff != "a+b/c==" {
+		t.Fatalf("page = %+v", p)
+	}
+	if m := p.Messages[0]; m.ID != 18446744073709551615 || m.Type != TypeUnknown || m.RawType != 9999 || m.Seq != 7 || m.Content != "?" {
+		t.Errorf("unknown message = %+v", m)
+	}
+	if m := p.Messages[1]; m.Sys != nil || !strings.Contains(m.ParseError, "does not match") {
+		t.Errorf("bad sysmsg = %+v", m)
+	}
+	if m := p.Messages[2]; m.Image != nil || m.ParseError == "" {
+		t.Errorf("bad image = %+v", m)
+	}
+}
+
+// textPage builds a /syncFinder data object of n text messages.
+func textPage(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"list":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"syncKeyType":1,"itemType":1,"subType":0,"content":{"msg":{"Status":3,"ImgBuf":{"iLen":0},"Content":{"string":"你好，请问这个商品还有货吗？编号 %d"},"CreateTime":%d,"MsgSeq":%d,"NewMsgId":%d,"FromUserName":{"string":"fv1_%064d@findermsgstranger"},"ToUserName":{"string":"v2_060000231003b20faec8c6e18f10c7d6c903ec3db0776955d3d97c6b329d6aa58693bcdb7ad1@finder"},"MsgType":1,"ImgStatus":1,"MsgId":%d,"MsgSource":""},"extinfo":"CAIQAw==","isSender":0,"msgSessionId":"%064d@findermsg","seq":%d}}`,
+			i, 1692186142+i, 2000+i, uint64(9007199254740993)+uint64(i)*7919, i, 2000+i, i, 2000+i)
+	}
+	b.WriteString(`],"keyBuff":"CgUIARDaCQoECAIQAAoECAMQAAoECAQQAAoECAUQAAoECAYQAAoECAcQAAoECAgQAAoECAkQABAA"}`)
+	return []byte(b.String())
+}
+
+// decodePageStd is DecodePage with encoding/json in place of the fast
+// decoder: the baseline the benchmarks compare against.
+func decodePageStd(data []byte) (*Page, error) {
+	var w wirePage
+	if err := stdjson.Unmarshal(data, &w); err != nil {
+		return nil, err
+	}
+	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, len(w.List))}
+	for i := range w.List {
+		fromWire(&p.Messages[i], &w.List[i].Content)
+	}
+	return p, nil
+}
+
+func BenchmarkDecodePage(b *testing.B) {
+	pages := map[string][]byte{"seed": seedData(b), "text100": textPage(100)}
+	decoders := map[string]func([]byte) (*Page, error){"finderbot": DecodePage, "encoding_json": decodePageStd}
+	for _, page := range []string{"seed", "text100"} {
+		for _, dec := range []string{"finderbot", "encoding_json"} {
+			data, decode := pages[page], decoders[dec]
+			b.Run(page+"/"+dec, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(data)))
+				for b.Loop() {
+					if _, err := decode(data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
