@@ -1,0 +1,564 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	json "github.com/goccy/go-json"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Options bound the embedded store. Zero fields take the defaults.
+type Options struct {
+	// SeenRetention is how long a message id is remembered for
+	// deduplication (default 7 days).
+	SeenRetention time.Duration
+	// SeenMax is the most message ids remembered per account (default
+	// 200,000); past it the oldest are forgotten first.
+	SeenMax int
+	// OutboxMax is the most items the outbox holds (default 1,000,000).
+	// Past it, commits that add items fail with ErrFull and the page is
+	// not acknowledged, so nothing is lost: it is synced again later.
+	OutboxMax int
+	// DeadMax is the most dead letters kept (default 100,000); past it the
+	// oldest are dropped.
+	DeadMax int
+	// KVMaxKeys and KVMaxValue bound each plugin's key-value space (default
+	// 10,000 keys of at most 64 KiB).
+	KVMaxKeys  int
+	KVMaxValue int
+	// LockTimeout is how long Open waits for another process to release
+	// the state directory before failing with ErrLocked (default 1 s).
+	LockTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// NoSync turns off fsync, for benchmarks of everything but the disk.
+	NoSync bool
+}
+
+func (o *Options) defaults() {
+	if o.SeenRetention <= 0 {
+		o.SeenRetention = 7 * 24 * time.Hour
+	}
+	if o.SeenMax <= 0 {
+		o.SeenMax = 200_000
+	}
+	if o.OutboxMax <= 0 {
+		o.OutboxMax = 1_000_000
+	}
+	if o.DeadMax <= 0 {
+		o.DeadMax = 100_000
+	}
+	if o.KVMaxKeys <= 0 {
+		o.KVMaxKeys = 10_000
+	}
+	if o.KVMaxValue <= 0 {
+		o.KVMaxValue = 64 << 10
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+var (
+	bucketAccounts = []byte("accounts")
+	bucketCursors  = []byte("cursors")
+	bucketSeen     = []byte("seen")     // account -> {id -> seen time}
+	bucketSeenAge  = []byte("seen_age") // account -> {seen time + id -> nil}
+	bucketOutbox   = []byte("outbox")
+	bucketDead     = []byte("dead")
+	bucketKV       = []byte("kv") // plugin -> {key -> value}
+	bucketMeta     = []byte("meta")
+	keyOutboxN     = []byte("outbox_n")
+)
+
+// Bolt is the embedded Store, one bbolt file in the state directory.
+type Bolt struct {
+	db   *bolt.DB
+	opts Options
+
+	lastTx  atomic.Pointer[bolt.Tx]
+	commits atomic.Uint64
+}
+
+var _ Store = (*Bolt)(nil)
+
+// Open opens (creating if needed) the store in dir. The directory is created
+// 0700 and the file 0600. A directory held by another process fails fast
+// with ErrLocked instead of waiting.
+func Open(dir string, opts Options) (*Bolt, error) {
+	opts.defaults()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create state directory: %w", err)
+	}
+	path := filepath.Join(dir, "finderbot.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("%w (%s); stop it first, or give this one its own state_dir", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.MaxBatchDelay = 2 * time.Millisecond
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: init %s: %w", path, err)
+	}
+	return &Bolt{db: db, opts: opts}, nil
+}
+
+// Close closes the file; it waits for transactions in progress.
+func (s *Bolt) Close() error { return s.db.Close() }
+
+// Commits returns the number of write transactions committed, which is the
+// number of fsyncs of the data file: batched commits from many accounts
+// count once.
+func (s *Bolt) Commits() uint64 { return s.commits.Load() }
+
+// batch runs fn in a write transaction that may be shared with concurrent
+// callers, so that many accounts' commits cost one fsync.
+func (s *Bolt) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		if s.lastTx.Swap(tx) != tx {
+			tx.OnCommit(func() { s.commits.Add(1) })
+		}
+		return fn(tx)
+	})
+}
+
+func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+// count and setCount keep the sizes of buckets in the meta bucket, because
+// bbolt can only count keys by walking them.
+func count(tx *bolt.Tx, key string) int {
+	if v := tx.Bucket(bucketMeta).Get([]byte(key)); v != nil {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func setCount(tx *bolt.Tx, key string, n int) error {
+	if n < 0 {
+		n = 0
+	}
+	return tx.Bucket(bucketMeta).Put([]byte(key), u64(uint64(n)))
+}
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// Account implements Store.
+func (s *Bolt) Account(ctx context.Context, name string) (Account, error) {
+	var a Account
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAccounts).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &a)
+	})
+	if err != nil {
+		return Account{}, fmt.Errorf("store: account %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// SaveAccount implements Store.
+func (s *Bolt) SaveAccount(ctx context.Context, name string, a Account) error {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("store: account %s: %w", name, err)
+	}
+	return s.batch(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccounts).Put([]byte(name), v)
+	})
+}
+
+// Cursor implements Store.
+func (s *Bolt) Cursor(ctx context.Context, account string) (string, error) {
+	var c string
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c = string(tx.Bucket(bucketCursors).Get([]byte(account)))
+		return nil
+	})
+	return c, err
+}
+
+// Unseen implements Store.
+func (s *Bolt) Unseen(ctx context.Context, account string, ids []uint64) ([]uint64, error) {
+	out := make([]uint64, 0, len(ids))
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		seen := tx.Bucket(bucketSeen).Bucket([]byte(account))
+		for _, id := range ids {
+			if seen == nil || seen.Get(u64(id)) == nil {
+				out = append(out, id)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// CommitPage implements Store.
+func (s *Bolt) CommitPage(ctx context.Context, c Commit) ([]Item, error) {
+	now := s.opts.Now()
+	var out []Item
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		out = out[:0]
+		seen, err := tx.Bucket(bucketSeen).CreateBucketIfNotExists([]byte(c.Account))
+		if err != nil {
+			return err
+		}
+		age, err := tx.Bucket(bucketSeenAge).CreateBucketIfNotExists([]byte(c.Account))
+		if err != nil {
+			return err
+		}
+		skip := make(map[uint64]bool)
+		stamp := u64(uint64(now.UnixNano()))
+		countKey := "seen_n:" + c.Account
+		n := count(tx, countKey)
+		for _, id := range c.MsgIDs {
+			k := u64(id)
+			if seen.Get(k) != nil {
+				skip[id] = true
+				continue
+			}
+			if err := seen.Put(k, stamp); err != nil {
+				return err
+			}
+			if err := age.Put(append(append([]byte{}, stamp...), k...), nil); err != nil {
+				return err
+			}
+			n++
+		}
+		if n, err = s.pruneSeen(seen, age, now, n); err != nil {
+			return err
+		}
+		if err := setCount(tx, countKey, n); err != nil {
+			return err
+		}
+		var items []Item
+		for _, it := range c.Items {
+			if it.MsgID != 0 && skip[it.MsgID] {
+				continue
+			}
+			items = append(items, it)
+		}
+		out, err = s.enqueue(tx, items, now)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCursors).Put([]byte(c.Account), []byte(c.KeyBuff))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: commit page of %s: %w", c.Account, err)
+	}
+	return out, nil
+}
+
+// pruneSeen forgets ids older than the retention, then the oldest ids past
+// the per-account maximum.
+func (s *Bolt) pruneSeen(seen, age *bolt.Bucket, now time.Time, n int) (int, error) {
+	limit := u64(uint64(now.Add(-s.opts.SeenRetention).UnixNano()))
+	cur := age.Cursor()
+	for k, _ := cur.First(); k != nil; k, _ = cur.First() {
+		if bytes.Compare(k[:8], limit) >= 0 && n <= s.opts.SeenMax {
+			break
+		}
+		if err := seen.Delete(k[8:]); err != nil {
+			return n, err
+		}
+		if err := cur.Delete(); err != nil {
+			return n, err
+		}
+		n--
+	}
+	return n, nil
+}
+
+func (s *Bolt) enqueue(tx *bolt.Tx, items []Item, now time.Time) ([]Item, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	ob := tx.Bucket(bucketOutbox)
+	meta := tx.Bucket(bucketMeta)
+	n := uint64(0)
+	if v := meta.Get(keyOutboxN); v != nil {
+		n = binary.BigEndian.Uint64(v)
+	}
+	if n+uint64(len(items)) > uint64(s.opts.OutboxMax) {
+		return nil, fmt.Errorf("%w: the outbox holds %d items, the limit is %d", ErrFull, n, s.opts.OutboxMax)
+	}
+	out := make([]Item, len(items))
+	for i, it := range items {
+		id, err := ob.NextSequence()
+		if err != nil {
+			return nil, err
+		}
+		it.ID = id
+		if it.Created.IsZero() {
+			it.Created = now
+		}
+		v, err := json.Marshal(&it)
+		if err != nil {
+			return nil, err
+		}
+		if err := ob.Put(u64(id), v); err != nil {
+			return nil, err
+		}
+		out[i] = it
+	}
+	return out, meta.Put(keyOutboxN, u64(n+uint64(len(items))))
+}
+
+// Enqueue implements Store.
+func (s *Bolt) Enqueue(ctx context.Context, items []Item) ([]Item, error) {
+	now := s.opts.Now()
+	var out []Item
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = s.enqueue(tx, items, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: enqueue: %w", err)
+	}
+	return out, nil
+}
+
+// Pending implements Store.
+func (s *Bolt) Pending(ctx context.Context) ([]Item, error) {
+	var out []Item
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			var it Item
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("outbox item %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, it)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: pending: %w", err)
+	}
+	return out, nil
+}
+
+// removeOutbox deletes an item and keeps the outbox count.
+func removeOutbox(tx *bolt.Tx, id uint64) error {
+	ob := tx.Bucket(bucketOutbox)
+	k := u64(id)
+	if ob.Get(k) == nil {
+		return nil
+	}
+	if err := ob.Delete(k); err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyOutboxN); v != nil {
+		if n := binary.BigEndian.Uint64(v); n > 0 {
+			return meta.Put(keyOutboxN, u64(n-1))
+		}
+	}
+	return nil
+}
+
+// Ack implements Store.
+func (s *Bolt) Ack(ctx context.Context, id uint64) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error { return removeOutbox(tx, id) })
+	if err != nil {
+		return fmt.Errorf("store: ack %d: %w", id, err)
+	}
+	return nil
+}
+
+// Update implements Store.
+func (s *Bolt) Update(ctx context.Context, it Item) error {
+	v, err := json.Marshal(&it)
+	if err != nil {
+		return fmt.Errorf("store: update %d: %w", it.ID, err)
+	}
+	err = s.batch(ctx, func(tx *bolt.Tx) error {
+		ob := tx.Bucket(bucketOutbox)
+		if ob.Get(u64(it.ID)) == nil {
+			return nil // acknowledged meanwhile
+		}
+		return ob.Put(u64(it.ID), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: update %d: %w", it.ID, err)
+	}
+	return nil
+}
+
+// Kill implements Store.
+func (s *Bolt) Kill(ctx context.Context, it Item, reason string) error {
+	v, err := json.Marshal(&DeadLetter{Item: it, Reason: reason, At: s.opts.Now()})
+	if err != nil {
+		return fmt.Errorf("store: dead-letter %d: %w", it.ID, err)
+	}
+	err = s.batch(ctx, func(tx *bolt.Tx) error {
+		if err := removeOutbox(tx, it.ID); err != nil {
+			return err
+		}
+		dead := tx.Bucket(bucketDead)
+		n := count(tx, "dead_n")
+		if dead.Get(u64(it.ID)) == nil {
+			n++
+		}
+		if err := dead.Put(u64(it.ID), v); err != nil {
+			return err
+		}
+		// Keep the newest DeadMax letters.
+		cur := dead.Cursor()
+		for k, _ := cur.First(); k != nil && n > s.opts.DeadMax; k, _ = cur.First() {
+			if err := cur.Delete(); err != nil {
+				return err
+			}
+			n--
+		}
+		return setCount(tx, "dead_n", n)
+	})
+	if err != nil {
+		return fmt.Errorf("store: dead-letter %d: %w", it.ID, err)
+	}
+	return nil
+}
+
+// DeadLetters implements Store.
+func (s *Bolt) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketDead).Cursor()
+		for k, v := cur.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = cur.Next() {
+			var d DeadLetter
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// KV implements Store.
+func (s *Bolt) KV(plugin string) KV { return &boltKV{s: s, name: []byte(plugin)} }
+
+type boltKV struct {
+	s    *Bolt
+	name []byte
+}
+
+func (k *boltKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	var out []byte
+	var ok bool
+	err := k.s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV).Bucket(k.name)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get([]byte(key)); v != nil {
+			out, ok = bytes.Clone(v), true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: kv %s: get %q: %w", k.name, key, err)
+	}
+	return out, ok, nil
+}
+
+func (k *boltKV) Put(ctx context.Context, key string, value []byte) error {
+	if key == "" {
+		return fmt.Errorf("store: kv %s: empty key", k.name)
+	}
+	if len(value) > k.s.opts.KVMaxValue || len(key) > 1024 {
+		return fmt.Errorf("%w: kv %s: %q: value of %d bytes, the limit is %d (keys up to 1024)", ErrFull, k.name, key, len(value), k.s.opts.KVMaxValue)
+	}
+	return k.s.batch(ctx, func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketKV).CreateBucketIfNotExists(k.name)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(key)) == nil {
+			countKey := "kv_n:" + string(k.name)
+			n := count(tx, countKey)
+			if n >= k.s.opts.KVMaxKeys {
+				return fmt.Errorf("%w: kv %s holds %d keys, the limit", ErrFull, k.name, k.s.opts.KVMaxKeys)
+			}
+			if err := setCount(tx, countKey, n+1); err != nil {
+				return err
+			}
+		}
+		return b.Put([]byte(key), value)
+	})
+}
+
+func (k *boltKV) Delete(ctx context.Context, key string) error {
+	return k.s.batch(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV).Bucket(k.name)
+		if b == nil || b.Get([]byte(key)) == nil {
+			return nil
+		}
+		countKey := "kv_n:" + string(k.name)
+		if err := setCount(tx, countKey, count(tx, countKey)-1); err != nil {
+			return err
+		}
+		return b.Delete([]byte(key))
+	})
+}
+
+func (k *boltKV) List(ctx context.Context, prefix string, limit int) ([]string, error) {
+	var out []string
+	err := k.s.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKV).Bucket(k.name)
+		if b == nil {
+			return nil
+		}
+		p := []byte(prefix)
+		cur := b.Cursor()
+		for key, _ := cur.Seek(p); key != nil && bytes.HasPrefix(key, p); key, _ = cur.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			out = append(out, string(key))
+		}
+		return nil
+	})
+	return out, err
+}
