@@ -1,0 +1,333 @@
+// Package config loads the daemon's YAML configuration: strictly (an unknown
+// key or a wrong type is refused with its key path and line), with ${VAR}
+// read from the environment, defaults that work, and secrets that never
+// print.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// SimURL is the base_url that makes the daemon start the simulated upstream
+// in-process.
+const SimURL = "sim"
+
+// Config is the daemon's configuration file.
+type Config struct {
+	// StateDir holds the embedded store; created if missing.
+	StateDir string `yaml:"state_dir"`
+	// Upstream is the wkteam API the accounts log in through.
+	Upstream Upstream `yaml:"upstream"`
+	// Accounts are the WeChat accounts the daemon keeps logged in.
+	Accounts []Account `yaml:"accounts"`
+	// Rules are rule files or directories of them.
+	Rules []string `yaml:"rules"`
+	// Timezone is the zone of cron schedules and time-of-day helpers.
+	Timezone string `yaml:"timezone"`
+	// Admin is the HTTP endpoint for health, metrics and status.
+	Admin Admin `yaml:"admin"`
+	// Log configures the daemon's structured log.
+	Log Log `yaml:"log"`
+	// Sync paces the /syncFinder loop of each account.
+	Sync Sync `yaml:"sync"`
+	// Send paces and retries outbound messages.
+	Send Send `yaml:"send"`
+	// Plugins configures out-of-process plugins.
+	Plugins Plugins `yaml:"plugins"`
+
+	// Path is the file the configuration was read from.
+	Path string `yaml:"-"`
+}
+
+// Upstream is the wkteam API endpoint and its member login.
+type Upstream struct {
+	// BaseURL is the API root, or "sim" for the built-in simulator.
+	BaseURL string `yaml:"base_url"`
+	// Account and Password are the /member/login credentials.
+	Account  string `yaml:"account"`
+	Password Secret `yaml:"password"`
+	// Timeout bounds ordinary calls; the login long poll has its own.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConnsPerHost bounds the connections to the API host.
+	MaxConnsPerHost int `yaml:"max_conns_per_host"`
+}
+
+// Account is one WeChat account.
+type Account struct {
+	// Name identifies the account in rules, logs and the status API.
+	Name string `yaml:"name"`
+	// WcID is the WeChat id; learned at the first login and kept in the
+	// store when empty.
+	WcID string `yaml:"wc_id"`
+	// DeviceType is the device /iPadLogin presents ("ipad" or "mac").
+	DeviceType string `yaml:"device_type"`
+	// Proxy is the /iPadLogin proxy region, 0 for none.
+	Proxy int `yaml:"proxy"`
+}
+
+// Admin is the admin HTTP listener.
+type Admin struct {
+	// Listen is host:port; empty disables the listener.
+	Listen string `yaml:"listen"`
+	// Token is the bearer token required when Listen is not loopback.
+	Token Secret `yaml:"token"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "text" or "json".
+	Format string `yaml:"format"`
+	// Level is "debug", "info", "warn" or "error".
+	Level string `yaml:"level"`
+}
+
+// Sync paces the sync loop.
+type Sync struct {
+	// IdleInterval is the pause between polls that returned nothing.
+	IdleInterval time.Duration `yaml:"idle_interval"`
+	// BusyInterval is the pause after a poll that returned messages.
+	BusyInterval time.Duration `yaml:"busy_interval"`
+	// MaxBackoff caps the pause after failing polls.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// OnlineCheck is how often /isOnline is asked while all is well.
+	OnlineCheck time.Duration `yaml:"online_check"`
+}
+
+// Send paces and retries outbound actions.
+type Send struct {
+	// Interval is the least time between two sends of one account.
+	Interval time.Duration `yaml:"interval"`
+	// Burst is how many sends may go back to back after a quiet time.
+	Burst int `yaml:"burst"`
+	// Jitter is a random extra pause up to this long before each send, so
+	// that sends do not look machine-made.
+	Jitter time.Duration `yaml:"jitter"`
+	// MaxAttempts is how many failed attempts send an action to the dead
+	// letters.
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBackoff is the first pause after a failed attempt; it doubles
+	// up to MaxRetryBackoff.
+	RetryBackoff    time.Duration `yaml:"retry_backoff"`
+	MaxRetryBackoff time.Duration `yaml:"max_retry_backoff"`
+}
+
+// Plugins configures plugin discovery.
+type Plugins struct {
+	// Dir holds plugin executables and their plugins.lock; empty disables
+	// plugins.
+	Dir string `yaml:"dir"`
+	// Dev accepts binaries that are not pinned in plugins.lock.
+	Dev bool `yaml:"dev"`
+	// CallTimeout bounds each plugin call.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+}
+
+// Secret is a string that never prints: String, logging and JSON show
+// "[redacted]". Reveal returns the value.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString implements fmt.GoStringer, so %#v does not print it either.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler (JSON, slog).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Default returns the configuration used for keys the file leaves out.
+func Default() Config {
+	return Config{
+		StateDir: "./data",
+		Timezone: "Asia/Shanghai",
+		Upstream: Upstream{Timeout: 30 * time.Second, MaxConnsPerHost: 512},
+		Admin:    Admin{Listen: "127.0.0.1:9090"},
+		Log:      Log{Format: "text", Level: "info"},
+		Sync: Sync{
+			IdleInterval: time.Second,
+			BusyInterval: 100 * time.Millisecond,
+			MaxBackoff:   time.Minute,
+			OnlineCheck:  time.Minute,
+		},
+		Send: Send{
+			Interval:        3 * time.Second,
+			Burst:           2,
+			Jitter:          1500 * time.Millisecond,
+			MaxAttempts:     8,
+			RetryBackoff:    2 * time.Second,
+			MaxRetryBackoff: 5 * time.Minute,
+		},
+		Plugins: Plugins{CallTimeout: 10 * time.Second},
+	}
+}
+
+// Load reads and validates the configuration file at path. Relative paths
+// in it (state_dir, rules, plugins.dir) are taken relative to the file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(path, data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.resolvePaths(filepath.Dir(path))
+	return cfg, nil
+}
+
+// Parse decodes and validates configuration text; name is used in errors and
+// lookupEnv resolves ${VAR}.
+func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	cfg := Default()
+	cfg.Path = name
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("config: %s: the file is empty", name)
+	}
+	root := doc.Content[0]
+	var errs []error
+	w := walker{file: name, env: lookupEnv, errs: &errs}
+	w.check(root, reflect.TypeOf(cfg), "")
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := root.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := cfg.validate(root); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.StateDir = abs(c.StateDir)
+	for i := range c.Rules {
+		c.Rules[i] = abs(c.Rules[i])
+	}
+	c.Plugins.Dir = abs(c.Plugins.Dir)
+}
+
+// Location returns the configured time zone.
+func (c *Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		return time.FixedZone("CST", 8*3600)
+	}
+	return loc
+}
+
+// validate checks values; node gives positions for the errors.
+func (c *Config) validate(root *yaml.Node) error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		line, col := position(root, path)
+		errs = append(errs, fmt.Errorf("config: %s:%d:%d: %s: %s", c.Path, line, col, path, fmt.Sprintf(format, args...)))
+	}
+	if c.Upstream.BaseURL == "" {
+		bad("upstream.base_url", `is required (an http(s) URL, or "sim" for the built-in simulator)`)
+	} else if c.Upstream.BaseURL != SimURL && !strings.HasPrefix(c.Upstream.BaseURL, "http://") && !strings.HasPrefix(c.Upstream.BaseURL, "https://") {
+		bad("upstream.base_url", `%q is not an http(s) URL or "sim"`, c.Upstream.BaseURL)
+	}
+	if c.Upstream.BaseURL != SimURL && (c.Upstream.Account == "" || c.Upstream.Password == "") {
+		bad("upstream", "account and password are required")
+	}
+	if len(c.Accounts) == 0 {
+		bad("accounts", "at least one account is required")
+	}
+	names := map[string]bool{}
+	for i, a := range c.Accounts {
+		p := fmt.Sprintf("accounts[%d].name", i)
+		switch {
+		case a.Name == "":
+			bad(p, "is required")
+		case !validName.MatchString(a.Name):
+			bad(p, "%q may hold only letters, digits, '-', '_' and '.'", a.Name)
+		case names[a.Name]:
+			bad(p, "%q is used twice", a.Name)
+		}
+		names[a.Name] = true
+		if a.DeviceType != "" && a.DeviceType != "ipad" && a.DeviceType != "mac" {
+			bad(fmt.Sprintf("accounts[%d].device_type", i), `is %q, want "ipad" or "mac"`, a.DeviceType)
+		}
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		bad("timezone", "%v", err)
+	}
+	if c.Admin.Listen != "" {
+		host, _, err := net.SplitHostPort(c.Admin.Listen)
+		if err != nil {
+			bad("admin.listen", "%v", err)
+		} else if !isLoopback(host) && c.Admin.Token == "" {
+			bad("admin.token", "is required when admin.listen (%s) is not a loopback address", c.Admin.Listen)
+		}
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", `is %q, want "text" or "json"`, c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", `is %q, want "debug", "info", "warn" or "error"`, c.Log.Level)
+	}
+	positive := map[string]time.Duration{
+		"sync.idle_interval": c.Sync.IdleInterval, "sync.max_backoff": c.Sync.MaxBackoff,
+		"sync.online_check": c.Sync.OnlineCheck, "send.retry_backoff": c.Send.RetryBackoff,
+		"send.max_retry_backoff": c.Send.MaxRetryBackoff, "upstream.timeout": c.Upstream.Timeout,
+		"plugins.call_timeout": c.Plugins.CallTimeout,
+	}
+	for _, k := range sortedKeys(positive) {
+		if positive[k] <= 0 {
+			bad(k, "must be positive")
+		}
+	}
+	if c.Sync.BusyInterval < 0 || c.Send.Interval < 0 || c.Send.Jitter < 0 {
+		bad("sync/send", "intervals cannot be negative")
+	}
+	if c.Send.Burst < 1 {
+		bad("send.burst", "must be at least 1")
+	}
+	if c.Send.MaxAttempts < 1 {
+		bad("send.max_attempts", "must be at least 1")
+	}
+	return errors.Join(errs...)
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

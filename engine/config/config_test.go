@@ -1,0 +1,123 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+const good = `state_dir: ./data
+upstream:
+  base_url: http://127.0.0.1:9100
+  account: ${WKTEAM_ACCOUNT}
+  password: ${WKTEAM_PASSWORD}
+accounts:
+  - name: shop
+    wc_id: ""
+rules:
+  - ./rules
+admin:
+  listen: 127.0.0.1:9090
+send:
+  interval: 5s
+`
+
+func TestParseGood(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("finderbot.yaml", []byte(good), env(map[string]string{"WKTEAM_ACCOUNT": "13800000000", "WKTEAM_PASSWORD": "hunter2-secret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream.Account != "13800000000" || cfg.Upstream.Password.Reveal() != "hunter2-secret" {
+		t.Errorf("credentials = %q %q", cfg.Upstream.Account, cfg.Upstream.Password.Reveal())
+	}
+	if cfg.Send.Interval != 5*time.Second || cfg.Send.MaxAttempts != 8 || cfg.Sync.IdleInterval != time.Second {
+		t.Errorf("send/sync = %+v %+v", cfg.Send, cfg.Sync)
+	}
+	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "shop" || cfg.Timezone != "Asia/Shanghai" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+	// The secret never prints.
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "cfg", cfg, "password", cfg.Upstream.Password)
+	js, _ := json.Marshal(cfg)
+	for _, out := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v %#v", cfg, cfg), logs.String(), string(js)} {
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("secret printed: %s", out)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	vars := env(map[string]string{"WKTEAM_ACCOUNT": "a", "WKTEAM_PASSWORD": "p"})
+	tests := map[string]struct {
+		in   string
+		want []string
+	}{
+		"unknown key with suggestion": {
+			in:   strings.Replace(good, "base_url", "base_urll", 1),
+			want: []string{"finderbot.yaml:3:3: upstream.base_urll: unknown key (did you mean base_url?)"},
+		},
+		"wrong type": {
+			in:   good + "sync:\n  idle_interval: soon\n",
+			want: []string{"finderbot.yaml:16:18: sync.idle_interval: \"soon\" is not a duration"},
+		},
+		"missing variable": {
+			in:   strings.Replace(good, "${WKTEAM_PASSWORD}", "${NOPE}", 1),
+			want: []string{"upstream.password: environment variable NOPE is not set"},
+		},
+		"duplicate account": {
+			in:   strings.Replace(good, "    wc_id: \"\"\n", "  - name: shop\n", 1),
+			want: []string{"finderbot.yaml:8:5: accounts[1].name: \"shop\" is used twice"},
+		},
+		"public admin without token": {
+			in:   strings.Replace(good, "127.0.0.1:9090", "0.0.0.0:9090", 1),
+			want: []string{"admin.token: is required when admin.listen"},
+		},
+		"list expected": {
+			in:   strings.Replace(good, "accounts:\n  - name: shop\n    wc_id: \"\"\n", "accounts: shop\n", 1),
+			want: []string{"accounts: want a list"},
+		},
+		"bad yaml": {
+			in:   "upstream: [\n",
+			want: []string{"config: finderbot.yaml: line"},
+		},
+		"several problems at once": {
+			in:   strings.Replace(strings.Replace(good, "account:", "acount:", 1), "name: shop", "name: 'a b'", 1),
+			want: []string{"upstream.acount: unknown key (did you mean account?)"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse("finderbot.yaml", []byte(tc.in), vars)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\nwant it to contain\n%s", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSimNeedsNoCredentials(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("q.yaml", []byte("upstream: {base_url: sim}\naccounts: [{name: shop}]\nrules: ./rules\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Rules) != 1 || cfg.Rules[0] != "./rules" {
+		t.Errorf("rules = %v", cfg.Rules)
+	}
+}
