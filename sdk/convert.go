@@ -1,0 +1,191 @@
+package sdk
+
+import (
+	"time"
+
+	"github.com/finderbot/finderbot/sdk/internal/pluginpb"
+)
+
+// The functions below convert between sdk's types and the wire protocol.
+// They are the only place that knows both, so the protocol can change
+// without touching plugins.
+
+func timeToProto(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func timeFromProto(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func describeToProto(d *DescribeResponse) *pluginpb.DescribeResponse {
+	out := &pluginpb.DescribeResponse{Name: d.Name, Version: d.Version, Description: d.Description}
+	for _, a := range d.Actions {
+		pa := &pluginpb.Action{Name: a.Name, Description: a.Description}
+		for _, p := range a.Params {
+			pa.Params = append(pa.Params, &pluginpb.Param{
+				Name: p.Name, Description: p.Description, Required: p.Required, Default: p.Default,
+			})
+		}
+		out.Actions = append(out.Actions, pa)
+	}
+	return out
+}
+
+func describeFromProto(d *pluginpb.DescribeResponse) *DescribeResponse {
+	out := &DescribeResponse{Name: d.GetName(), Version: d.GetVersion(), Description: d.GetDescription()}
+	for _, a := range d.GetActions() {
+		act := Action{Name: a.GetName(), Description: a.GetDescription()}
+		for _, p := range a.GetParams() {
+			act.Params = append(act.Params, Param{
+				Name: p.GetName(), Description: p.GetDescription(), Required: p.GetRequired(), Default: p.GetDefault(),
+			})
+		}
+		out.Actions = append(out.Actions, act)
+	}
+	return out
+}
+
+func handleRequestToProto(r *HandleRequest) *pluginpb.HandleRequest {
+	out := &pluginpb.HandleRequest{
+		Action:  r.Action,
+		Params:  r.Params,
+		Message: messageToProto(r.Message),
+		Account: r.Account,
+	}
+	if r.Tick != nil {
+		out.Tick = &pluginpb.Tick{Schedule: r.Tick.Schedule, TimeUnixNano: timeToProto(r.Tick.Time)}
+	}
+	return out
+}
+
+func handleRequestFromProto(r *pluginpb.HandleRequest) *HandleRequest {
+	out := &HandleRequest{
+		Action:  r.GetAction(),
+		Params:  r.GetParams(),
+		Message: messageFromProto(r.GetMessage()),
+		Account: r.GetAccount(),
+	}
+	if out.Params == nil {
+		out.Params = map[string]string{}
+	}
+	if t := r.GetTick(); t != nil {
+		out.Tick = &Tick{Schedule: t.GetSchedule(), Time: timeFromProto(t.GetTimeUnixNano())}
+	}
+	return out
+}
+
+func messageToProto(m *Message) *pluginpb.Message {
+	if m == nil {
+		return nil
+	}
+	out := &pluginpb.Message{
+		Id:           m.ID,
+		Seq:          m.Seq,
+		Type:         m.Type,
+		RawType:      int64(m.RawType),
+		Text:         m.Text,
+		Content:      m.Content,
+		From:         m.From,
+		To:           m.To,
+		Session:      m.Session,
+		FromSelf:     m.FromSelf,
+		TimeUnixNano: timeToProto(m.Time),
+		Source:       m.Source,
+		Account:      m.Account,
+		ParseError:   m.ParseError,
+	}
+	if m.Sys != nil {
+		out.Sys = &pluginpb.SysMsg{Type: m.Sys.Type, Fields: m.Sys.Fields}
+	}
+	if i := m.Image; i != nil {
+		out.Image = &pluginpb.Image{
+			AesKey: i.AESKey, Md5: i.MD5, Length: i.Length, HdLength: i.HDLength,
+			ThumbUrl: i.ThumbURL, MidUrl: i.MidURL, BigUrl: i.BigURL,
+			ThumbWidth: int64(i.ThumbWidth), ThumbHeight: int64(i.ThumbHeight), Attrs: i.Attrs,
+		}
+	}
+	return out
+}
+
+func messageFromProto(m *pluginpb.Message) *Message {
+	if m == nil {
+		return nil
+	}
+	out := &Message{
+		ID:         m.GetId(),
+		Seq:        m.GetSeq(),
+		Type:       m.GetType(),
+		RawType:    int(m.GetRawType()),
+		Text:       m.GetText(),
+		Content:    m.GetContent(),
+		From:       m.GetFrom(),
+		To:         m.GetTo(),
+		Session:    m.GetSession(),
+		FromSelf:   m.GetFromSelf(),
+		Time:       timeFromProto(m.GetTimeUnixNano()),
+		Source:     m.GetSource(),
+		Account:    m.GetAccount(),
+		ParseError: m.GetParseError(),
+	}
+	if s := m.GetSys(); s != nil {
+		out.Sys = &SysMsg{Type: s.GetType(), Fields: s.GetFields()}
+	}
+	if i := m.GetImage(); i != nil {
+		out.Image = &Image{
+			AESKey: i.GetAesKey(), MD5: i.GetMd5(), Length: i.GetLength(), HDLength: i.GetHdLength(),
+			ThumbURL: i.GetThumbUrl(), MidURL: i.GetMidUrl(), BigURL: i.GetBigUrl(),
+			ThumbWidth: int(i.GetThumbWidth()), ThumbHeight: int(i.GetThumbHeight()), Attrs: i.GetAttrs(),
+		}
+	}
+	return out
+}
+
+func handleResponseToProto(r *HandleResponse) *pluginpb.HandleResponse {
+	out := &pluginpb.HandleResponse{}
+	if r == nil {
+		return out
+	}
+	for _, rep := range r.Replies {
+		out.Replies = append(out.Replies, &pluginpb.Reply{Text: rep.Text})
+	}
+	for _, s := range r.Sends {
+		out.Sends = append(out.Sends, sendToProto(s))
+	}
+	for _, d := range r.Diagnostics {
+		out.Diagnostics = append(out.Diagnostics, &pluginpb.Diagnostic{
+			Severity: pluginpb.Diagnostic_Severity(d.Severity), Summary: d.Summary, Detail: d.Detail,
+		})
+	}
+	return out
+}
+
+func handleResponseFromProto(r *pluginpb.HandleResponse) *HandleResponse {
+	out := &HandleResponse{}
+	for _, rep := range r.GetReplies() {
+		out.Replies = append(out.Replies, Reply{Text: rep.GetText()})
+	}
+	for _, s := range r.GetSends() {
+		out.Sends = append(out.Sends, sendFromProto(s))
+	}
+	for _, d := range r.GetDiagnostics() {
+		out.Diagnostics = append(out.Diagnostics, Diagnostic{
+			Severity: Severity(d.GetSeverity()), Summary: d.GetSummary(), Detail: d.GetDetail(),
+		})
+	}
+	return out
+}
+
+func sendToProto(s Send) *pluginpb.Send {
+	return &pluginpb.Send{Account: s.Account, To: s.To, Session: s.Session, Text: s.Text}
+}
+
+func sendFromProto(s *pluginpb.Send) Send {
+	return Send{Account: s.GetAccount(), To: s.GetTo(), Session: s.GetSession(), Text: s.GetText()}
+}
