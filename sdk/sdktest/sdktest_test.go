@@ -112,7 +112,9 @@ func (p *probe) Close(context.Context) error {
 	return nil
 }
 
-func newProbe() *probe { return &probe{closed: make(chan struct{}), gotCtx: make(chan context.Context, 1)} }
+func newProbe() *probe {
+	return &probe{closed: make(chan struct{}), gotCtx: make(chan context.Context, 1)}
+}
 
 func TestStart(t *testing.T) {
 	t.Parallel()
