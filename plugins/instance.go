@@ -1,0 +1,501 @@
+package plugins
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/finderbot/finderbot/sdk"
+)
+
+// instance is one plugin and the goroutine that keeps it running.
+type instance struct {
+	m    *Manager
+	name string
+	path string
+	log  *slog.Logger
+	host *scopedHost
+
+	// firstTry is closed when the first start attempt has ended either way.
+	firstTry  chan struct{}
+	firstOnce sync.Once
+	// restartCh carries Restart requests to the supervisor, which answers
+	// on the given channel after the next start attempt.
+	restartCh chan chan error
+	// kill asks the supervisor to kill the running process, giving a reason.
+	kill chan string
+	// done is closed when the supervisor has returned.
+	done chan struct{}
+	// hangs counts calls in a row that hit their deadline.
+	hangs atomic.Int32
+
+	mu       sync.RWMutex
+	state    State
+	problem  string
+	since    time.Time
+	rp       *sdk.RemotePlugin // nil unless ready
+	desc     *sdk.DescribeResponse
+	actions  map[string]*sdk.Action
+	pinned   bool
+	restarts int
+	pid      int
+	crashes  []time.Time // within the quarantine window; supervisor only
+}
+
+func newInstance(m *Manager, e Executable, pinned bool) *instance {
+	log := m.log.With("plugin", e.Name)
+	return &instance{
+		m:         m,
+		name:      e.Name,
+		path:      e.Path,
+		log:       log,
+		host:      &scopedHost{name: e.Name, host: m.host, log: log},
+		firstTry:  make(chan struct{}),
+		restartCh: make(chan chan error),
+		kill:      make(chan string, 1),
+		done:      make(chan struct{}),
+		state:     StateStarting,
+		since:     time.Now(),
+		pinned:    pinned,
+	}
+}
+
+func (in *instance) setState(s State, problem string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.state != s {
+		in.since = time.Now()
+	}
+	in.state, in.problem = s, problem
+	if s != StateReady {
+		in.rp, in.pid = nil, 0
+	}
+}
+
+func (in *instance) info() Info {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	inf := Info{
+		Name: in.name, Path: in.path, State: in.state, Problem: in.problem, Since: in.since,
+		Restarts: in.restarts, PID: in.pid, Pinned: in.pinned,
+	}
+	if in.desc != nil {
+		inf.Version, inf.Description = in.desc.Version, in.desc.Description
+		inf.Actions = slices.Clone(in.desc.Actions)
+	}
+	return inf
+}
+
+// outcome is how a run of the plugin process ended.
+type outcome struct {
+	crash  string     // why the process is gone, if it crashed
+	replyc chan error // a Restart request that ended the run
+}
+
+// supervise keeps the plugin running until ctx ends: start, serve, and on a
+// crash restart with backoff, quarantining a plugin that keeps crashing.
+func (in *instance) supervise(ctx context.Context) {
+	defer close(in.done)
+	defer in.setState(StateStopped, "")
+	cfg := in.m.cfg
+	backoff := cfg.RestartBackoff
+	var replyc chan error // a Restart waiting for the next start attempt
+	for {
+		in.setState(StateStarting, "")
+		begun := time.Now()
+		client, err := in.start(ctx)
+		in.firstOnce.Do(func() { close(in.firstTry) })
+		if replyc != nil {
+			replyc <- err
+			replyc = nil
+		}
+		var out outcome
+		switch {
+		case ctx.Err() != nil:
+			if client != nil {
+				client.Kill()
+			}
+			return
+		case errors.Is(err, ErrRefused):
+			in.log.Error("plugins: refusing to run plugin", "error", err)
+			in.setState(StateRefused, err.Error())
+			if replyc = in.park(ctx); replyc == nil {
+				return
+			}
+			backoff, in.crashes = cfg.RestartBackoff, nil
+			continue
+		case err != nil:
+			out.crash = "start: " + err.Error()
+		default:
+			out = in.serve(ctx, client)
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(begun) >= cfg.MaxRestartBackoff {
+				backoff = cfg.RestartBackoff
+			}
+		}
+		if out.replyc != nil { // an operator's restart, not a crash
+			replyc, backoff, in.crashes = out.replyc, cfg.RestartBackoff, nil
+			continue
+		}
+
+		now := time.Now()
+		in.crashes = append(slices.DeleteFunc(in.crashes, func(t time.Time) bool {
+			return now.Sub(t) > cfg.QuarantineWindow
+		}), now)
+		in.mu.Lock()
+		in.restarts++
+		in.mu.Unlock()
+		if len(in.crashes) >= cfg.QuarantineAfter {
+			problem := fmt.Sprintf("%d crashes within %s, the last: %s; run `finderbot plugins restart %s` after fixing it",
+				len(in.crashes), cfg.QuarantineWindow, out.crash, in.name)
+			in.log.Error("plugins: plugin quarantined", "problem", problem)
+			in.setState(StateQuarantined, problem)
+			if replyc = in.park(ctx); replyc == nil {
+				return
+			}
+			backoff, in.crashes = cfg.RestartBackoff, nil
+			continue
+		}
+		in.log.Warn("plugins: plugin crashed; restarting", "reason", out.crash, "backoff", backoff)
+		in.setState(StateRestarting, out.crash)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case replyc = <-in.restartCh:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(backoff*2, cfg.MaxRestartBackoff)
+	}
+}
+
+// park waits in a refused or quarantined state for a Restart request, and
+// returns it, or nil when ctx ends first.
+func (in *instance) park(ctx context.Context) chan error {
+	select {
+	case r := <-in.restartCh:
+		return r
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// start verifies the executable, starts the process, and asks the plugin to
+// describe itself. On success the instance is ready.
+func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
+	cfg := in.m.cfg
+	lock, err := ReadLock(cfg.LockFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	pin, pinned := lock[in.name]
+	in.mu.Lock()
+	in.pinned = pinned
+	in.mu.Unlock()
+
+	var secure *plugin.SecureConfig
+	switch {
+	case !pinned && !cfg.DevMode:
+		return nil, fmt.Errorf("%w: %s is not pinned in %s; check the binary, then run `finderbot plugins lock --dir %s`",
+			ErrRefused, in.path, cfg.LockFile, cfg.Dir)
+	case !pinned:
+		in.log.Warn("plugins: dev mode: running an unpinned plugin", "path", in.path)
+	case cfg.DevMode:
+		if sum, err := HashFile(in.path); err == nil && !bytes.Equal(sum, pin) {
+			in.log.Warn("plugins: dev mode: running a plugin whose checksum does not match its pin", "path", in.path)
+		}
+	default:
+		secure = &plugin.SecureConfig{Checksum: pin, Hash: sha256.New()}
+	}
+
+	cmd := exec.Command(in.path)
+	cmd.Dir = cfg.Dir
+	setProcAttrs(cmd)
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.HostPluginSets(in.host),
+		Cmd:              cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		StartTimeout:     cfg.StartTimeout,
+		Logger:           newHCLog(in.log),
+		SyncStdout:       &lineWriter{l: in.log, level: slog.LevelInfo, attrs: []any{"stream", "stdout"}},
+		SyncStderr:       &lineWriter{l: in.log, level: slog.LevelWarn, attrs: []any{"stream", "stderr"}},
+	})
+	cp, err := client.Client()
+	if err != nil {
+		client.Kill()
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+			return nil, fmt.Errorf("%w: %s changed since it was pinned in %s; if you trust the new binary, run `finderbot plugins lock --dir %s`",
+				ErrRefused, in.path, cfg.LockFile, cfg.Dir)
+		}
+		return nil, err
+	}
+	rp, err := sdk.Dispense(cp)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	desc, err := rp.Describe(dctx, &sdk.DescribeRequest{})
+	cancel()
+	if err == nil {
+		err = checkDescription(desc)
+	}
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	actions := make(map[string]*sdk.Action, len(desc.Actions))
+	for i := range desc.Actions {
+		actions[desc.Actions[i].Name] = &desc.Actions[i]
+	}
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	if desc.Name != "" && desc.Name != in.name {
+		in.log.Warn("plugins: plugin calls itself by another name; rules use the executable's name",
+			"executable", in.name, "described", desc.Name)
+	}
+	in.hangs.Store(0)
+	in.mu.Lock()
+	in.rp, in.desc, in.actions, in.pid = rp, desc, actions, pid
+	in.state, in.problem, in.since = StateReady, "", time.Now()
+	in.mu.Unlock()
+	in.log.Info("plugins: plugin ready", "version", desc.Version, "pid", pid, "actions", len(actions))
+	return client, nil
+}
+
+// checkDescription refuses descriptions the daemon could not route calls by.
+func checkDescription(d *sdk.DescribeResponse) error {
+	seen := map[string]bool{}
+	for _, a := range d.Actions {
+		if a.Name == "" || strings.ContainsAny(a.Name, ". \t\n") {
+			return fmt.Errorf("describe: action name %q is empty or contains a dot or space", a.Name)
+		}
+		if seen[a.Name] {
+			return fmt.Errorf("describe: action %q is described twice", a.Name)
+		}
+		seen[a.Name] = true
+	}
+	return nil
+}
+
+// serve watches a ready plugin until its process ends, it fails a health
+// check, it is killed for hanging, an operator restarts it, or ctx ends.
+func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
+	in.mu.RLock()
+	rp := in.rp
+	in.mu.RUnlock()
+	cfg := in.m.cfg
+	tick := time.NewTicker(cfg.HealthInterval)
+	defer tick.Stop()
+	// down takes the plugin out of service before its process is stopped, so
+	// new calls fail fast instead of waiting on a dying process.
+	down := func(state State, problem string, force bool) {
+		pid := in.info().PID
+		in.setState(state, problem)
+		if force && pid > 0 {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Kill()
+			}
+		}
+		client.Kill()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			down(StateStopped, "", false)
+			return outcome{}
+		case <-rp.Done():
+			down(StateRestarting, "process exited", true)
+			return outcome{crash: "process exited"}
+		case reason := <-in.kill:
+			down(StateRestarting, reason, true)
+			return outcome{crash: reason}
+		case replyc := <-in.restartCh:
+			down(StateStarting, "restart requested", false)
+			return outcome{replyc: replyc}
+		case <-tick.C:
+			hctx, cancel := context.WithTimeout(ctx, min(cfg.CallTimeout, cfg.HealthInterval))
+			err := rp.Health(hctx)
+			cancel()
+			var ae *sdk.ActionError
+			switch {
+			case errors.As(err, &ae):
+				in.setProblem("health: " + ae.Message)
+			case err != nil && ctx.Err() == nil:
+				reason := "health check failed: " + err.Error()
+				down(StateRestarting, reason, true)
+				return outcome{crash: reason}
+			default:
+				in.setProblem("")
+			}
+		}
+	}
+}
+
+func (in *instance) setProblem(p string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.problem != p && p != "" {
+		in.log.Warn("plugins: plugin reports a problem", "problem", p)
+	}
+	in.problem = p
+}
+
+// restart implements Manager.Restart.
+func (in *instance) restart(ctx context.Context) error {
+	replyc := make(chan error, 1)
+	select {
+	case in.restartCh <- replyc:
+	case <-in.done:
+		return fmt.Errorf("plugins: %s: manager closed", in.name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-replyc:
+		if err != nil {
+			return fmt.Errorf("plugins: %s: %w", in.name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// call implements Manager.Call.
+func (in *instance) call(ctx context.Context, action string, req *sdk.HandleRequest) (*sdk.HandleResponse, error) {
+	in.mu.RLock()
+	rp, actions, state, problem := in.rp, in.actions, in.state, in.problem
+	in.mu.RUnlock()
+	if rp == nil {
+		var cause error
+		switch state {
+		case StateQuarantined:
+			cause = fmt.Errorf("%w: %s", ErrQuarantined, problem)
+		case StateRefused:
+			cause = &stateError{kind: ErrRefused, msg: problem} // problem names the refusal
+		default:
+			cause = fmt.Errorf("plugin is %s", state)
+			if problem != "" {
+				cause = fmt.Errorf("plugin is %s: %s", state, problem)
+			}
+		}
+		return nil, unavailable(in.name, action, cause)
+	}
+	act := actions[action]
+	if act == nil {
+		return nil, &CallError{Plugin: in.name, Action: action, Kind: ErrNotFound,
+			Err: fmt.Errorf("no action %q; the plugin offers %s", action, actionNames(actions))}
+	}
+	params, err := fillParams(act, req.Params)
+	if err != nil {
+		return nil, &CallError{Plugin: in.name, Action: action, Kind: ErrBadRequest, Err: err}
+	}
+	r := *req
+	r.Action, r.Params, r.Host = action, params, nil
+
+	cctx, cancel := context.WithTimeout(ctx, in.m.cfg.CallTimeout)
+	defer cancel()
+	resp, err := rp.Handle(cctx, &r)
+	if err == nil {
+		in.hangs.Store(0)
+		return resp, nil
+	}
+	var ae *sdk.ActionError
+	switch {
+	case errors.As(err, &ae):
+		in.hangs.Store(0)
+		return nil, &CallError{Plugin: in.name, Action: action, Kind: ErrFailed, Temporary: ae.Temporary, Err: ae}
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case cctx.Err() != nil:
+		if n := in.hangs.Add(1); int(n) >= in.m.cfg.HangLimit {
+			select {
+			case in.kill <- fmt.Sprintf("%d calls in a row hit their %s deadline", n, in.m.cfg.CallTimeout):
+			default:
+			}
+		}
+		return nil, unavailable(in.name, action, fmt.Errorf("no answer within the deadline: %w", context.DeadlineExceeded))
+	}
+	return nil, unavailable(in.name, action, err)
+}
+
+// fillParams checks given against the action's parameters and returns them
+// with defaults filled in.
+func fillParams(act *sdk.Action, given map[string]string) (map[string]string, error) {
+	if len(act.Params) == 0 && len(given) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(act.Params)+len(given))
+	for k, v := range given {
+		if !slices.ContainsFunc(act.Params, func(p sdk.Param) bool { return p.Name == k }) {
+			return nil, fmt.Errorf("unknown parameter %q; %s takes %s", k, act.Name, paramNames(act.Params))
+		}
+		out[k] = v
+	}
+	for _, p := range act.Params {
+		if _, ok := out[p.Name]; ok {
+			continue
+		}
+		if p.Required {
+			return nil, fmt.Errorf("missing required parameter %q (%s)", p.Name, p.Description)
+		}
+		if p.Default != "" {
+			out[p.Name] = p.Default
+		}
+	}
+	return out, nil
+}
+
+func actionNames(actions map[string]*sdk.Action) string {
+	if len(actions) == 0 {
+		return "no actions"
+	}
+	names := make([]string, 0, len(actions))
+	for n := range actions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func paramNames(ps []sdk.Param) string {
+	if len(ps) == 0 {
+		return "no parameters"
+	}
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// stateError is a cause whose message already says what kind it is.
+type stateError struct {
+	kind error
+	msg  string
+}
+
+func (e *stateError) Error() string { return e.msg }
+func (e *stateError) Unwrap() error { return e.kind }
