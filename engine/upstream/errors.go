@@ -1,0 +1,143 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// ErrOffline is matched by errors.Is when the upstream refused a call because
+// the login instance (wId) is offline or unknown: the caller must log in
+// again (/secondLogin, then /iPadLogin) rather than retry.
+var ErrOffline = errors.New("upstream: instance offline")
+
+// ErrUnauthorized is matched by errors.Is when the upstream refused the token
+// itself (expired, kicked, unknown): the caller must obtain a new token.
+var ErrUnauthorized = errors.New("upstream: token refused")
+
+// ErrBodyTooLarge is matched by errors.Is when a reply body exceeded the
+// client's size cap (see WithMaxBodySize). It is not retryable: the same
+// request would most likely get the same reply.
+var ErrBodyTooLarge = errors.New("upstream: reply body over the size cap")
+
+// Error is a refusal by the upstream: the call reached it and it answered
+// with a failure code ("1001" for wkteam, a non-zero int for the token and
+// app-key APIs).
+type Error struct {
+	// Endpoint is the path that was called, for example "/syncFinder".
+	Endpoint string
+	// Code is the upstream's code as sent, in decimal for int codes.
+	Code string
+	// Message is the upstream's explanation, for example "失败".
+	Message string
+	// Offline is true when the refusal means the instance is offline; it
+	// makes errors.Is(err, ErrOffline) true.
+	Offline bool
+	// Unauthorized is true when the refusal means the token is no longer
+	// valid; it makes errors.Is(err, ErrUnauthorized) true.
+	Unauthorized bool
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("upstream: %s: refused: code %s: %s", e.Endpoint, e.Code, e.Message)
+}
+
+// Is reports whether the refusal is ErrOffline or ErrUnauthorized.
+func (e *Error) Is(target error) bool {
+	return (target == ErrOffline && e.Offline) || (target == ErrUnauthorized && e.Unauthorized)
+}
+
+// StatusError is an HTTP reply whose status was not 2xx.
+type StatusError struct {
+	// Endpoint is the path that was called.
+	Endpoint string
+	// StatusCode is the HTTP status, for example 502.
+	StatusCode int
+	// Body is the start of the reply body (at most 512 bytes), for the log.
+	Body string
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("upstream: %s: HTTP %d %s", e.Endpoint, e.StatusCode, http.StatusText(e.StatusCode))
+	if b := strings.TrimSpace(e.Body); b != "" {
+		msg += ": " + b
+	}
+	return msg
+}
+
+// Is reports whether the status means the token was refused (401 or 403).
+func (e *StatusError) Is(target error) bool {
+	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
+}
+
+// TransportError is a failure to exchange the request and reply at all:
+// dialing, TLS, a reset connection, a deadline, or a body cut short.
+type TransportError struct {
+	// Endpoint is the path that was called.
+	Endpoint string
+	// Err is the underlying error, for example a *net.OpError or
+	// context.DeadlineExceeded.
+	Err error
+}
+
+func (e *TransportError) Error() string { return fmt.Sprintf("upstream: %s: %v", e.Endpoint, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// MalformedError is a reply that arrived whole but could not be understood:
+// not JSON, a missing code, a data object of the wrong shape.
+type MalformedError struct {
+	// Endpoint is the path that was called.
+	Endpoint string
+	// Reason says what was wrong, for example "data.keyBuff is missing".
+	Reason string
+	// Err is the decoder's error, if any.
+	Err error
+}
+
+func (e *MalformedError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("upstream: %s: malformed reply: %s: %v", e.Endpoint, e.Reason, e.Err)
+	}
+	return fmt.Sprintf("upstream: %s: malformed reply: %s", e.Endpoint, e.Reason)
+}
+
+// Unwrap returns the decoder's error.
+func (e *MalformedError) Unwrap() error { return e.Err }
+
+// Retryable reports whether err is transient, so that the same call may
+// succeed if made again later: transport failures and timeouts, HTTP 5xx and
+// 429, and malformed replies. Refusals, 4xx statuses, oversize bodies and the
+// caller's own cancellation are permanent. A nil error is not retryable.
+func Retryable(err error) bool {
+	if err == nil || errors.Is(err, ErrBodyTooLarge) {
+		return false
+	}
+	var (
+		te *TransportError
+		se *StatusError
+		me *MalformedError
+	)
+	switch {
+	case errors.As(err, &te):
+		return !errors.Is(err, context.Canceled)
+	case errors.As(err, &se):
+		return se.StatusCode >= 500 || se.StatusCode == http.StatusTooManyRequests
+	case errors.As(err, &me):
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// matchAny reports whether s contains any of the patterns.
+func matchAny(s string, patterns []string) bool {
+	for _, p := range patterns {
+		if p != "" && strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
