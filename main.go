@@ -10,12 +10,16 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/finderbot/finderbot/engine"
+	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -48,9 +52,55 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(
+		newRunCmd(),
+		newSimCmd(),
 		newVersionCmd(),
 	)
 	return root
+}
+
+func newRunCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: keep the accounts online, sync messages, run the rules, send the answers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")
+	return cmd
+}
+
+func newSimCmd() *cobra.Command {
+	var (
+		listen      string
+		autoConfirm bool
+		noSeed      bool
+		quiet       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Serve a simulated wkteam upstream (plus the token and app-key login APIs) for trying finderbot",
+		Long: `sim serves an in-memory copy of the upstream APIs finderbot talks to, seeded with the real
+Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists its control API.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if quiet {
+				level = slog.LevelWarn
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			opts := sim.Options{AutoConfirm: autoConfirm, NoSeed: noSeed, Logger: logger}
+			return sim.Run(cmd.Context(), listen, opts, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:9100", "the address to serve on")
+	cmd.Flags().BoolVar(&autoConfirm, "auto-confirm", true, "confirm login QR scans at once (false: confirm with POST /_sim/confirm)")
+	cmd.Flags().BoolVar(&noSeed, "no-seed", false, "start accounts with no messages instead of the seed page")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "log warnings only")
+	return cmd
 }
 
 func newVersionCmd() *cobra.Command {

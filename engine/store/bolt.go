@@ -278,6 +278,11 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) ([]Item, error) {
 		if err != nil {
 			return err
 		}
+		for _, id := range c.Acks {
+			if err := removeOutbox(tx, id); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketCursors).Put([]byte(c.Account), []byte(c.KeyBuff))
 	})
 	if err != nil {

@@ -56,6 +56,10 @@ type Item struct {
 	Params map[string]string `json:"params,omitempty"`
 	// Msg is the triggering message, kept for plugin actions.
 	Msg *sdk.Message `json:"msg,omitempty"`
+	// Sending is set, durably, just before an attempt hands the action to
+	// the upstream, and cleared when the attempt fails. An item found with
+	// Sending set after a crash may or may not have been delivered.
+	Sending time.Time `json:"sending,omitzero"`
 	// Attempts counts the failed attempts so far.
 	Attempts int `json:"attempts,omitempty"`
 	// NextAt is the earliest time of the next attempt.
@@ -97,6 +101,9 @@ type Commit struct {
 	// Items are the actions the page's new messages produced; the store
 	// assigns their IDs.
 	Items []Item
+	// Acks are outbox items the page shows delivered (their echo arrived
+	// as the account's own message); they leave the outbox with the page.
+	Acks []uint64
 }
 
 // Store is the daemon's durable state. Implementations are safe for

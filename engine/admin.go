@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AccountStatus is one account in /api/status.
+type AccountStatus struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"`
+	Detail      string    `json:"detail,omitempty"`
+	WcID        string    `json:"wc_id,omitempty"`
+	WID         string    `json:"w_id,omitempty"`
+	LastSync    time.Time `json:"last_sync,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	Messages    uint64    `json:"messages"`
+	OutboxDepth int       `json:"outbox_depth"`
+}
+
+// Status is the body of /api/status.
+type Status struct {
+	Started  time.Time       `json:"started"`
+	Rules    int             `json:"rules"`
+	Accounts []AccountStatus `json:"accounts"`
+}
+
+// Status reports every account's session and sync state. It holds no
+// secret: tokens and passwords never appear in it.
+func (d *Daemon) Status() Status {
+	st := Status{Started: d.started, Rules: d.rules.count()}
+	for _, name := range d.order {
+		a := d.accounts[name]
+		state, detail := a.keeper.State()
+		as := AccountStatus{Name: name, State: state, Detail: detail, OutboxDepth: d.dispatcher.depth(name)}
+		if inst, ok := a.keeper.Current(); ok {
+			as.WcID, as.WID = inst.WcID, inst.WID
+		}
+		a.mu.Lock()
+		as.LastSync, as.LastError, as.Messages = a.lastSync, a.lastErr, a.messages
+		a.mu.Unlock()
+		st.Accounts = append(st.Accounts, as)
+	}
+	return st
+}
+
+// AdminAddr returns the address the admin listener is bound to, or "".
+func (d *Daemon) AdminAddr() string {
+	if d.adminLn == nil {
+		return ""
+	}
+	return d.adminLn.Addr().String()
+}
+
+func (d *Daemon) startAdmin() error {
+	if d.cfg.Admin.Listen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", d.cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("engine: admin listener: %w", err)
+	}
+	d.adminLn = ln
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", d.handleReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Status()) })
+	mux.HandleFunc("GET /api/dead-letters", d.handleDeadLetters)
+	mux.HandleFunc("POST /api/accounts/{name}/code", d.handleCode)
+	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Reload(); err != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"rules": d.rules.count()})
+	})
+	d.admin = &http.Server{Handler: d.authorize(mux), ReadHeaderTimeout: 5 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.admin.Serve(ln); err != nil && err != http.ErrServerClosed {
+			d.log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// authorize requires the bearer token when one is configured; /healthz and
+// /readyz stay open for probes.
+func (d *Daemon) authorize(next http.Handler) http.Handler {
+	token := d.cfg.Admin.Token.Reveal()
+	if token == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="finderbot"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleReady answers 200 once every account is online.
+func (d *Daemon) handleReady(w http.ResponseWriter, r *http.Request) {
+	var waiting []string
+	for _, name := range d.order {
+		if _, ok := d.accounts[name].keeper.Current(); !ok {
+			waiting = append(waiting, name)
+		}
+	}
+	if len(waiting) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not online: %s\n", strings.Join(waiting, ", "))
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (d *Daemon) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	dead, err := d.store.DeadLetters(r.Context(), 1000)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, dead)
+}
+
+// handleCode takes the verify code WeChat shows on the phone during a login.
+func (d *Daemon) handleCode(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	a := d.accounts[name]
+	if a == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no account %q", name)})
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
+	code := strings.TrimSpace(string(body))
+	if code == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send the code as the request body"})
+		return
+	}
+	if !a.keeper.SubmitCode(code) {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("account %s is not waiting for a verify code", name)})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "submitted"})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,248 @@
+// Package engine is the finderbot daemon: it keeps every account logged in,
+// syncs Finder messages durably, runs them through the rules, and performs
+// the resulting actions through a rate-limited outbox.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/session"
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
+	"github.com/finderbot/finderbot/engine/upstream/sim"
+)
+
+// Options are the parts of a Daemon that do not come from the
+// configuration file.
+type Options struct {
+	// Logger receives the daemon's log (default: discard).
+	Logger *slog.Logger
+	// QR receives login QR codes drawn as text (usually the terminal).
+	QR io.Writer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// HTTPClient overrides the upstream HTTP client.
+	HTTPClient *http.Client
+	// StoreOptions bound the embedded store.
+	StoreOptions store.Options
+}
+
+// Daemon is a running finderbot. New prepares it, Start runs it, Close stops
+// it and waits for everything it started.
+type Daemon struct {
+	cfg     *config.Config
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	store   store.Store
+	client  *upstream.Client
+	sync    Syncer
+	sender  Sender
+	tokens  *session.Tokens
+	metrics *metrics
+
+	accounts   map[string]*account
+	order      []string
+	dispatcher *dispatcher
+	rules      *ruleHost
+	plugins    PluginCaller
+	sim        *sim.Upstream
+
+	closers []func() error // run by Close, last first
+
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	admin   *http.Server
+	adminLn net.Listener
+	started time.Time
+}
+
+// account is one configured account at run time.
+type account struct {
+	name   string
+	keeper *session.Keeper
+
+	mu       sync.Mutex
+	lastSync time.Time
+	lastErr  string
+	messages uint64
+}
+
+func (a *account) synced(n int) {
+	a.mu.Lock()
+	a.lastSync = time.Now()
+	a.lastErr = ""
+	a.messages += uint64(n)
+	a.mu.Unlock()
+}
+
+func (a *account) setSyncError(err error) {
+	a.mu.Lock()
+	a.lastErr = err.Error()
+	a.mu.Unlock()
+}
+
+// New prepares a daemon: it opens the store, connects the upstream client
+// (starting the simulator in-process when base_url is "sim") and compiles
+// the rules. Nothing runs until Start.
+func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	d = &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{}}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+
+	baseURL, member, password := cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password.Reveal()
+	if baseURL == config.SimURL {
+		baseURL, member, password, err = d.startSim()
+		if err != nil {
+			return nil, err
+		}
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		tr := upstream.NewTransport()
+		tr.MaxConnsPerHost = cfg.Upstream.MaxConnsPerHost
+		hc = &http.Client{Transport: tr}
+		d.closers = append(d.closers, func() error { tr.CloseIdleConnections(); return nil })
+	}
+	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	d.sync, d.sender = d.client, d.client
+
+	sopts := opts.StoreOptions
+	if sopts.Now == nil {
+		sopts.Now = opts.Now
+	}
+	st, err := store.Open(cfg.StateDir, sopts)
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	d.closers = append(d.closers, st.Close)
+
+	d.rules, err = newRuleHost(d)
+	if err != nil {
+		return nil, err
+	}
+
+	d.tokens = session.NewTokens(d.client, member, password)
+	d.dispatcher = newDispatcher(d)
+	for _, ac := range cfg.Accounts {
+		a := &account{name: ac.Name}
+		name := ac.Name
+		a.keeper = session.NewKeeper(d.client, d.tokens, d.store, session.Options{
+			Name: ac.Name, WcID: ac.WcID, DeviceType: ac.DeviceType, Proxy: ac.Proxy,
+			OnlineCheck: cfg.Sync.OnlineCheck, MinBackoff: time.Second, MaxBackoff: cfg.Sync.MaxBackoff,
+			QR: opts.QR, Logger: d.log,
+			OnState: func(state string) { d.setSessionState(name, state) },
+			OnEvent: d.onSessionEvent,
+		})
+		d.accounts[ac.Name] = a
+		d.order = append(d.order, ac.Name)
+	}
+	return d, nil
+}
+
+var sessionStates = []string{session.StateLoggedOut, session.StateLoggingIn, session.StateNeedsScan, session.StateNeedsCode,
+	session.StateSlider, session.StateOnline, session.StateBackingOff}
+
+func (d *Daemon) setSessionState(account, state string) {
+	for _, s := range sessionStates {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		d.metrics.sessionState.WithLabelValues(account, s).Set(v)
+	}
+}
+
+// Start runs the daemon until ctx is cancelled or Close is called: the
+// admin listener, the session keepers, a sync loop per account, the
+// dispatcher (resuming the outbox left by the last run) and cron.
+func (d *Daemon) Start(ctx context.Context) error {
+	ctx, d.cancel = context.WithCancel(ctx)
+	d.started = time.Now()
+	if err := d.startAdmin(); err != nil {
+		d.cancel()
+		return err
+	}
+	pending, err := d.store.Pending(ctx)
+	if err != nil {
+		d.cancel()
+		return err
+	}
+	d.dispatcher.start(ctx)
+	d.dispatcher.add(pending)
+	if len(pending) > 0 {
+		d.log.Info("resuming the outbox", "actions", len(pending))
+	}
+	for _, name := range d.order {
+		a := d.accounts[name]
+		d.setSessionState(name, session.StateLoggedOut)
+		d.wg.Add(2)
+		go func() { defer d.wg.Done(); a.keeper.Run(ctx) }()
+		go func() { defer d.wg.Done(); d.syncLoop(ctx, a) }()
+	}
+	d.rules.start(ctx)
+	d.log.Info("finderbot started", "accounts", len(d.order), "state_dir", d.cfg.StateDir, "admin", d.AdminAddr())
+	return nil
+}
+
+// Close stops everything Start started, cancelling calls in flight, and
+// closes the store. Nothing is half-written: every store write is a
+// transaction.
+func (d *Daemon) Close() error {
+	if d.cancel != nil {
+		d.cancel()
+	}
+	if d.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		d.admin.Shutdown(ctx)
+		cancel()
+	}
+	d.rules.stop()
+	d.wg.Wait()
+	d.dispatcher.wait()
+	return d.closeAll()
+}
+
+func (d *Daemon) closeAll() error {
+	var errs []error
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		if err := d.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.closers = nil
+	return errors.Join(errs...)
+}
+
+// Store returns the daemon's store.
+func (d *Daemon) Store() store.Store { return d.store }
+
+// Keeper returns the session keeper of the named account, or nil.
+func (d *Daemon) Keeper(name string) *session.Keeper {
+	if a := d.accounts[name]; a != nil {
+		return a.keeper
+	}
+	return nil
+}

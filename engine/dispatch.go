@@ -1,0 +1,494 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/finderbot/finderbot/engine/session"
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
+	"github.com/finderbot/finderbot/sdk"
+)
+
+// Sender is what the dispatcher needs of the upstream.
+type Sender interface {
+	PrivateSend(ctx context.Context, token string, req upstream.PrivateSendRequest) (*upstream.Sent, error)
+	GetSessionID(ctx context.Context, token string, req upstream.SessionIDRequest) (string, error)
+	SendText(ctx context.Context, token string, req upstream.SendTextRequest) (*upstream.Sent, error)
+}
+
+var _ Sender = (*upstream.Client)(nil)
+
+// PluginCaller performs a plugin action and returns the actions its answer
+// asks for (replies and sends), addressed and ready for the outbox.
+type PluginCaller func(ctx context.Context, it store.Item) ([]store.Item, error)
+
+// errPermanent marks a failure that retrying cannot fix.
+type errPermanent struct{ err error }
+
+func (e errPermanent) Error() string { return e.err.Error() }
+func (e errPermanent) Unwrap() error { return e.err }
+
+// dispatcher performs outbox items: in order within a conversation, at a
+// safe pace per account, only while the account is online, retrying
+// transient failures with backoff and giving up into the dead letters after
+// MaxAttempts. An item leaves the outbox only once the upstream accepted it.
+//
+// Accounts without work have no goroutine: a worker is started when items
+// arrive and ends when its account's queue is empty.
+type dispatcher struct {
+	d *Daemon
+
+	mu       sync.Mutex
+	accounts map[string]*queue
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stopped  bool
+}
+
+// queue is one account's pending items, by conversation.
+type queue struct {
+	convs   map[string][]store.Item
+	order   []string // conversations in arrival order, round-robin
+	running bool
+	depth   int
+	limiter *rate.Limiter
+	wake    chan struct{}
+	current uint64 // the item the worker is performing
+
+	// sending holds the replies handed to the upstream whose outcome is not
+	// known yet: attempts in flight, and attempts a crash interrupted. Their
+	// echo in the account's own messages proves delivery.
+	sending map[uint64]store.Item
+	// echoed holds the ids the sync loop found delivered by their echo.
+	echoed map[uint64]bool
+	// caughtUp is set once the sync loop has read everything the upstream
+	// had: replies a crash interrupted wait for it, since their echo may be
+	// on the way.
+	caughtUp bool
+}
+
+func newDispatcher(d *Daemon) *dispatcher {
+	return &dispatcher{d: d, accounts: make(map[string]*queue)}
+}
+
+// start lets workers run until ctx is done.
+func (p *dispatcher) start(ctx context.Context) {
+	p.mu.Lock()
+	p.ctx = ctx
+	p.mu.Unlock()
+}
+
+// wait blocks until every worker has returned.
+func (p *dispatcher) wait() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *dispatcher) queue(account string) *queue {
+	q := p.accounts[account]
+	if q == nil {
+		cfg := p.d.cfg.Send
+		lim := rate.Inf
+		if cfg.Interval > 0 {
+			lim = rate.Every(cfg.Interval)
+		}
+		q = &queue{convs: map[string][]store.Item{}, limiter: rate.NewLimiter(lim, cfg.Burst), wake: make(chan struct{}, 1),
+			sending: map[uint64]store.Item{}, echoed: map[uint64]bool{}}
+		p.accounts[account] = q
+	}
+	return q
+}
+
+// add queues items already committed to the outbox.
+func (p *dispatcher) add(items []store.Item) {
+	if len(items) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, it := range items {
+		q := p.queue(it.Account)
+		conv := it.Conversation
+		if _, ok := q.convs[conv]; !ok {
+			q.order = append(q.order, conv)
+		}
+		q.convs[conv] = append(q.convs[conv], it)
+		q.depth++
+		if !it.Sending.IsZero() && it.Kind == store.KindReply {
+			q.sending[it.ID] = it
+		}
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+		if !q.running && p.ctx != nil && !p.stopped {
+			q.running = true
+			p.wg.Add(1)
+			go p.work(it.Account, q)
+		}
+	}
+	p.d.metrics.outboxDepth.Add(float64(len(items)))
+}
+
+// depth returns the number of items queued for account.
+func (p *dispatcher) depth(account string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if q := p.accounts[account]; q != nil {
+		return q.depth
+	}
+	return 0
+}
+
+// next picks the head of the next conversation that is due, round-robin.
+// It returns the time to wait when none is due yet, and ok=false when the
+// queue is empty (the worker then ends).
+func (p *dispatcher) next(q *queue, now time.Time) (it store.Item, wait time.Duration, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(q.order) == 0 {
+		q.running = false
+		return store.Item{}, 0, false
+	}
+	wait = -1
+	for i, conv := range q.order {
+		head := q.convs[conv][0]
+		if _, uncertain := q.sending[head.ID]; uncertain && !q.caughtUp {
+			continue // its echo may still come; the sync loop will wake us
+		}
+		if !head.NextAt.After(now) {
+			// Rotate so the other conversations get their turn.
+			q.order = append(append(q.order[:i:i], q.order[i+1:]...), conv)
+			return head, 0, true
+		}
+		if w := head.NextAt.Sub(now); wait < 0 || w < wait {
+			wait = w
+		}
+	}
+	return store.Item{}, wait, true
+}
+
+// done removes the head of it's conversation.
+func (p *dispatcher) done(q *queue, it store.Item) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	items := q.convs[it.Conversation]
+	if len(items) == 0 || items[0].ID != it.ID {
+		return
+	}
+	if len(items) == 1 {
+		delete(q.convs, it.Conversation)
+		for i, c := range q.order {
+			if c == it.Conversation {
+				q.order = append(q.order[:i], q.order[i+1:]...)
+				break
+			}
+		}
+	} else {
+		q.convs[it.Conversation] = items[1:]
+	}
+	q.depth--
+	delete(q.sending, it.ID)
+	delete(q.echoed, it.ID)
+	p.d.metrics.outboxDepth.Dec()
+}
+
+// matchEcho finds the reply whose echo m is: the account's own message in
+// the reply's session with the reply's text. Only replies handed to the
+// upstream with no known outcome qualify, the oldest first.
+func (p *dispatcher) matchEcho(account string, m *sdk.Message) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.accounts[account]
+	if q == nil || len(q.sending) == 0 {
+		return 0, false
+	}
+	var best uint64
+	for id, it := range q.sending {
+		if !q.echoed[id] && it.Session == m.Session && it.Text == m.Content && (it.My == "" || it.My == m.From) && (best == 0 || id < best) {
+			best = id
+		}
+	}
+	return best, best != 0
+}
+
+// echoed takes the replies a committed page proved delivered out of the
+// queue. An attempt still in flight for one of them ends as a success
+// whatever the upstream answers.
+func (p *dispatcher) echoedAcks(account string, ids []uint64) {
+	if len(ids) == 0 {
+		return
+	}
+	p.mu.Lock()
+	q := p.accounts[account]
+	var heads []store.Item
+	for _, id := range ids {
+		if q == nil {
+			break
+		}
+		it, ok := q.sending[id]
+		if !ok {
+			continue
+		}
+		q.echoed[id] = true
+		heads = append(heads, it)
+	}
+	p.mu.Unlock()
+	for _, it := range heads {
+		p.d.log.Info("reply confirmed delivered by its echo", "account", account, "item", it.ID)
+		if p.inFlight(q, it.ID) {
+			continue // the worker finishes it
+		}
+		p.done(q, it)
+		p.d.metrics.actions.WithLabelValues(it.Kind, "sent").Inc()
+	}
+}
+
+// caughtUp tells the dispatcher that the account's sync loop has read all
+// there was, so replies interrupted by a crash and not echoed by now were
+// not delivered: they are sent again.
+func (p *dispatcher) caughtUp(account string) {
+	p.mu.Lock()
+	q := p.queue(account)
+	was := q.caughtUp
+	q.caughtUp = true
+	p.mu.Unlock()
+	if !was {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (p *dispatcher) setSending(q *queue, it store.Item) {
+	p.mu.Lock()
+	q.sending[it.ID] = it
+	q.current = it.ID
+	p.mu.Unlock()
+}
+
+// clearSending ends an attempt and reports whether the reply's echo arrived
+// meanwhile.
+func (p *dispatcher) clearSending(q *queue, id uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q.current = 0
+	echoed := q.echoed[id]
+	delete(q.sending, id)
+	return echoed
+}
+
+func (p *dispatcher) inFlight(q *queue, id uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return q.current == id
+}
+
+// reschedule replaces the head of it's conversation after a failed attempt.
+func (p *dispatcher) reschedule(q *queue, it store.Item) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if items := q.convs[it.Conversation]; len(items) > 0 && items[0].ID == it.ID {
+		items[0] = it
+	}
+}
+
+func (p *dispatcher) work(account string, q *queue) {
+	defer p.wg.Done()
+	ctx := p.ctx
+	a := p.d.accounts[account]
+	log := p.d.log.With("account", account)
+	for {
+		it, wait, ok := p.next(q, p.d.now())
+		if !ok {
+			return
+		}
+		if wait != 0 {
+			// Nothing is due: wait for the earliest retry, or (wait < 0)
+			// for new items or the sync loop to catch up.
+			var t *time.Timer
+			var timeout <-chan time.Time
+			if wait > 0 {
+				t = time.NewTimer(wait)
+				timeout = t.C
+			}
+			select {
+			case <-timeout:
+			case <-q.wake:
+			case <-ctx.Done():
+			}
+			if t != nil {
+				t.Stop()
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if a == nil {
+			log.Error("outbox item for an account that is not configured; moving it to the dead letters", "item", it.ID)
+			p.kill(ctx, q, it, "account not configured")
+			continue
+		}
+		if err := p.perform(ctx, a, q, it); err != nil && ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// perform makes one attempt at it.
+func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store.Item) error {
+	log := p.d.log.With("account", a.name, "item", it.ID, "kind", it.Kind, "rule", it.Rule)
+	var follow []store.Item
+	var err error
+	if it.Kind == store.KindPlugin {
+		if p.d.plugins == nil {
+			err = errPermanent{fmt.Errorf("plugin %s.%s: no plugins are configured", it.Plugin, it.Action)}
+		} else {
+			follow, err = p.d.plugins(ctx, it)
+		}
+	} else {
+		var inst session.Instance
+		inst, err = a.keeper.Wait(ctx)
+		if err != nil {
+			return err
+		}
+		if err = q.limiter.Wait(ctx); err != nil {
+			return err
+		}
+		if j := p.d.cfg.Send.Jitter; j > 0 && !sleep(ctx, jitter(j)) {
+			return ctx.Err()
+		}
+		if it.Kind == store.KindReply {
+			// Record the attempt before making it: after a crash, the
+			// reply's echo tells whether it went out.
+			it.Sending = p.d.now()
+			if uerr := p.d.store.Update(ctx, it); uerr != nil {
+				return p.retry(ctx, q, it, uerr, log)
+			}
+			p.setSending(q, it)
+		}
+		err = p.send(ctx, inst, it)
+		if it.Kind == store.KindReply {
+			if p.clearSending(q, it.ID) {
+				err = nil // its echo arrived: delivered, whatever the answer said
+			}
+			if err != nil {
+				it.Sending = time.Time{}
+			}
+		}
+		if errors.Is(err, upstream.ErrOffline) {
+			// Not the item's fault: wait for the new login and try again
+			// without counting an attempt.
+			a.keeper.ReportOffline(inst.Gen)
+			log.Warn("send refused: the instance is offline; waiting for the login", "err", err)
+			sleep(ctx, p.d.cfg.Send.RetryBackoff)
+			return err
+		}
+		if errors.Is(err, upstream.ErrUnauthorized) {
+			a.keeper.ReportUnauthorized(inst.Token)
+			sleep(ctx, p.d.cfg.Send.RetryBackoff)
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil {
+		if len(follow) > 0 {
+			items, err := p.d.store.Enqueue(ctx, follow)
+			if err != nil {
+				log.Error("cannot queue the actions a plugin answered with; the plugin action will be retried", "err", err)
+				return p.retry(ctx, q, it, err, log)
+			}
+			p.add(items)
+		}
+		if err := p.d.store.Ack(ctx, it.ID); err != nil {
+			log.Error("cannot remove a performed action from the outbox", "err", err)
+			return err
+		}
+		p.done(q, it)
+		p.d.metrics.actions.WithLabelValues(it.Kind, "sent").Inc()
+		log.Info("action performed", "to", it.To, "conversation", it.Conversation)
+		return nil
+	}
+	// Refusals are retried too: the upstream's "失败" rarely says whether
+	// trying again would help. MaxAttempts bounds the cost.
+	var perm errPermanent
+	if errors.As(err, &perm) {
+		log.Error("action failed for good; moved to the dead letters", "err", err)
+		p.kill(ctx, q, it, err.Error())
+		return nil
+	}
+	return p.retry(ctx, q, it, err, log)
+}
+
+func (p *dispatcher) retry(ctx context.Context, q *queue, it store.Item, err error, log *slog.Logger) error {
+	it.Attempts++
+	it.LastError = err.Error()
+	if it.Attempts >= p.d.cfg.Send.MaxAttempts {
+		log.Error("action failed too often; moved to the dead letters", "attempts", it.Attempts, "err", err)
+		p.kill(ctx, q, it, fmt.Sprintf("gave up after %d attempts: %v", it.Attempts, err))
+		return nil
+	}
+	wait := backoff(p.d.cfg.Send.RetryBackoff, p.d.cfg.Send.MaxRetryBackoff, it.Attempts)
+	it.NextAt = p.d.now().Add(wait)
+	log.Warn("action failed; will retry", "attempt", it.Attempts, "retry_in", wait.Round(time.Millisecond), "err", err)
+	p.d.metrics.actions.WithLabelValues(it.Kind, "retried").Inc()
+	if uerr := p.d.store.Update(ctx, it); uerr != nil {
+		log.Error("cannot record the failed attempt", "err", uerr)
+	}
+	p.reschedule(q, it)
+	return nil
+}
+
+func (p *dispatcher) kill(ctx context.Context, q *queue, it store.Item, reason string) {
+	if err := p.d.store.Kill(ctx, it, reason); err != nil {
+		p.d.log.Error("cannot move an action to the dead letters; it stays in the outbox", "item", it.ID, "err", err)
+		return
+	}
+	p.done(q, it)
+	p.d.metrics.actions.WithLabelValues(it.Kind, "dead").Inc()
+}
+
+// send performs a reply or a send with the given instance.
+func (p *dispatcher) send(ctx context.Context, inst session.Instance, it store.Item) error {
+	switch it.Kind {
+	case store.KindReply:
+		sessionID := it.Session
+		if sessionID == "" {
+			var err error
+			sessionID, err = p.d.sender.GetSessionID(ctx, inst.Token, upstream.SessionIDRequest{WID: inst.WID, ToUserName: it.To, MyUserName: it.My})
+			if err != nil {
+				return err
+			}
+		}
+		_, err := p.d.sender.PrivateSend(ctx, inst.Token, upstream.PrivateSendRequest{
+			WID: inst.WID, ToUserName: it.To, MyUserName: it.My, SessionID: sessionID, Content: it.Text,
+		})
+		return err
+	case store.KindSend:
+		_, err := p.d.sender.SendText(ctx, inst.Token, upstream.SendTextRequest{WID: inst.WID, WcID: it.To, Content: it.Text})
+		return err
+	}
+	return errPermanent{fmt.Errorf("unknown action kind %q", it.Kind)}
+}
+
+// jitter returns a random duration in [0, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d + 1)
+}

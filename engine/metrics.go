@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the daemon's Prometheus series. Each Daemon has its own
+// registry, so tests can run several daemons in one process.
+type metrics struct {
+	reg *prometheus.Registry
+
+	synced       *prometheus.CounterVec
+	pollSeconds  prometheus.Histogram
+	pollErrors   *prometheus.CounterVec
+	rulesMatched *prometheus.CounterVec
+	rulesFailed  *prometheus.CounterVec
+	actions      *prometheus.CounterVec
+	outboxDepth  prometheus.Gauge
+	sessionState *prometheus.GaugeVec
+	reloads      *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		synced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_messages_synced_total", Help: "New messages received through /syncFinder.",
+		}, []string{"account", "type"}),
+		pollSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "finderbot_poll_duration_seconds", Help: "Latency of /syncFinder calls.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}),
+		pollErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_poll_errors_total", Help: "Failed /syncFinder calls.",
+		}, []string{"account"}),
+		rulesMatched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_rules_matched_total", Help: "Rule matches.",
+		}, []string{"rule"}),
+		rulesFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_rules_failed_total", Help: "Rule evaluations that failed.",
+		}, []string{"rule"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_actions_total", Help: "Outbox actions by kind and result (sent, retried, dead).",
+		}, []string{"kind", "result"}),
+		outboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "finderbot_outbox_depth", Help: "Actions waiting in the outbox.",
+		}),
+		sessionState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "finderbot_session_state", Help: "1 for the current state of each account's session.",
+		}, []string{"account", "state"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_rule_reloads_total", Help: "Rule reloads by result (ok, failed).",
+		}, []string{"result"}),
+	}
+	m.reg.MustRegister(m.synced, m.pollSeconds, m.pollErrors, m.rulesMatched, m.rulesFailed,
+		m.actions, m.outboxDepth, m.sessionState, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,294 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/robfig/cron/v3"
+
+	"github.com/finderbot/finderbot/engine/session"
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/rules"
+	"github.com/finderbot/finderbot/sdk"
+)
+
+// ruleHost owns the live rule set: it compiles it, swaps it atomically on
+// reload (keeping the old one when the new files are broken), schedules the
+// cron rules, and turns matches into outbox items.
+type ruleHost struct {
+	d         *Daemon
+	set       atomic.Pointer[rules.Set]
+	cooldowns *rules.Cooldowns
+
+	mu      sync.Mutex // serialises reloads
+	cron    *cron.Cron
+	watcher *fsnotify.Watcher
+	done    chan struct{}
+	ctx     context.Context
+}
+
+func newRuleHost(d *Daemon) (*ruleHost, error) {
+	h := &ruleHost{d: d, cooldowns: rules.NewCooldowns(0)}
+	set, err := h.load()
+	if err != nil {
+		return nil, err
+	}
+	h.set.Store(set)
+	return h, nil
+}
+
+func (h *ruleHost) load() (*rules.Set, error) {
+	return rules.Load(rules.Options{
+		Location: h.d.cfg.Location(),
+		OnFailure: func(f rules.Failure) {
+			h.d.metrics.rulesFailed.WithLabelValues(f.Rule).Inc()
+			h.d.log.Warn("rule evaluation failed", "rule", f.Rule, "err", f.Err)
+		},
+	}, h.d.cfg.Rules...)
+}
+
+func (h *ruleHost) count() int {
+	if s := h.set.Load(); s != nil {
+		return len(s.Rules())
+	}
+	return 0
+}
+
+// start schedules cron rules and watches the rule files.
+func (h *ruleHost) start(ctx context.Context) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ctx = ctx
+	h.schedule(h.set.Load())
+	h.watch(ctx)
+}
+
+func (h *ruleHost) stop() {
+	h.mu.Lock()
+	c, w, done := h.cron, h.watcher, h.done
+	h.cron, h.watcher = nil, nil
+	h.mu.Unlock()
+	if c != nil {
+		<-c.Stop().Done()
+	}
+	if w != nil {
+		w.Close()
+		<-done
+	}
+}
+
+// Reload compiles the rule files again and swaps them in. A broken file
+// keeps the old rules and returns the problems.
+func (d *Daemon) Reload() error { return d.rules.reload() }
+
+func (h *ruleHost) reload() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	set, err := h.load()
+	if err != nil {
+		h.d.metrics.reloads.WithLabelValues("failed").Inc()
+		h.d.log.Error("rules not reloaded; the previous rules stay in force", "err", err)
+		return err
+	}
+	h.set.Store(set)
+	if h.ctx != nil {
+		h.schedule(set)
+	}
+	h.d.metrics.reloads.WithLabelValues("ok").Inc()
+	h.d.log.Info("rules reloaded", "rules", len(set.Rules()))
+	return nil
+}
+
+// schedule replaces the cron scheduler with one for set's cron rules. The
+// caller holds h.mu.
+func (h *ruleHost) schedule(set *rules.Set) {
+	if h.cron != nil {
+		h.cron.Stop()
+		h.cron = nil
+	}
+	crons := set.Crons()
+	if len(crons) == 0 {
+		return
+	}
+	c := cron.New(cron.WithLocation(set.Location()))
+	for _, cr := range crons {
+		name := cr.Name
+		c.Schedule(cr.Schedule, cron.FuncJob(func() { h.fire(name) }))
+	}
+	c.Start()
+	h.cron = c
+}
+
+// fire runs a cron rule once for every account: a rule that should send from
+// one account only says so in its condition (`when: account == "shop"`).
+func (h *ruleHost) fire(name string) {
+	set := h.set.Load()
+	now := h.d.now()
+	var items []store.Item
+	for _, acct := range h.d.order {
+		acts, err := set.Fire(nil, name, acct, now)
+		if err != nil {
+			return // the rule went away in a reload
+		}
+		items = append(items, h.items(acts, acct, nil)...)
+	}
+	h.enqueue(items, "cron rule "+name)
+}
+
+// event runs the event rules for a session event.
+func (h *ruleHost) event(ev session.Event) {
+	set := h.set.Load()
+	fields := ev.Fields
+	if ev.Message != "" {
+		fields = make(map[string]string, len(ev.Fields)+1)
+		for k, v := range ev.Fields {
+			fields[k] = v
+		}
+		fields["message"] = ev.Message
+	}
+	rev := rules.Event{Type: ev.Type, Session: ev.Session, Account: ev.Session, Fields: fields}
+	acts := set.MatchEvent(nil, &rev, h.d.now(), h.cooldowns)
+	h.enqueue(h.items(acts, ev.Session, nil), "event "+ev.Type)
+}
+
+func (h *ruleHost) enqueue(items []store.Item, what string) {
+	if len(items) == 0 {
+		return
+	}
+	ctx := h.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	saved, err := h.d.store.Enqueue(ctx, items)
+	if err != nil {
+		h.d.log.Error("cannot queue actions", "for", what, "err", err)
+		return
+	}
+	h.d.dispatcher.add(saved)
+}
+
+// evaluate runs the message rules on m and returns the outbox items.
+func (h *ruleHost) evaluate(m *sdk.Message, now time.Time) []store.Item {
+	acts := h.set.Load().Match(nil, m, m.Account, now, h.cooldowns)
+	return h.items(acts, m.Account, m)
+}
+
+// items addresses rule actions for the outbox. Replies answer m; a reply
+// without a message to answer, or to a message that must not be answered
+// (the account's own, a system notice), is dropped.
+func (h *ruleHost) items(acts []rules.Action, acct string, m *sdk.Message) []store.Item {
+	if len(acts) == 0 {
+		return nil
+	}
+	out := make([]store.Item, 0, len(acts))
+	for _, a := range acts {
+		h.d.metrics.rulesMatched.WithLabelValues(a.Rule).Inc()
+		it := store.Item{Account: acct, Kind: a.Kind, Rule: a.Rule, Text: a.Text}
+		switch a.Kind {
+		case rules.KindReply:
+			if m == nil || !addressReply(&it, m) {
+				h.d.log.Debug("reply dropped: nothing to answer", "rule", a.Rule)
+				continue
+			}
+		case rules.KindSend:
+			it.To, it.Conversation = a.To, "to:"+a.To
+		case rules.KindPlugin:
+			it.Plugin, it.Action, it.Params = a.Plugin, a.Name, a.Params
+			if m != nil {
+				it.Msg = m
+				it.MsgID = m.ID
+				it.Conversation = conversation(m)
+				if !m.FromSelf && m.From != "" {
+					it.To, it.My, it.Session = m.From, m.To, m.Session
+				}
+			} else {
+				it.Conversation = "plugin:" + a.Plugin
+			}
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+// watch reloads the rules when a rule file changes. Editors replace files
+// rather than write them, so the directories are watched, not the files.
+func (h *ruleHost) watch(ctx context.Context) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		h.d.log.Warn("cannot watch rule files; reload with SIGHUP", "err", err)
+		return
+	}
+	dirs := map[string]bool{}
+	for _, p := range h.d.cfg.Rules {
+		dir := p
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			dir = filepath.Dir(p)
+		}
+		if !dirs[dir] {
+			dirs[dir] = true
+			if err := w.Add(dir); err != nil {
+				h.d.log.Warn("cannot watch a rule directory; reload with SIGHUP", "dir", dir, "err", err)
+			}
+		}
+	}
+	h.watcher, h.done = w, make(chan struct{})
+	go h.watchLoop(ctx, w, h.done)
+}
+
+func (h *ruleHost) watchLoop(ctx context.Context, w *fsnotify.Watcher, done chan struct{}) {
+	defer close(done)
+	// Edits come in bursts (write, chmod, rename); reload once they settle.
+	var timer *time.Timer
+	var fire <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if !isRuleFile(ev.Name) {
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(200 * time.Millisecond)
+			} else {
+				timer.Reset(200 * time.Millisecond)
+			}
+			fire = timer.C
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			h.d.log.Warn("rule file watch error", "err", err)
+		case <-fire:
+			fire = nil
+			if err := h.reload(); err != nil && !errors.Is(err, context.Canceled) {
+				continue
+			}
+		}
+	}
+}
+
+func isRuleFile(name string) bool {
+	ext := filepath.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// onSessionEvent logs a session event and runs the event rules on it.
+func (d *Daemon) onSessionEvent(ev session.Event) {
+	d.log.Info("session event", "type", ev.Type, "session", ev.Session, "message", ev.Message)
+	if d.rules != nil {
+		d.rules.event(ev)
+	}
+}

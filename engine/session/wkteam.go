@@ -1,0 +1,496 @@
+// Package session keeps logins alive. A Keeper owns one account's wkteam
+// login instance: it reuses a stored instance while /isOnline says so, logs in
+// again through /secondLogin or the QR-code flow when it is lost, backs off
+// with jitter between failed attempts, and hands every caller the same
+// current instance so that nothing is ever sent with a stale wId.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
+	"github.com/mdp/qrterminal/v3"
+)
+
+// States of a session, as shown in the status API and metrics.
+const (
+	StateLoggedOut  = "logged_out"
+	StateLoggingIn  = "logging_in"
+	StateNeedsScan  = "needs_scan"
+	StateNeedsCode  = "needs_code"
+	StateSlider     = "needs_slider"
+	StateOnline     = "online"
+	StateBackingOff = "backing_off"
+)
+
+// Event types a session emits; rules with `on: event` see them.
+const (
+	EventOnline    = "session.online"
+	EventOffline   = "session.offline"
+	EventKicked    = "session.kicked"
+	EventNeedsScan = "session.needs_scan"
+	EventNeedsCode = "session.needs_code"
+	EventFailed    = "session.failed"
+)
+
+// Event is a change in a session's life.
+type Event struct {
+	// Type is one of the Event* constants.
+	Type string
+	// Session is the session's name (the account name for wkteam).
+	Session string
+	// Message says what happened, for people.
+	Message string
+	// Fields carry details such as the QR code URL or the wcId.
+	Fields map[string]string
+}
+
+// Instance is a logged-in wkteam instance: what every call needs.
+type Instance struct {
+	// Token is the API token (Authorization header).
+	Token string
+	// WID is the login instance id.
+	WID string
+	// WcID is the account's WeChat id.
+	WcID string
+	// Gen increases at every login, so that a report about an old instance
+	// does not knock out a new one.
+	Gen uint64
+}
+
+// API is what a Keeper needs of the wkteam client.
+type API interface {
+	MemberLogin(ctx context.Context, account, password string) (*upstream.Member, error)
+	IsOnline(ctx context.Context, token, wID string) (bool, error)
+	SecondLogin(ctx context.Context, token, wcID string) (string, error)
+	IPadLogin(ctx context.Context, token string, req upstream.IPadLoginRequest) (*upstream.IPadLogin, error)
+	GetIPadLoginInfo(ctx context.Context, token string, req upstream.LoginInfoRequest) (upstream.LoginOutcome, error)
+}
+
+var _ API = (*upstream.Client)(nil)
+
+// Tokens holds the member token shared by every account of one API login.
+type Tokens struct {
+	api      API
+	account  string
+	password string
+
+	mu    sync.Mutex
+	token string
+}
+
+// NewTokens returns the token source for one /member/login.
+func NewTokens(api API, account, password string) *Tokens {
+	return &Tokens{api: api, account: account, password: password}
+}
+
+// Token returns the current member token, logging in when there is none.
+func (t *Tokens) Token(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.token != "" {
+		return t.token, nil
+	}
+	m, err := t.api.MemberLogin(ctx, t.account, t.password)
+	if err != nil {
+		return "", fmt.Errorf("session: member login: %w", err)
+	}
+	if m.Status != upstream.MemberNormal {
+		return "", fmt.Errorf("session: member login: the API account is %s", m.Status)
+	}
+	t.token = m.Token
+	return t.token, nil
+}
+
+// Invalidate forgets token if it is still the current one, so the next
+// Token call logs in again.
+func (t *Tokens) Invalidate(token string) {
+	t.mu.Lock()
+	if t.token == token {
+		t.token = ""
+	}
+	t.mu.Unlock()
+}
+
+// Options configure a Keeper.
+type Options struct {
+	// Name is the account name.
+	Name string
+	// WcID is the configured WeChat id, used when the store has none.
+	WcID string
+	// DeviceType and Proxy are passed to /iPadLogin.
+	DeviceType string
+	Proxy      int
+	// OnlineCheck is how often /isOnline is asked while online.
+	OnlineCheck time.Duration
+	// MinBackoff and MaxBackoff bound the pause between failed logins.
+	MinBackoff, MaxBackoff time.Duration
+	// QR receives the login QR code drawn as text; nil draws nothing.
+	QR io.Writer
+	// OnEvent is called for every session event, in order.
+	OnEvent func(Event)
+	// OnState is called with every state change.
+	OnState func(state string)
+	// Logger receives the keeper's log.
+	Logger *slog.Logger
+}
+
+// Keeper keeps one account logged in. Run drives it; the other methods are
+// safe to call from any goroutine.
+type Keeper struct {
+	api    API
+	tokens *Tokens
+	store  store.Store
+	opts   Options
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	cur     *Instance
+	gen     uint64
+	state   string
+	detail  string
+	changed chan struct{} // closed and replaced at every change
+
+	offline chan uint64
+	codes   chan string
+}
+
+// NewKeeper returns a Keeper for one account.
+func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
+	if opts.OnlineCheck <= 0 {
+		opts.OnlineCheck = time.Minute
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = time.Minute
+	}
+	if opts.DeviceType == "" {
+		opts.DeviceType = "ipad"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Keeper{
+		api: api, tokens: tokens, store: st, opts: opts,
+		log:     opts.Logger.With("account", opts.Name),
+		state:   StateLoggedOut,
+		changed: make(chan struct{}),
+		offline: make(chan uint64, 1),
+		codes:   make(chan string, 1),
+	}
+}
+
+// Name returns the account name.
+func (k *Keeper) Name() string { return k.opts.Name }
+
+// Current returns the online instance, if any.
+func (k *Keeper) Current() (Instance, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur == nil {
+		return Instance{}, false
+	}
+	return *k.cur, true
+}
+
+// State returns the session's state and a detail for people (a QR code URL,
+// the last error).
+func (k *Keeper) State() (state, detail string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.state, k.detail
+}
+
+// Wait blocks until the account is online and returns the instance.
+func (k *Keeper) Wait(ctx context.Context) (Instance, error) {
+	for {
+		k.mu.Lock()
+		cur, ch := k.cur, k.changed
+		k.mu.Unlock()
+		if cur != nil {
+			return *cur, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Instance{}, ctx.Err()
+		}
+	}
+}
+
+// ReportOffline tells the keeper that a call with the instance of generation
+// gen was refused because the instance is offline. Reports about an
+// instance already replaced are ignored.
+func (k *Keeper) ReportOffline(gen uint64) {
+	select {
+	case k.offline <- gen:
+	default: // a report is already waiting
+	}
+}
+
+// ReportUnauthorized tells the keeper that the member token was refused.
+func (k *Keeper) ReportUnauthorized(token string) { k.tokens.Invalidate(token) }
+
+// SubmitCode hands the keeper the verify code shown on the phone, when it
+// waits for one. It reports whether the keeper was waiting.
+func (k *Keeper) SubmitCode(code string) bool {
+	if st, _ := k.State(); st != StateNeedsCode {
+		return false
+	}
+	select {
+	case k.codes <- code:
+		return true
+	default:
+		return false
+	}
+}
+
+func (k *Keeper) setState(state, detail string) {
+	k.mu.Lock()
+	changed := k.state != state || k.detail != detail
+	k.state, k.detail = state, detail
+	if changed {
+		close(k.changed)
+		k.changed = make(chan struct{})
+	}
+	k.mu.Unlock()
+	if changed && k.opts.OnState != nil {
+		k.opts.OnState(state)
+	}
+}
+
+func (k *Keeper) setOnline(token, wID, wcID string) {
+	k.mu.Lock()
+	k.gen++
+	k.cur = &Instance{Token: token, WID: wID, WcID: wcID, Gen: k.gen}
+	k.mu.Unlock()
+	k.setState(StateOnline, "")
+}
+
+func (k *Keeper) setOffline() {
+	k.mu.Lock()
+	k.cur = nil
+	k.mu.Unlock()
+}
+
+func (k *Keeper) emit(typ, msg string, fields map[string]string) {
+	if k.opts.OnEvent != nil {
+		k.opts.OnEvent(Event{Type: typ, Session: k.opts.Name, Message: msg, Fields: fields})
+	}
+}
+
+// Run keeps the account online until ctx is cancelled.
+func (k *Keeper) Run(ctx context.Context) error {
+	failures := 0
+	for ctx.Err() == nil {
+		inst, err := k.login(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			failures++
+			wait := backoff(k.opts.MinBackoff, k.opts.MaxBackoff, failures)
+			k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			k.setState(StateBackingOff, err.Error())
+			k.emit(EventFailed, err.Error(), nil)
+			if !sleep(ctx, wait) {
+				break
+			}
+			continue
+		}
+		failures = 0
+		k.log.Info("online", "wid", inst.WID, "wcid", inst.WcID)
+		k.emit(EventOnline, "online", map[string]string{"wid": inst.WID, "wcid": inst.WcID})
+		kicked := k.watch(ctx, inst)
+		k.setOffline()
+		if ctx.Err() != nil {
+			break
+		}
+		k.log.Warn("instance went offline; logging in again", "wid", inst.WID)
+		k.setState(StateLoggedOut, "offline")
+		if kicked {
+			k.emit(EventKicked, "the instance was taken offline", map[string]string{"wid": inst.WID})
+		} else {
+			k.emit(EventOffline, "offline", map[string]string{"wid": inst.WID})
+		}
+		// The first attempt after a kick is immediate; backoff applies to
+		// failures from then on.
+	}
+	k.setOffline()
+	k.setState(StateLoggedOut, "stopped")
+	return nil
+}
+
+// watch returns when the instance is offline (true when it was seen offline
+// rather than reported by a failing call) or ctx is done.
+func (k *Keeper) watch(ctx context.Context, inst Instance) bool {
+	t := time.NewTicker(k.opts.OnlineCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case gen := <-k.offline:
+			if gen != inst.Gen {
+				continue
+			}
+			// Confirm: a refused call may be a passing fault.
+			if online, err := k.api.IsOnline(ctx, inst.Token, inst.WID); err == nil && online {
+				continue
+			}
+			return true
+		case <-t.C:
+			online, err := k.api.IsOnline(ctx, inst.Token, inst.WID)
+			switch {
+			case err == nil && !online:
+				return true
+			case errors.Is(err, upstream.ErrUnauthorized):
+				k.tokens.Invalidate(inst.Token)
+				return true
+			case err != nil && ctx.Err() == nil:
+				k.log.Warn("online check failed", "err", err)
+			}
+		}
+	}
+}
+
+// login brings the account online: the stored instance if it is still
+// online, else /secondLogin, else the QR-code login.
+func (k *Keeper) login(ctx context.Context) (Instance, error) {
+	k.setState(StateLoggingIn, "")
+	token, err := k.tokens.Token(ctx)
+	if err != nil {
+		return Instance{}, err
+	}
+	acct, err := k.store.Account(ctx, k.opts.Name)
+	if err != nil {
+		return Instance{}, err
+	}
+	if acct.WcID == "" {
+		acct.WcID = k.opts.WcID
+	}
+	if acct.WID != "" {
+		online, err := k.api.IsOnline(ctx, token, acct.WID)
+		if errors.Is(err, upstream.ErrUnauthorized) {
+			k.tokens.Invalidate(token)
+			return Instance{}, err
+		}
+		if err == nil && online {
+			k.setOnline(token, acct.WID, acct.WcID)
+			inst, _ := k.Current()
+			return inst, nil
+		}
+	}
+	if acct.WcID != "" {
+		wID, err := k.api.SecondLogin(ctx, token, acct.WcID)
+		if err == nil {
+			if online, oerr := k.api.IsOnline(ctx, token, wID); oerr == nil && online {
+				return k.saveOnline(ctx, token, acct, wID, "")
+			}
+			k.log.Info("second login did not bring the instance online; falling back to a QR login")
+		} else if ctx.Err() != nil {
+			return Instance{}, ctx.Err()
+		} else {
+			k.log.Info("second login failed; falling back to a QR login", "err", err)
+		}
+	}
+	return k.qrLogin(ctx, token, acct)
+}
+
+func (k *Keeper) saveOnline(ctx context.Context, token string, acct store.Account, wID, nick string) (Instance, error) {
+	acct.WID = wID
+	if nick != "" {
+		acct.Nick = nick
+	}
+	acct.LoggedIn = time.Now()
+	if err := k.store.SaveAccount(ctx, k.opts.Name, acct); err != nil {
+		return Instance{}, err
+	}
+	k.setOnline(token, wID, acct.WcID)
+	inst, _ := k.Current()
+	return inst, nil
+}
+
+func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) (Instance, error) {
+	login, err := k.api.IPadLogin(ctx, token, upstream.IPadLoginRequest{WcID: acct.WcID, DeviceType: k.opts.DeviceType, Proxy: k.opts.Proxy})
+	if err != nil {
+		return Instance{}, err
+	}
+	k.log.Warn("scan the QR code with WeChat to log in", "qr_code_url", login.QRCodeURL, "wid", login.WID)
+	k.setState(StateNeedsScan, login.QRCodeURL)
+	k.emit(EventNeedsScan, "scan the QR code to log in", map[string]string{"qr_code_url": login.QRCodeURL})
+	if k.opts.QR != nil {
+		fmt.Fprintf(k.opts.QR, "Account %s: scan with WeChat, or open %s\n", k.opts.Name, login.QRCodeURL)
+		qrterminal.GenerateHalfBlock(login.QRCodeURL, qrterminal.L, k.opts.QR)
+	}
+	req := upstream.LoginInfoRequest{WID: login.WID}
+	for {
+		waitStart := time.Now()
+		out, err := k.api.GetIPadLoginInfo(ctx, token, req)
+		if err != nil {
+			return Instance{}, err
+		}
+		switch o := out.(type) {
+		case *upstream.LoggedIn:
+			if o.WcID != "" {
+				acct.WcID = o.WcID
+			}
+			wID := o.WID
+			if wID == "" {
+				wID = login.WID
+			}
+			return k.saveOnline(ctx, token, acct, wID, o.NickName)
+		case *upstream.SliderRequired:
+			k.log.Warn("WeChat asks for a slider check: open the URL and slide", "url", o.URL)
+			k.setState(StateSlider, o.URL)
+			k.emit(EventNeedsScan, "solve the slider check", map[string]string{"slider_url": o.URL})
+			req.VerifyCode = ""
+		case *upstream.VerifyCodeRequired:
+			k.log.Warn("WeChat asks for the verify code shown on the phone; submit it with the admin API", "message", o.Message,
+				"how", fmt.Sprintf("curl -X POST --data CODE http://ADMIN/api/accounts/%s/code", k.opts.Name))
+			k.setState(StateNeedsCode, o.Message)
+			k.emit(EventNeedsCode, o.Message, nil)
+			select {
+			case code := <-k.codes:
+				req.VerifyCode = code
+			case <-ctx.Done():
+				return Instance{}, ctx.Err()
+			}
+		default:
+			return Instance{}, fmt.Errorf("session: unexpected login outcome %T", out)
+		}
+		k.log.Debug("login still pending", "waited", time.Since(waitStart).Round(time.Second))
+	}
+}
+
+// backoff returns an exponential pause with full jitter for the n-th
+// consecutive failure.
+func backoff(minD, maxD time.Duration, n int) time.Duration {
+	d := minD
+	for i := 1; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	d = min(d, maxD)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
