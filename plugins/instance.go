@@ -108,6 +108,7 @@ type outcome struct {
 // crash restart with backoff, quarantining a plugin that keeps crashing.
 func (in *instance) supervise(ctx context.Context) {
 	defer close(in.done)
+	defer in.firstDone()
 	defer in.setState(StateStopped, "")
 	cfg := in.m.cfg
 	backoff := cfg.RestartBackoff
@@ -116,7 +117,6 @@ func (in *instance) supervise(ctx context.Context) {
 		in.setState(StateStarting, "")
 		begun := time.Now()
 		client, err := in.start(ctx)
-		in.firstOnce.Do(func() { close(in.firstTry) })
 		if replyc != nil {
 			replyc <- err
 			replyc = nil
@@ -131,6 +131,7 @@ func (in *instance) supervise(ctx context.Context) {
 		case errors.Is(err, ErrRefused):
 			in.log.Error("plugins: refusing to run plugin", "error", err)
 			in.setState(StateRefused, err.Error())
+			in.firstDone()
 			if replyc = in.park(ctx); replyc == nil {
 				return
 			}
@@ -139,6 +140,7 @@ func (in *instance) supervise(ctx context.Context) {
 		case err != nil:
 			out.crash = "start: " + err.Error()
 		default:
+			in.firstDone()
 			out = in.serve(ctx, client)
 			if ctx.Err() != nil {
 				return
@@ -164,6 +166,7 @@ func (in *instance) supervise(ctx context.Context) {
 				len(in.crashes), cfg.QuarantineWindow, out.crash, in.name)
 			in.log.Error("plugins: plugin quarantined", "problem", problem)
 			in.setState(StateQuarantined, problem)
+			in.firstDone()
 			if replyc = in.park(ctx); replyc == nil {
 				return
 			}
@@ -172,6 +175,7 @@ func (in *instance) supervise(ctx context.Context) {
 		}
 		in.log.Warn("plugins: plugin crashed; restarting", "reason", out.crash, "backoff", backoff)
 		in.setState(StateRestarting, out.crash)
+		in.firstDone()
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -184,6 +188,10 @@ func (in *instance) supervise(ctx context.Context) {
 		backoff = min(backoff*2, cfg.MaxRestartBackoff)
 	}
 }
+
+// firstDone marks the end of the first start attempt, once the state says
+// how it went.
+func (in *instance) firstDone() { in.firstOnce.Do(func() { close(in.firstTry) }) }
 
 // park waits in a refused or quarantined state for a Restart request, and
 // returns it, or nil when ctx ends first.
@@ -429,7 +437,12 @@ func (in *instance) call(ctx context.Context, action string, req *sdk.HandleRequ
 		return nil, &CallError{Plugin: in.name, Action: action, Kind: ErrFailed, Temporary: ae.Temporary, Err: ae}
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
-	case cctx.Err() != nil:
+	case callerBinding(ctx, cctx) && errors.Is(err, context.DeadlineExceeded):
+		// The plugin process noticed the caller's deadline a moment before
+		// this process did; it is the caller's deadline all the same.
+		<-ctx.Done()
+		return nil, ctx.Err()
+	case cctx.Err() != nil || errors.Is(err, context.DeadlineExceeded):
 		if n := in.hangs.Add(1); int(n) >= in.m.cfg.HangLimit {
 			select {
 			case in.kill <- fmt.Sprintf("%d calls in a row hit their %s deadline", n, in.m.cfg.CallTimeout):
@@ -439,6 +452,14 @@ func (in *instance) call(ctx context.Context, action string, req *sdk.HandleRequ
 		return nil, unavailable(in.name, action, fmt.Errorf("no answer within the deadline: %w", context.DeadlineExceeded))
 	}
 	return nil, unavailable(in.name, action, err)
+}
+
+// callerBinding reports whether the caller's deadline, rather than the
+// Manager's CallTimeout, is the one cctx carries.
+func callerBinding(ctx, cctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	cd, _ := cctx.Deadline()
+	return ok && !d.After(cd)
 }
 
 // fillParams checks given against the action's parameters and returns them

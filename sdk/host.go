@@ -20,7 +20,8 @@ import (
 type Host interface {
 	// Send queues a message in the daemon's durable outbox. It goes out
 	// under the same per-account rate limit as every other message, so Send
-	// returns once the message is queued, not once it is delivered.
+	// returns once the message is queued, not once it is delivered. An
+	// empty msg.Account means the account of the action being handled.
 	Send(ctx context.Context, msg Send) error
 	// Get returns the value stored under key, and whether there was one.
 	// The store is the plugin's own: keys never collide with other plugins'.

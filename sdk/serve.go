@@ -227,7 +227,7 @@ func (s *pluginServer) Describe(ctx context.Context, _ *pluginpb.DescribeRequest
 func (s *pluginServer) Handle(ctx context.Context, r *pluginpb.HandleRequest) (*pluginpb.HandleResponse, error) {
 	req := handleRequestFromProto(r)
 	s.mu.RLock()
-	req.Host = s.host
+	req.Host = &accountHost{Host: s.host, account: req.Account}
 	s.mu.RUnlock()
 	resp, err := s.impl.Handle(ctx, req)
 	if err != nil {
@@ -245,4 +245,18 @@ func (s *pluginServer) Health(ctx context.Context, _ *pluginpb.HealthRequest) (*
 		return &pluginpb.HealthResponse{Problem: err.Error()}, nil
 	}
 	return &pluginpb.HealthResponse{}, nil
+}
+
+// accountHost gives Host.Send the same default account as
+// HandleResponse.Sends: the one the action runs for.
+type accountHost struct {
+	Host
+	account string
+}
+
+func (h *accountHost) Send(ctx context.Context, msg Send) error {
+	if msg.Account == "" {
+		msg.Account = h.account
+	}
+	return h.Host.Send(ctx, msg)
 }
