@@ -20,6 +20,7 @@ import (
 
 	"github.com/finderbot/finderbot/engine"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
+	"github.com/finderbot/finderbot/plugins"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -53,6 +54,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newRunCmd(),
+		newPluginsCmd(),
 		newSimCmd(),
 		newVersionCmd(),
 	)
@@ -100,6 +102,37 @@ Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists 
 	cmd.Flags().BoolVar(&autoConfirm, "auto-confirm", true, "confirm login QR scans at once (false: confirm with POST /_sim/confirm)")
 	cmd.Flags().BoolVar(&noSeed, "no-seed", false, "start accounts with no messages instead of the seed page")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "log warnings only")
+	return cmd
+}
+
+func newPluginsCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "Pin and list out-of-process plugins",
+	}
+	cmd.PersistentFlags().StringVar(&dir, "dir", "plugins", "the plugin directory")
+	lock := &cobra.Command{
+		Use:   "lock",
+		Short: "Pin the SHA-256 of every plugin executable in --dir (writes plugins.lock)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return plugins.RunLock(cmd.OutOrStdout(), cmd.ErrOrStderr(), dir)
+		},
+	}
+	var dev, verbose bool
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "Start every plugin in --dir, list its version, actions and health, then stop it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := plugins.Config{Dir: dir, DevMode: dev}
+			return plugins.RunList(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, verbose)
+		},
+	}
+	ls.Flags().BoolVar(&dev, "dev", false, "also run unpinned or changed plugins (plugin development only)")
+	ls.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each action's parameters")
+	cmd.AddCommand(lock, ls)
 	return cmd
 }
 

@@ -162,8 +162,8 @@ func (in *instance) supervise(ctx context.Context) {
 		in.restarts++
 		in.mu.Unlock()
 		if len(in.crashes) >= cfg.QuarantineAfter {
-			problem := fmt.Sprintf("%d crashes within %s, the last: %s; run `finderbot plugins restart %s` after fixing it",
-				len(in.crashes), cfg.QuarantineWindow, out.crash, in.name)
+			problem := fmt.Sprintf("%d crashes within %s, the last: %s; it stays down until restarted",
+				len(in.crashes), cfg.QuarantineWindow, out.crash)
 			in.log.Error("plugins: plugin quarantined", "problem", problem)
 			in.setState(StateQuarantined, problem)
 			in.firstDone()
