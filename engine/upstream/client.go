@@ -153,6 +153,9 @@ func newBase(baseURL, authPrefix string, opts []Option) (*base, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if !strings.Contains(baseURL, "://") {
+		return nil, fmt.Errorf("upstream: base URL %q: scheme must be http or https, as in http://127.0.0.1:9100", baseURL)
+	}
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: base URL %q: %w", baseURL, err)

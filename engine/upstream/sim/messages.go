@@ -20,6 +20,10 @@ import (
 //go:embed seed_page.json
 var seedPage []byte
 
+// SeedPage returns a copy of the seed reply: the complete /syncFinder
+// reply of the upstream's documentation, envelope included.
+func SeedPage() []byte { return bytes.Clone(seedPage) }
+
 // SeedKeyBuff is the keyBuff of the seed page: the first /syncFinder of an
 // account returns it with the seed messages.
 const SeedKeyBuff = "CgUIARDaCQoECAIQAAoECAMQAAoECAQQAAoECAUQAAoECAYQAAoECAcQAAoECAgQAAoECAkQABAA"
