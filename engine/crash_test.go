@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/finderbot/finderbot/engine/upstream/sim"
+)
+
+// daemonEnv makes the test binary run the daemon instead of the tests, so
+// that crash tests can SIGKILL a real daemon process.
+const daemonEnv = "FINDERBOT_TEST_DAEMON_CONFIG"
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(daemonEnv); path != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := Run(ctx, path, os.Stderr, io.Discard)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestCrashNeverLosesOrRepeats kills the daemon process with SIGKILL at
+// random moments while messages stream in, restarts it, and checks at the
+// simulated upstream that every message was answered exactly once.
+func TestCrashNeverLosesOrRepeats(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test starts real daemon processes")
+	}
+	t.Parallel()
+	srv := sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
+	defer srv.Close()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "rules.yaml"), greetRules)
+	cfgPath := filepath.Join(dir, "finderbot.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`state_dir: ./state
+upstream: {base_url: %q, account: %q, password: %q}
+accounts: [{name: shop, wc_id: wxid_crash}]
+rules: [./rules.yaml]
+admin: {listen: ""}
+log: {level: warn}
+sync: {idle_interval: 5ms, busy_interval: 0s, max_backoff: 50ms, online_check: 50ms}
+send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, max_attempts: 100}
+`, srv.URL, sim.DefaultAccount, sim.DefaultPassword))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var logs bytes.Buffer
+	start := func() *exec.Cmd {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), daemonEnv+"="+cfgPath)
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+
+	rounds, perRound := 20, 8
+	want := map[string]bool{}
+	for r := range rounds {
+		cmd := start()
+		for i := range perRound {
+			text := fmt.Sprintf("echo %d-%d", r, i)
+			want[text] = true
+			if _, err := srv.Inject("wxid_crash", sim.Text("", text)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The chaos: kill at a random moment, from before the login to
+		// after the replies.
+		time.Sleep(time.Duration(rand.N(300)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+
+	// A last, undisturbed run answers whatever is left.
+	cmd := start()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	for sent := srv.Sent(); distinct(sent) < len(want); {
+		var err error
+		if sent, err = srv.WaitSent(ctx, len(sent)+1); err != nil {
+			t.Fatalf("%v\nanswered %d of %d\ndaemon log:\n%s", err, distinct(srv.Sent()), len(want), logs.String())
+		}
+	}
+	barrier := "echo final"
+	if _, err := srv.Inject("wxid_crash", sim.Text("", barrier)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		sent, err := srv.WaitSent(ctx, len(srv.Sent())+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent[len(sent)-1].Content == barrier {
+			break
+		}
+	}
+	count := map[string]int{}
+	for _, s := range srv.Sent() {
+		count[s.Content]++
+	}
+	dups := 0
+	for text := range want {
+		switch c := count[text]; {
+		case c == 0:
+			t.Errorf("%q was never answered", text)
+		case c > 1:
+			dups++
+			t.Errorf("%q was answered %d times", text, c)
+		}
+	}
+	t.Logf("%d rounds killed with SIGKILL, %d messages, %d replies, %d duplicates", rounds, len(want), len(srv.Sent())-1, dups)
+}
+
+func distinct(sent []sim.Sent) int {
+	seen := map[string]bool{}
+	for _, s := range sent {
+		seen[s.Content] = true
+	}
+	return len(seen)
+}
