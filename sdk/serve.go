@@ -231,6 +231,11 @@ func (s *pluginServer) Handle(ctx context.Context, r *pluginpb.HandleRequest) (*
 	s.mu.RUnlock()
 	resp, err := s.impl.Handle(ctx, req)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The plugin gave up because the daemon's deadline passed or the
+			// daemon cancelled: that is the call failing, not the action.
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
 		return &pluginpb.HandleResponse{Error: err.Error(), Temporary: IsTemporary(err)}, nil
 	}
 	return handleResponseToProto(resp), nil

@@ -70,10 +70,18 @@ func Start(t testing.TB, p sdk.Plugin, h *Host) *sdk.RemotePlugin {
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Off}),
 	})
 	// client.Kill would leave a reattached client's connections open, so
-	// close them, which also asks the server to stop.
+	// close them, which also asks the server to stop. Cancelling ctx stops
+	// the server too, but doing both at once races inside go-plugin: cancel
+	// only when the polite way did not work.
 	stop := func() {
+		defer cancel()
 		if cp, err := client.Client(); err == nil {
 			_ = cp.Close()
+			select {
+			case <-closed:
+				return
+			case <-time.After(5 * time.Second):
+			}
 		}
 		cancel()
 		<-closed

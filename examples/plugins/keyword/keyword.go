@@ -30,14 +30,14 @@ type entry struct {
 // keyword answers from the table in path. A table that fails to load is
 // reported by Health while the last good one keeps answering.
 type keyword struct {
-	path     string
-	watcher  *fsnotify.Watcher
-	done     chan struct{}
+	path    string
+	watcher *fsnotify.Watcher
+	done    chan struct{}
 
 	mu       sync.RWMutex
 	onReload func() // called after every reload attempt; tests hook it
-	table   []entry
-	loadErr error
+	table    []entry
+	loadErr  error
 }
 
 var (
