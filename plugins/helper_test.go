@@ -27,7 +27,11 @@ func TestMain(m *testing.M) {
 		sdk.Serve(&probe{name: filepath.Base(os.Args[0])})
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
 }
 
 // probe is the plugin the tests run as a real subprocess.
