@@ -15,12 +15,14 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/finderbot/finderbot/engine"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 	"github.com/finderbot/finderbot/plugins"
+	"github.com/finderbot/finderbot/rules"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -54,6 +56,9 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newRunCmd(),
+		newCheckCmd(),
+		newTestCmd(),
+		newReplayCmd(),
 		newPluginsCmd(),
 		newSimCmd(),
 		newVersionCmd(),
@@ -133,6 +138,98 @@ func newPluginsCmd() *cobra.Command {
 	ls.Flags().BoolVar(&dev, "dev", false, "also run unpinned or changed plugins (plugin development only)")
 	ls.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each action's parameters")
 	cmd.AddCommand(lock, ls)
+	return cmd
+}
+
+// ruleFlags are the flags every rule command shares.
+type ruleFlags struct {
+	timezone string
+	plugins  string
+}
+
+func (f *ruleFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.timezone, "timezone", "Asia/Shanghai", "the time zone of cron schedules and time helpers")
+	cmd.Flags().StringVar(&f.plugins, "plugins", "", "comma-separated plugin actions that exist (crm.record,...); refuse others")
+}
+
+func (f *ruleFlags) options() (rules.Options, error) {
+	loc, err := rules.LoadLocation(f.timezone)
+	return rules.Options{Location: loc, Plugins: rules.ParsePlugins(f.plugins)}, err
+}
+
+func newCheckCmd() *cobra.Command {
+	var f ruleFlags
+	cmd := &cobra.Command{
+		Use:   "check PATH...",
+		Short: "Compile and lint rule files (files or directories); exit 1 with every problem found",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
+			if !rules.Check(cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args...) {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newTestCmd() *cobra.Command {
+	var f ruleFlags
+	cmd := &cobra.Command{
+		Use:   "test [PATH...]",
+		Short: "Run rule tests (*_test.yaml files, or directories of them); exit 1 if any fails",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
+			if !rules.Test(cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args...) {
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newReplayCmd() *cobra.Command {
+	var (
+		f       ruleFlags
+		paths   []string
+		account string
+		at      string
+		explain bool
+	)
+	cmd := &cobra.Command{
+		Use:   "replay --rules PATH PAGE.json",
+		Short: "Run a recorded /syncFinder reply through the rules and show what each message triggers",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts, err := f.options()
+			if err != nil {
+				return err
+			}
+			ro := rules.ReplayOptions{Account: account, Explain: explain}
+			if at != "" {
+				if ro.Now, err = time.Parse(time.RFC3339, at); err != nil {
+					return fmt.Errorf("--at: want a time such as 2026-11-20T09:00:00+08:00: %w", err)
+				}
+			}
+			return rules.ReplayFile(cmd.OutOrStdout(), opts, paths, args[0], ro)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringSliceVar(&paths, "rules", nil, "rule files or directories (repeatable)")
+	cmd.Flags().StringVar(&account, "account", "replay", "the account name the rules see")
+	cmd.Flags().StringVar(&at, "at", "", "evaluate every message at this time (default: each message's own time)")
+	cmd.Flags().BoolVar(&explain, "explain", false, "also show why each rule did not match")
+	_ = cmd.MarkFlagRequired("rules")
 	return cmd
 }
 

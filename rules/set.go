@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"github.com/robfig/cron/v3"
 
@@ -202,7 +204,7 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 		account = msg.Account
 	}
 	// One copy of the environment per message, shared by every rule.
-	var env any = Env{Msg: *msg, Now: now.In(s.opts.Location), Account: account}
+	var env any = s.env(msg, account, now)
 	conv := msg.Session
 	if conv == "" {
 		conv = msg.From
@@ -239,6 +241,33 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 	return dst
 }
 
+// env is what rules see of a message: times are in the set's zone, so that
+// templates show them as the operator reads a clock.
+func (s *Set) env(msg *sdk.Message, account string, now time.Time) Env {
+	e := Env{Msg: *msg, Now: now.In(s.opts.Location), Account: account}
+	fillMsg(&e.Msg, s.opts.Location)
+	e.Event.Message = &noMessage
+	return e
+}
+
+// Absent parts of a message read as empty in rules, so `msg.Sys.Type ==
+// "x"` is simply false for a text message instead of an error.
+var (
+	noSys     sdk.SysMsg
+	noImage   sdk.Image
+	noMessage sdk.Message
+)
+
+func fillMsg(m *sdk.Message, loc *time.Location) {
+	m.Time = m.Time.In(loc)
+	if m.Sys == nil {
+		m.Sys = &noSys
+	}
+	if m.Image == nil {
+		m.Image = &noImage
+	}
+}
+
 // try evaluates one rule and appends its actions when it fires. It reports
 // whether evaluation must stop.
 func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now time.Time, cd *Cooldowns) ([]Action, bool) {
@@ -271,7 +300,7 @@ func (s *Set) test(e *evaluator, r *Rule, env any) (bool, error) {
 	}
 	out, err := e.vm.Run(r.cond.program, env)
 	if err != nil {
-		return false, err
+		return false, evalErr(err)
 	}
 	b, _ := out.(bool)
 	return b, nil
@@ -329,7 +358,7 @@ func (s *Set) exec(e *evaluator, t *template, env any) (string, error) {
 		} else {
 			v, err := e.vm.Run(p.program, env)
 			if err != nil {
-				return "", err
+				return "", evalErr(err)
 			}
 			writeValue(&e.sb, v)
 		}
@@ -338,6 +367,28 @@ func (s *Set) exec(e *evaluator, t *template, env any) (string, error) {
 		}
 	}
 	return e.sb.String(), nil
+}
+
+// evalError is a run-time failure of an expression, without expr's
+// multi-line snippet: it goes into logs and metrics.
+type evalError struct{ fe *file.Error }
+
+func (e *evalError) Error() string {
+	return fmt.Sprintf("%s (at character %d of %q)", e.fe.Message, e.fe.Column+1, e.fe.Snippet)
+}
+
+func (e *evalError) Unwrap() error { return e.fe }
+
+func evalErr(err error) error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		src := strings.TrimPrefix(fe.Snippet, "\n | ")
+		if i := strings.Index(src, "\n"); i >= 0 {
+			src = src[:i]
+		}
+		return &evalError{fe: &file.Error{Location: fe.Location, Line: fe.Line, Column: fe.Column, Message: fe.Message, Snippet: src, Prev: fe.Prev}}
+	}
+	return err
 }
 
 // writeValue writes a template value the way a person expects to read it.
@@ -374,7 +425,10 @@ func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd *Cooldowns) 
 	env := Env{Now: now.In(s.opts.Location), Account: ev.Account, Event: *ev}
 	if ev.Message != nil {
 		env.Msg = *ev.Message
+	} else {
+		env.Event.Message = &noMessage
 	}
+	fillMsg(&env.Msg, s.opts.Location)
 	var boxed any = env
 	for _, r := range s.event {
 		var stop bool
@@ -397,7 +451,9 @@ func (s *Set) Fire(dst []Action, name, account string, at time.Time) ([]Action, 
 	}
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
-	var env any = Env{Now: at.In(s.opts.Location), Account: account}
+	env := Env{Now: at.In(s.opts.Location), Account: account}
+	fillMsg(&env.Msg, s.opts.Location)
+	env.Event.Message = &noMessage
 	dst, _ = s.try(e, dst, r, env, "", at, nil)
 	return dst, nil
 }

@@ -1,0 +1,194 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
+
+	"github.com/finderbot/finderbot/sdk"
+)
+
+// Trace is what happened to one message rule when a message was explained.
+type Trace struct {
+	// Rule is the rule's name.
+	Rule string
+	// Matched is true when the condition held.
+	Matched bool
+	// Actions are the rendered actions of a matching rule.
+	Actions []Action
+	// Candidate is false when the index ruled the rule out without
+	// evaluating it; Need then says what the message lacked.
+	Candidate bool
+	Need      string
+	// Why says, for a rule that did not match, which part of the condition
+	// was false and the values it saw.
+	Why string
+	// Err is the evaluation error of a rule that failed.
+	Err error
+	// Skipped names the stop rule that ended evaluation before this rule.
+	Skipped string
+}
+
+// Explain evaluates every message rule against msg, as Match would but
+// without cooldowns, and says for each why it matched or not. It is slow and
+// meant for people: `finderbot replay --explain`.
+func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
+	if account == "" {
+		account = msg.Account
+	}
+	var boxed any = s.env(msg, account, now)
+	e := &evaluator{}
+	cands := map[int32]bool{}
+	for _, id := range s.index.candidates(nil, msg.Text, msg.Type) {
+		cands[id] = true
+	}
+	for _, id := range s.index.always {
+		cands[id] = true
+	}
+	x := newExprConf(newConfig(s.opts.Location, DefaultMaxNodes, false))
+	var out []Trace
+	stoppedBy := ""
+	for i, r := range s.message {
+		t := Trace{Rule: r.Name, Candidate: cands[int32(i)]}
+		if stoppedBy != "" {
+			t.Skipped = stoppedBy
+			out = append(out, t)
+			continue
+		}
+		if !t.Candidate {
+			t.Need = s.chosenNeed(int32(i))
+		}
+		ok, err := s.test(e, r, boxed)
+		switch {
+		case err != nil:
+			t.Err = err
+		case ok:
+			t.Matched = true
+			t.Actions, t.Err = s.render(e, nil, r, boxed)
+			if r.Stop {
+				stoppedBy = r.Name
+			}
+		default:
+			t.Why = why(&x, r.When, boxed)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// chosenNeed describes the index constraint that ruled out rule id.
+func (s *Set) chosenNeed(id int32) string {
+	r := s.message[id]
+	if r.cond == nil || len(r.cond.needs) == 0 {
+		return ""
+	}
+	// Report every option: the message failed the one the index chose, and
+	// since the rule did not match, it may fail the others too.
+	parts := make([]string, 0, len(r.cond.needs))
+	for _, n := range r.cond.needs {
+		parts = append(parts, n.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// why finds the first conjunct of a false condition that is false, and
+// shows the values of its operands.
+func why(x *exprConf, code string, env any) string {
+	tree, err := parser.Parse(code)
+	if err != nil {
+		return "condition is false"
+	}
+	var conj []ast.Node
+	var flatten func(n ast.Node)
+	flatten = func(n ast.Node) {
+		if b, ok := n.(*ast.BinaryNode); ok && (b.Operator == "&&" || b.Operator == "and") {
+			flatten(b.Left)
+			flatten(b.Right)
+			return
+		}
+		conj = append(conj, n)
+	}
+	flatten(tree.Node)
+	e := &evaluator{}
+	for _, c := range conj {
+		v, err := evalNode(x, e, c, env)
+		if err != nil {
+			return fmt.Sprintf("%s failed: %v", c, err)
+		}
+		if b, ok := v.(bool); ok && b {
+			continue
+		}
+		var seen []string
+		for _, op := range operands(c) {
+			if isLiteral(op) {
+				continue
+			}
+			ov, err := evalNode(x, e, op, env)
+			if err != nil {
+				seen = append(seen, fmt.Sprintf("%s failed: %v", op, err))
+				continue
+			}
+			seen = append(seen, fmt.Sprintf("%s = %s", op, show(ov)))
+		}
+		if len(seen) == 0 {
+			return fmt.Sprintf("%s is false", c)
+		}
+		return fmt.Sprintf("%s is false: %s", c, strings.Join(seen, ", "))
+	}
+	return "condition is false"
+}
+
+func operands(n ast.Node) []ast.Node {
+	switch n := n.(type) {
+	case *ast.BinaryNode:
+		if n.Operator == "||" || n.Operator == "or" {
+			return append(operands(n.Left), operands(n.Right)...)
+		}
+		return []ast.Node{n.Left, n.Right}
+	case *ast.UnaryNode:
+		return []ast.Node{n.Node}
+	case *ast.CallNode:
+		return n.Arguments
+	case *ast.BuiltinNode:
+		return n.Arguments
+	}
+	return nil
+}
+
+func isLiteral(n ast.Node) bool {
+	switch n.(type) {
+	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NilNode, *ast.ArrayNode:
+		return true
+	}
+	return false
+}
+
+func evalNode(x *exprConf, e *evaluator, n ast.Node, env any) (any, error) {
+	c, err := x.compile(n.String(), false)
+	if err != nil {
+		return nil, err
+	}
+	return e.vm.Run(c.program, env)
+}
+
+// show renders a value briefly.
+func show(v any) string {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = quote(x)
+	case time.Time:
+		s = x.Format(time.RFC3339)
+	default:
+		s = fmt.Sprintf("%v", v)
+	}
+	if utf8.RuneCountInString(s) > 80 {
+		r := []rune(s)
+		s = string(r[:77]) + "…"
+	}
+	return s
+}
