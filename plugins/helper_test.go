@@ -17,6 +17,7 @@ import (
 
 	"github.com/finderbot/finderbot/plugins"
 	"github.com/finderbot/finderbot/sdk"
+	"github.com/finderbot/finderbot/sdk/sdktest"
 )
 
 // TestMain doubles as the test plugin: started by a Manager (which sets the
@@ -280,6 +281,29 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool, logs 
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// callWhenReady calls action until the plugin answers, waiting for it to be
+// ready between tries.
+func callWhenReady(t testing.TB, m *plugins.Manager, plugin, action string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if err := m.WaitReady(ctx, plugin); err != nil {
+			t.Fatalf("waiting for %s: %v", plugin, err)
+		}
+		resp, err := m.Call(ctx, plugin, action, &sdk.HandleRequest{Message: sdktest.Text("你好"), Account: "acc"})
+		if err == nil {
+			if len(resp.Replies) != 1 {
+				t.Fatalf("%s.%s: %+v", plugin, action, resp)
+			}
+			return resp.Replies[0].Text
+		}
+		if !plugins.Retryable(err) {
+			t.Fatalf("%s.%s: %v", plugin, action, err)
+		}
 	}
 }
 

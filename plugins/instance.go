@@ -52,6 +52,7 @@ type instance struct {
 	restarts int
 	pid      int
 	crashes  []time.Time // within the quarantine window; supervisor only
+	changed  chan struct{} // closed and replaced on every change of state
 }
 
 func newInstance(m *Manager, e Executable, pinned bool) *instance {
@@ -68,6 +69,7 @@ func newInstance(m *Manager, e Executable, pinned bool) *instance {
 		done:      make(chan struct{}),
 		state:     StateStarting,
 		since:     time.Now(),
+		changed:   make(chan struct{}),
 		pinned:    pinned,
 	}
 }
@@ -75,12 +77,44 @@ func newInstance(m *Manager, e Executable, pinned bool) *instance {
 func (in *instance) setState(s State, problem string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.setStateLocked(s, problem)
+}
+
+// setStateLocked changes state with in.mu held, waking everyone waiting
+// for a change.
+func (in *instance) setStateLocked(s State, problem string) {
 	if in.state != s {
 		in.since = time.Now()
+		close(in.changed)
+		in.changed = make(chan struct{})
 	}
 	in.state, in.problem = s, problem
 	if s != StateReady {
 		in.rp, in.pid = nil, 0
+	}
+}
+
+// waitReady implements Manager.WaitReady.
+func (in *instance) waitReady(ctx context.Context) error {
+	for {
+		in.mu.RLock()
+		state, problem, changed := in.state, in.problem, in.changed
+		in.mu.RUnlock()
+		switch state {
+		case StateReady:
+			return nil
+		case StateStopped:
+			return unavailable(in.name, "", errors.New("plugin is stopped"))
+		case StateRefused:
+			return unavailable(in.name, "", &stateError{kind: ErrRefused, msg: problem})
+		case StateQuarantined:
+			return unavailable(in.name, "", fmt.Errorf("%w: %s", ErrQuarantined, problem))
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -286,7 +320,7 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
 	in.hangs.Store(0)
 	in.mu.Lock()
 	in.rp, in.desc, in.actions, in.pid = rp, desc, actions, pid
-	in.state, in.problem, in.since = StateReady, "", time.Now()
+	in.setStateLocked(StateReady, "")
 	in.mu.Unlock()
 	in.log.Info("plugins: plugin ready", "version", desc.Version, "pid", pid, "actions", len(actions))
 	return client, nil

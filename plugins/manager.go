@@ -200,6 +200,18 @@ func (m *Manager) Call(ctx context.Context, plugin, action string, req *sdk.Hand
 	return in.call(ctx, action, req)
 }
 
+// WaitReady waits until the named plugin is ready to take calls. It returns
+// at once with a *CallError when the plugin is unknown, refused, quarantined
+// or stopped, since waiting would not change that. A plugin that has just
+// crashed may still count as ready for the moment it takes to notice.
+func (m *Manager) WaitReady(ctx context.Context, plugin string) error {
+	in := m.lookup(plugin)
+	if in == nil {
+		return &CallError{Plugin: plugin, Kind: ErrNotFound, Err: fmt.Errorf("no plugin named %q in %s", plugin, m.cfg.Dir)}
+	}
+	return in.waitReady(ctx)
+}
+
 // Restart stops the named plugin if it runs and starts it again, verifying
 // its checksum afresh. It is how an operator brings back a quarantined
 // plugin, or a refused one after pinning it with `finderbot plugins lock`.

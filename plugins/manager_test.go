@@ -122,10 +122,7 @@ func TestCrashRestartsWhileOthersServe(t *testing.T) {
 			if got, err := call(m, "steady", "echo", nil); err != nil || got != "echo: 你好" {
 				t.Fatalf("steady: %q, %v", got, err)
 			}
-			waitFor(t, "crashy back in service", 5*time.Second, func() bool {
-				_, err := call(m, "crashy", "echo", nil)
-				return err == nil
-			})
+			callWhenReady(t, m, "crashy", "echo")
 			if newPID := pidOf(t, m, "crashy"); newPID == oldPID {
 				t.Errorf("pid unchanged (%d): not restarted", newPID)
 			}
@@ -147,15 +144,25 @@ func TestQuarantineAfterRepeatedCrashes(t *testing.T) {
 	cfg := plugins.Config{Dir: pluginDir(t, true, "crashy"), RestartBackoff: time.Millisecond, MaxRestartBackoff: time.Millisecond, QuarantineAfter: 3}
 	m, _ := startManager(t, cfg, newMemHost())
 	for i := range 3 {
-		waitFor(t, "crashy ready", 5*time.Second, func() bool {
-			inf := info(t, m, "crashy")
-			return inf.State == plugins.StateReady && inf.Restarts == i
-		})
+		callWhenReady(t, m, "crashy", "echo")
 		if _, err := call(m, "crashy", "exit", nil); !plugins.Retryable(err) {
 			t.Fatalf("crash %d: err = %v", i, err)
 		}
 	}
-	waitFor(t, "quarantine", 5*time.Second, func() bool { return info(t, m, "crashy").State == plugins.StateQuarantined })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		// Ready only for the moment it takes to notice the last crash.
+		if err := m.WaitReady(ctx, "crashy"); err != nil {
+			if !errors.Is(err, plugins.ErrQuarantined) {
+				t.Fatalf("WaitReady = %v, want ErrQuarantined", err)
+			}
+			break
+		}
+	}
+	if inf := info(t, m, "crashy"); inf.State != plugins.StateQuarantined || inf.Restarts != 3 {
+		t.Errorf("List entry = %+v", inf)
+	}
 	_, err := call(m, "crashy", "echo", nil)
 	if !errors.Is(err, plugins.ErrQuarantined) || !errors.Is(err, plugins.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrQuarantined", err)
@@ -204,10 +211,9 @@ func TestHungPluginHitsDeadline(t *testing.T) {
 			t.Fatalf("hang: %v", err)
 		}
 	}
-	waitFor(t, "restart of the hung plugin", 5*time.Second, func() bool {
-		s, err := call(m, "probe", "pid", nil)
-		return err == nil && s != strconv.Itoa(oldPID)
-	}, logs)
+	if s := callWhenReady(t, m, "probe", "pid"); s == strconv.Itoa(oldPID) {
+		t.Fatalf("the hung plugin was not restarted:\n%s", logs)
+	}
 	if alive(oldPID) {
 		t.Errorf("hung process %d still exists", oldPID)
 	}
