@@ -51,7 +51,7 @@ type instance struct {
 	pinned   bool
 	restarts int
 	pid      int
-	crashes  []time.Time // within the quarantine window; supervisor only
+	crashes  []time.Time   // within the quarantine window; supervisor only
 	changed  chan struct{} // closed and replaced on every change of state
 }
 
