@@ -153,6 +153,20 @@ func Compile(opts Options, srcs ...Source) (*Set, error) {
 	}
 	c.lint()
 	if len(c.problems) > 0 {
+		// Report in file order, whatever order the checks ran in.
+		order := make(map[string]int, len(srcs))
+		for i, src := range srcs {
+			order[src.Name] = i
+		}
+		slices.SortStableFunc(c.problems, func(a, b Problem) int {
+			if d := order[a.File] - order[b.File]; d != 0 {
+				return d
+			}
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Col - b.Col
+		})
 		return nil, &LoadError{Problems: c.problems}
 	}
 	return c.set(), nil
@@ -193,10 +207,11 @@ func (c *compiler) file(src Source) {
 	if root == nil {
 		return
 	}
+	before := len(c.problems)
 	top := s.mapping(root, "", "file", "rules")
 	f, ok := top["rules"]
 	if !ok {
-		if top != nil {
+		if top != nil && len(c.problems) == before {
 			s.errorAt(root, "", "file: want a top-level `rules:` list")
 		}
 		return
@@ -352,6 +367,10 @@ func (c *compiler) condition(s *source, m map[string]field, r *Rule) *cond {
 	}
 	cd, err := c.boolConf.compile(code, true)
 	if err != nil {
+		var pe *positionedError
+		if errors.As(err, &pe) && strings.Contains(pe.msg, "is not callable") && strings.Contains(code, "now(") {
+			pe.msg += " (now is the evaluation time, a value: write now.Hour(), not now().Hour())"
+		}
 		c.exprError(s, f.value, r.Name, "when", err)
 		return nil
 	}
@@ -509,12 +528,6 @@ func (c *compiler) lint() {
 			shadow[r.Trigger] = r
 		}
 	}
-	slices.SortStableFunc(c.problems, func(a, b Problem) int {
-		if a.File != b.File {
-			return 0
-		}
-		return a.Line - b.Line
-	})
 }
 
 // sortRules puts rules in evaluation order: higher priority first, ties in

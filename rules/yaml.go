@@ -89,7 +89,11 @@ func (s *source) mapping(n *yaml.Node, rule, what string, allowed ...string) map
 		k, v := n.Content[i], n.Content[i+1]
 		name := k.Value
 		if !contains(allowed, name) {
-			s.errorAt(k, rule, "%s: unknown key %q (want one of %s)", what, name, strings.Join(allowed, ", "))
+			if near := nearest(name, allowed); near != "" {
+				s.errorAt(k, rule, "%s: unknown key %q (did you mean %q?)", what, name, near)
+			} else {
+				s.errorAt(k, rule, "%s: unknown key %q (want one of %s)", what, name, strings.Join(allowed, ", "))
+			}
 			continue
 		}
 		if prev, dup := out[name]; dup {
@@ -208,4 +212,16 @@ func (s *source) textPos(n *yaml.Node, line, col int) (int, int) {
 		return n.Line + line - 1, col
 	}
 	return n.Line, n.Column + col - 1
+}
+
+// nearest returns the word of list closest to s, if it is close enough to be
+// a typo.
+func nearest(s string, list []string) string {
+	best, bestD := "", 3
+	for _, w := range list {
+		if d := editDistance(s, w); d < bestD {
+			best, bestD = w, d
+		}
+	}
+	return best
 }
