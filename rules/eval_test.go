@@ -329,3 +329,11 @@ func TestMatchAllocations(t *testing.T) {
 		t.Errorf("Match allocates %.1f times per message, want at most 2", allocs)
 	}
 }
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}

@@ -316,6 +316,7 @@ func decodeTestFile(path string, data []byte, loc *time.Location) (*testFile, er
 		}
 	}
 	if len(problems) > 0 {
+		slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
 		return nil, &LoadError{Problems: problems}
 	}
 	if len(tf.tests) == 0 {
