@@ -44,7 +44,9 @@ func Check(stdout, stderr io.Writer, opts Options, paths ...string) bool {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		if le, ok := err.(*LoadError); ok {
-			fmt.Fprintf(stderr, "%d problems\n", len(le.Problems))
+			if n := len(le.Problems); n > 1 {
+				fmt.Fprintf(stderr, "%d problems\n", n)
+			}
 		}
 		return false
 	}
