@@ -50,6 +50,9 @@ func Check(stdout, stderr io.Writer, opts Options, paths ...string) bool {
 		}
 		return false
 	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "ok: %s\n", set.Summary())
 	return true
 }

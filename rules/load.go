@@ -111,6 +111,9 @@ func ruleFiles(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
+			if skipDir(p, path, d) {
+				return filepath.SkipDir
+			}
 			if !d.IsDir() && isRuleFile(path) {
 				found = append(found, path)
 			}
@@ -126,6 +129,16 @@ func ruleFiles(paths []string) ([]string, error) {
 		out = append(out, found...)
 	}
 	return out, nil
+}
+
+// skipDir leaves out, below the directory given, hidden directories and
+// testdata directories, as the go tool does.
+func skipDir(root, path string, d fs.DirEntry) bool {
+	if !d.IsDir() || path == root {
+		return false
+	}
+	name := d.Name()
+	return name == "testdata" || (strings.HasPrefix(name, ".") && name != "." && name != "..")
 }
 
 func isRuleFile(path string) bool {
@@ -176,6 +189,7 @@ func Compile(opts Options, srcs ...Source) (*Set, error) {
 type compiler struct {
 	opts     Options
 	problems []Problem
+	warnings []Problem
 	boolConf exprConf
 	anyConf  exprConf
 	rules    []*Rule
@@ -320,9 +334,23 @@ func (c *compiler) rule(s *source, n *yaml.Node) {
 			s.errorAt(n, name, "rule has no `actions`")
 		}
 	}
+	if r.Trigger == OnMessage && !strings.Contains(r.When, "FromSelf") && answers(r) {
+		c.warnings = append(c.warnings, Problem{File: r.File, Line: r.Line, Rule: r.Name,
+			Msg: "answers messages without testing msg.FromSelf: it will also answer the account's own messages, its replies included; add `&& !msg.FromSelf`"})
+	}
 	if !disabled {
 		c.rules = append(c.rules, r)
 	}
+}
+
+// answers reports whether a rule sends any text.
+func answers(r *Rule) bool {
+	for _, a := range r.actions {
+		if a.kind == KindReply || a.kind == KindSend {
+			return true
+		}
+	}
+	return false
 }
 
 func validName(s string) bool {

@@ -111,3 +111,49 @@ func TestLoadBounds(t *testing.T) {
 		})
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	set := mustCompile(t, Options{}, `
+rules:
+  - name: loops
+    when: msg.Text contains "价格"
+    actions: [{reply: "价格见橱窗"}]
+  - name: guarded
+    when: msg.Text contains "价格" && !msg.FromSelf
+    actions: [{reply: "价格见橱窗"}]
+  - name: records-only
+    actions: [{plugin: crm.record}]
+`)
+	w := set.Warnings()
+	if len(w) != 1 || w[0].Rule != "loops" || w[0].Line != 3 {
+		t.Errorf("warnings = %v, want one for rule loops at line 3", w)
+	}
+}
+
+func TestLoadSkipsTestdataAndHiddenDirs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for path, body := range map[string]string{
+		"a.yaml":            "rules:\n  - name: a\n    actions: [{plugin: x.y}]\n",
+		"sub/b.yml":         "rules:\n  - name: b\n    actions: [{plugin: x.y}]\n",
+		"a_test.yaml":       "not: rules\n",
+		"testdata/bad.yaml": "broken: [\n",
+		".git/x.yaml":       "broken: [\n",
+	} {
+		p := filepath.Join(dir, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set, err := Load(Options{}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := set.Summary(); got != "2 rules (2 message, 0 cron, 0 event) from 2 files" {
+		t.Errorf("Summary() = %q", got)
+	}
+}

@@ -59,6 +59,9 @@ func testFiles(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
+			if skipDir(p, path, d) {
+				return filepath.SkipDir
+			}
 			if !d.IsDir() && (strings.HasSuffix(path, "_test.yaml") || strings.HasSuffix(path, "_test.yml")) {
 				found = append(found, path)
 			}

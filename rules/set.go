@@ -139,10 +139,17 @@ type Set struct {
 	crons   []CronRule
 	index   *index
 	pool    sync.Pool // *evaluator
+	// warnings are doubtful but legal constructs, for `finderbot check`.
+	warnings []Problem
 }
 
+// Warnings returns what looks like a mistake but is not refused, such as a
+// rule that would answer the account's own messages.
+func (s *Set) Warnings() []Problem { return s.warnings }
+
 func (c *compiler) set() *Set {
-	s := &Set{opts: c.opts, all: c.rules, cron: map[string]*Rule{}}
+	sortRules(c.rules)
+	s := &Set{opts: c.opts, all: c.rules, cron: map[string]*Rule{}, warnings: c.warnings}
 	for _, r := range c.rules {
 		switch r.Trigger {
 		case OnMessage:
