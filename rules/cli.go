@@ -76,6 +76,10 @@ func Test(stdout, stderr io.Writer, opts Options, paths ...string) bool {
 // ReplayFile loads the rules at rulePaths and replays the recorded
 // /syncFinder reply in pagePath through them, for `finderbot replay`.
 func ReplayFile(stdout io.Writer, opts Options, rulePaths []string, pagePath string, ro ReplayOptions) error {
+	if opts.OnFailure == nil && !ro.Explain {
+		// Replay is sequential, so a failure prints under its message.
+		opts.OnFailure = func(f Failure) { fmt.Fprintf(stdout, "    !  %v\n", f.Err) }
+	}
 	set, err := Load(opts, rulePaths...)
 	if err != nil {
 		return err
