@@ -6,4 +6,88 @@
 // turns the JSON "data" object of such a reply into a Page of Messages, keeping
 // every field a rule or plugin may need and the page's keyBuff cursor exactly
 // as it was received.
+//
+// # Writing a plugin
+//
+// A plugin is a Go program that runs in a process of its own, started and
+// supervised by the daemon. A plugin that panics, hangs or leaks cannot take
+// the daemon down: the daemon restarts it, and the actions it missed are
+// retried from the daemon's durable outbox.
+//
+// Implement Plugin and hand it to Serve; that call is the whole main:
+//
+//	type greeter struct{}
+//
+//	func (greeter) Describe(ctx context.Context, _ *sdk.DescribeRequest) (*sdk.DescribeResponse, error) {
+//		return &sdk.DescribeResponse{
+//			Name: "greeter", Version: "1.0.0",
+//			Actions: []sdk.Action{{
+//				Name:   "greet",
+//				Params: []sdk.Param{{Name: "greeting", Default: "欢迎"}},
+//			}},
+//		}, nil
+//	}
+//
+//	func (greeter) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.HandleResponse, error) {
+//		return sdk.TextReply(req.Param("greeting") + "！"), nil
+//	}
+//
+//	func main() { sdk.Serve(greeter{}) }
+//
+// Describe names the actions and their parameters; the daemon checks rules
+// against them, fills in defaults and refuses calls that lack a required
+// parameter before the plugin sees them. A rule runs an action with
+// "plugin: greeter.greet" and the action's params. The plugin's name in rules
+// is its executable's name.
+//
+// Handle gets the action's name, its params (templates already rendered), the
+// triggering Message or cron Tick, the account, and a Host. Its ctx carries
+// the daemon's deadline and is cancelled when the daemon gives up; pass it to
+// everything that blocks. The response carries:
+//
+//   - Replies: texts answering the triggering message, addressed by the daemon;
+//   - Sends: texts to anyone the account can write to;
+//   - Diagnostics: notes for the operator that do not fail the action.
+//
+// Replies and sends go through the daemon's durable outbox and per-account
+// rate limit, like the actions of rules. Return an error when the action
+// could not be done; wrap it with RetryLater when trying again later may work
+// (a service the plugin depends on is down).
+//
+// # Calling back into the daemon
+//
+// HandleRequest.Host reaches the daemon: Send queues a message at once,
+// Get/Put/Delete/Keys keep small values in a store of the plugin's own that
+// survives restarts (the daemon keeps it with its state), Log writes to the
+// daemon's log under the plugin's name (NewLogger wraps it as a *slog.Logger),
+// and Token returns the current access token of a named upstream session.
+// Whatever a plugin writes to standard output or standard error also ends up
+// in the daemon's log.
+//
+// # Optional capabilities
+//
+// A plugin may also implement HealthChecker, to report problems such as a
+// configuration file that failed to load (shown by `finderbot plugins ls`),
+// and Closer, to release resources when the daemon stops it.
+//
+// # Testing, building and installing
+//
+// Package sdktest runs a plugin in the test's process, through the same gRPC
+// protocol the daemon uses, with an in-memory Host:
+//
+//	p := sdktest.Start(t, greeter{}, sdktest.NewHost())
+//	resp, err := p.Handle(ctx, &sdk.HandleRequest{Action: "greet", Message: sdktest.Text("你好")})
+//
+// Build the plugin into the daemon's plugin directory and pin its checksum;
+// the daemon refuses unpinned or changed executables:
+//
+//	go build -o /etc/finderbot/plugins/greeter .
+//	finderbot plugins lock --dir /etc/finderbot/plugins
+//	finderbot plugins ls --dir /etc/finderbot/plugins
+//
+// The plugin runs with the plugin directory as its working directory.
+//
+// Names in this package that mention go-plugin (Handshake, HostPluginSets,
+// Dispense, RemotePlugin, WithTestServer) are the daemon's and sdktest's side
+// of the protocol; plugins do not need them.
 package sdk
