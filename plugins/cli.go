@@ -85,7 +85,7 @@ func WriteList(w io.Writer, infos []Info, verbose bool) error {
 			fmt.Fprintf(w, "\n%s\n", in.Name)
 		}
 		for _, a := range in.Actions {
-			fmt.Fprintf(w, "  %s.%s  %s\n", in.Name, a.Name, a.Description)
+			fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %s.%s  %s", in.Name, a.Name, a.Description), " "))
 			for _, p := range a.Params {
 				var notes []string
 				if p.Required {
@@ -98,7 +98,7 @@ func WriteList(w io.Writer, infos []Info, verbose bool) error {
 				if len(notes) > 0 {
 					note = " (" + strings.Join(notes, ", ") + ")"
 				}
-				fmt.Fprintf(w, "      %s%s  %s\n", p.Name, note, p.Description)
+				fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("      %s%s  %s", p.Name, note, p.Description), " "))
 			}
 		}
 	}
