@@ -57,6 +57,15 @@ func (p *probe) Describe(context.Context, *sdk.DescribeRequest) (*sdk.DescribeRe
 	}, nil
 }
 
+// Health reports a problem while a file named "unhealthy" exists in the
+// plugin's working directory, which the Manager sets to the plugin directory.
+func (p *probe) Health(context.Context) error {
+	if _, err := os.Stat("unhealthy"); err == nil {
+		return errors.New("the unhealthy file exists")
+	}
+	return nil
+}
+
 func (p *probe) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.HandleResponse, error) {
 	switch req.Action {
 	case "echo":

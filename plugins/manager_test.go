@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -367,4 +368,46 @@ func TestCloseLeavesNoProcess(t *testing.T) {
 	if _, err := call(m, "b", "echo", nil); !errors.Is(err, plugins.ErrUnavailable) {
 		t.Errorf("call after Close: %v", err)
 	}
+}
+
+func TestHealthChecks(t *testing.T) {
+	t.Parallel()
+	t.Run("problem reported by the plugin", func(t *testing.T) {
+		t.Parallel()
+		dir := pluginDir(t, true, "probe")
+		m, _ := startManager(t, plugins.Config{Dir: dir, HealthInterval: 10 * time.Millisecond}, newMemHost())
+		if err := os.WriteFile(filepath.Join(dir, "unhealthy"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the problem in List", 5*time.Second, func() bool {
+			return info(t, m, "probe").Problem == "health: the unhealthy file exists"
+		})
+		// A plugin with a problem still serves: it may be degraded, not dead.
+		if _, err := call(m, "probe", "echo", nil); err != nil {
+			t.Errorf("call while unhealthy: %v", err)
+		}
+		if err := os.Remove(filepath.Join(dir, "unhealthy")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the problem to clear", 5*time.Second, func() bool { return info(t, m, "probe").Problem == "" })
+	})
+	t.Run("frozen process restarted", func(t *testing.T) {
+		t.Parallel()
+		cfg := plugins.Config{Dir: pluginDir(t, true, "probe"), HealthInterval: 50 * time.Millisecond,
+			CallTimeout: 200 * time.Millisecond, RestartBackoff: time.Millisecond}
+		m, _ := startManager(t, cfg, newMemHost())
+		pid := pidOf(t, m, "probe")
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		if s := callWhenReady(t, m, "probe", "pid"); s == strconv.Itoa(pid) {
+			t.Fatal("the frozen process answered")
+		}
+		if alive(pid) {
+			t.Errorf("frozen process %d still exists", pid)
+		}
+		if inf := info(t, m, "probe"); inf.Restarts != 1 {
+			t.Errorf("restarts = %d, want 1", inf.Restarts)
+		}
+	})
 }
