@@ -173,6 +173,10 @@ const (
 // active it costs one atomic load.
 func (u *Upstream) withFaults(endpoint string, fl apiFlavour, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && !isJSON(r) {
+			unsupportedType(w)
+			return
+		}
 		p := u.faults.Load()
 		if p == nil || len(*p) == 0 {
 			h(w, r)

@@ -102,10 +102,8 @@ func marshal(v any) []byte {
 // JSON content type (the documents insist on it), a refusal for a body
 // that does not decode.
 func readJSON(w http.ResponseWriter, r *http.Request, v any, fail func(http.ResponseWriter, string)) bool {
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" {
-		writeBody(w, http.StatusUnsupportedMediaType, "text/plain; charset=utf-8",
-			[]byte("Content-Type must be application/json (curl: -H 'Content-Type: application/json')\n"))
+	if !isJSON(r) {
+		unsupportedType(w)
 		return false
 	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
@@ -122,6 +120,16 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, fail func(http.Resp
 		return false
 	}
 	return true
+}
+
+func isJSON(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/json"
+}
+
+func unsupportedType(w http.ResponseWriter) {
+	writeBody(w, http.StatusUnsupportedMediaType, "text/plain; charset=utf-8",
+		[]byte("Content-Type must be application/json (curl: -H 'Content-Type: application/json')\n"))
 }
 
 // bearer returns the token of an Authorization header, with or without a

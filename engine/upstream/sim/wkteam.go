@@ -266,19 +266,10 @@ func (u *Upstream) getIPadLoginInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	select {
 	case <-confirmed:
-	case <-u.clock.After(u.opts.LongPoll):
-		in.mu.Lock()
-		if !in.isConfirmed && in.state == statePending {
-			in.state = stateOffline
+	default:
+		if !u.awaitScan(w, r, in, confirmed) {
+			return
 		}
-		in.mu.Unlock()
-		wkFail(w, msgQRExpired)
-		return
-	case <-r.Context().Done():
-		return
-	case <-u.done:
-		writeBody(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("simulator shutting down\n"))
-		return
 	}
 	in.mu.Lock()
 	var step LoginStep
@@ -305,6 +296,27 @@ func (u *Upstream) getIPadLoginInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	u.log.Info("logged in", "wId", in.wID, "wcId", in.wcIDNow())
 	wkOK(w, u.profile(in))
+}
+
+// awaitScan parks a /getIPadLoginInfo until the scan is confirmed. It
+// answers the request itself and returns false when the wait ends any other
+// way: the long poll expired, the caller left, or the simulator closed.
+func (u *Upstream) awaitScan(w http.ResponseWriter, r *http.Request, in *instance, confirmed <-chan struct{}) bool {
+	select {
+	case <-confirmed:
+		return true
+	case <-u.clock.After(u.opts.LongPoll):
+		in.mu.Lock()
+		if !in.isConfirmed && in.state == statePending {
+			in.state = stateOffline
+		}
+		in.mu.Unlock()
+		wkFail(w, msgQRExpired)
+	case <-r.Context().Done():
+	case <-u.done:
+		writeBody(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", []byte("simulator shutting down\n"))
+	}
+	return false
 }
 
 func (in *instance) wcIDNow() string {
