@@ -40,6 +40,7 @@ type Error struct {
 	Unauthorized bool
 }
 
+// Error describes the refusal with its endpoint, code and message.
 func (e *Error) Error() string {
 	return fmt.Sprintf("upstream: %s: refused: code %s: %s", e.Endpoint, e.Code, e.Message)
 }
@@ -59,6 +60,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error describes the status with its endpoint and the start of the body.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("upstream: %s: HTTP %d %s", e.Endpoint, e.StatusCode, http.StatusText(e.StatusCode))
 	if b := strings.TrimSpace(e.Body); b != "" {
@@ -82,6 +84,7 @@ type TransportError struct {
 	Err error
 }
 
+// Error describes the failure with its endpoint.
 func (e *TransportError) Error() string { return fmt.Sprintf("upstream: %s: %v", e.Endpoint, e.Err) }
 
 // Unwrap returns the underlying error.
@@ -98,6 +101,7 @@ type MalformedError struct {
 	Err error
 }
 
+// Error says which endpoint sent the reply and what was wrong with it.
 func (e *MalformedError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("upstream: %s: malformed reply: %s: %v", e.Endpoint, e.Reason, e.Err)

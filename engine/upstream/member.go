@@ -15,6 +15,7 @@ const (
 	MemberExpired MemberStatus = 2
 )
 
+// String returns "normal", "frozen", "expired" or "status N".
 func (s MemberStatus) String() string {
 	switch s {
 	case MemberNormal:
