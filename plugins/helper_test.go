@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-plugin"
+
 	"github.com/finderbot/finderbot/plugins"
 	"github.com/finderbot/finderbot/sdk"
 	"github.com/finderbot/finderbot/sdk/sdktest"
@@ -25,7 +27,19 @@ import (
 // Tests link or copy the test binary into a plugin directory.
 func TestMain(m *testing.M) {
 	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
-		sdk.Serve(&probe{name: filepath.Base(os.Args[0])})
+		name := filepath.Base(os.Args[0])
+		if name == "future" {
+			// A plugin built against a later protocol than the daemon's.
+			hs := sdk.Handshake
+			hs.ProtocolVersion = 99
+			plugin.Serve(&plugin.ServeConfig{
+				HandshakeConfig:  hs,
+				VersionedPlugins: map[int]plugin.PluginSet{99: sdk.HostPluginSets(nil)[sdk.ProtocolVersion]},
+				GRPCServer:       plugin.DefaultGRPCServer,
+			})
+			os.Exit(0)
+		}
+		sdk.Serve(&probe{name: name})
 		os.Exit(0)
 	}
 	code := m.Run()

@@ -288,6 +288,11 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
 			return nil, fmt.Errorf("%w: %s changed since it was pinned in %s; if you trust the new binary, run `finderbot plugins lock --dir %s`",
 				ErrRefused, in.path, cfg.LockFile, cfg.Dir)
 		}
+		if strings.Contains(err.Error(), "incompatible API version") {
+			// Restarting cannot fix this: the plugin needs rebuilding.
+			return nil, fmt.Errorf("%w: %s: %v; rebuild it with an sdk that speaks protocol version %d",
+				ErrRefused, in.path, err, sdk.ProtocolVersion)
+		}
 		return nil, err
 	}
 	rp, err := sdk.Dispense(cp)

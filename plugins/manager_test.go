@@ -411,3 +411,16 @@ func TestHealthChecks(t *testing.T) {
 		}
 	})
 }
+
+func TestProtocolVersionMismatchRefused(t *testing.T) {
+	t.Parallel()
+	m, _ := startManager(t, plugins.Config{Dir: pluginDir(t, true, "future", "probe")}, newMemHost())
+	inf := info(t, m, "future")
+	if inf.State != plugins.StateRefused || !strings.Contains(inf.Problem, "Plugin version: 99") ||
+		!strings.Contains(inf.Problem, "speaks protocol version 1") {
+		t.Errorf("future: %s %q, want refused naming both versions", inf.State, inf.Problem)
+	}
+	if _, err := call(m, "probe", "echo", nil); err != nil {
+		t.Errorf("a plugin of the right version: %v", err)
+	}
+}
