@@ -48,6 +48,7 @@ type CallError struct {
 	Err error
 }
 
+// Error reads "plugins: <plugin>.<action>: <kind>: <cause>".
 func (e *CallError) Error() string {
 	target := e.Plugin
 	if e.Action != "" {

@@ -213,10 +213,10 @@ type temporaryError struct{ err error }
 func (e *temporaryError) Error() string { return e.err.Error() }
 func (e *temporaryError) Unwrap() error { return e.err }
 
-// ActionError is the error a Plugin obtained from Dial returns when the plugin
-// process answered a Handle call with an error. Any other error from such a
-// Plugin means the call itself failed: the process died, the deadline passed,
-// the connection broke.
+// ActionError is the error RemotePlugin.Handle returns when the plugin
+// process answered with an error. Any other error from a RemotePlugin means
+// the call itself failed: the process died, the deadline passed, the
+// connection broke.
 type ActionError struct {
 	// Message is the text of the plugin's error.
 	Message string
@@ -224,4 +224,5 @@ type ActionError struct {
 	Temporary bool
 }
 
+// Error returns the plugin's message.
 func (e *ActionError) Error() string { return e.Message }

@@ -258,6 +258,7 @@ type UnknownSessionError struct {
 	Session string
 }
 
+// Error names the session.
 func (e *UnknownSessionError) Error() string {
 	return "sdktest: no token for session " + e.Session
 }
