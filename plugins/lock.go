@@ -117,6 +117,9 @@ func ParseLock(path string, data []byte) (Lock, error) {
 			return nil, fmt.Errorf("plugins: %s:%d: %q is not a SHA-256 in hex", path, n, sum)
 		}
 		name = strings.TrimSuffix(name, ".exe")
+		if !validName.MatchString(name) {
+			return nil, fmt.Errorf("plugins: %s:%d: %q is not a valid plugin name (letters, digits, '-' and '_' only)", path, n, name)
+		}
 		if _, dup := lock[name]; dup {
 			return nil, fmt.Errorf("plugins: %s:%d: %s is pinned twice", path, n, name)
 		}
