@@ -34,6 +34,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// StoreOptions bound the embedded store.
 	StoreOptions store.Options
+	// HandOff, when set, is called with the time from a page's arrival to
+	// the hand-off of each reply it caused to the upstream.
+	HandOff func(time.Duration)
 }
 
 // Daemon is a running finderbot. New prepares it, Start runs it, Close stops
@@ -59,11 +62,13 @@ type Daemon struct {
 
 	closers []func() error // run by Close, last first
 
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	admin   *http.Server
-	adminLn net.Listener
-	started time.Time
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+	admin     *http.Server
+	adminLn   net.Listener
+	started   time.Time
 }
 
 // account is one configured account at run time.
@@ -191,7 +196,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	d.dispatcher.start(ctx)
-	d.dispatcher.add(pending)
+	d.dispatcher.recover(pending)
 	if len(pending) > 0 {
 		d.log.Info("resuming the outbox", "actions", len(pending))
 	}
@@ -209,8 +214,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 
 // Close stops everything Start started, cancelling calls in flight, and
 // closes the store. Nothing is half-written: every store write is a
-// transaction.
+// transaction. Calling Close again returns the first result.
 func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.close() })
+	return d.closeErr
+}
+
+func (d *Daemon) close() error {
 	if d.cancel != nil {
 		d.cancel()
 	}

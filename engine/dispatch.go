@@ -51,6 +51,18 @@ type dispatcher struct {
 	wg       sync.WaitGroup
 	ctx      context.Context
 	stopped  bool
+
+	// acks carries delivered replies to the acker, which removes them from
+	// the store in batches. Until then they stay in their queue's sending
+	// set, so that an echo arriving meanwhile acknowledges them with its
+	// page: either way the removal is durable before anyone could resend.
+	acks     chan ack
+	ackerEnd chan struct{}
+}
+
+type ack struct {
+	q  *queue
+	id uint64
 }
 
 // queue is one account's pending items, by conversation.
@@ -63,12 +75,16 @@ type queue struct {
 	wake    chan struct{}
 	current uint64 // the item the worker is performing
 
-	// sending holds the replies handed to the upstream whose outcome is not
-	// known yet: attempts in flight, and attempts a crash interrupted. Their
-	// echo in the account's own messages proves delivery.
+	// sending holds the replies whose delivery is not settled: attempts in
+	// flight, delivered replies not yet removed from the store, and replies
+	// a previous run left behind, which it may have delivered. Their echo in
+	// the account's own messages proves delivery.
 	sending map[uint64]store.Item
 	// echoed holds the ids the sync loop found delivered by their echo.
 	echoed map[uint64]bool
+	// delivered holds the replies the upstream accepted whose removal from
+	// the store is still on its way to the acker.
+	delivered map[uint64]bool
 	// caughtUp is set once the sync loop has read everything the upstream
 	// had: replies a crash interrupted wait for it, since their echo may be
 	// on the way.
@@ -76,7 +92,7 @@ type queue struct {
 }
 
 func newDispatcher(d *Daemon) *dispatcher {
-	return &dispatcher{d: d, accounts: make(map[string]*queue)}
+	return &dispatcher{d: d, accounts: make(map[string]*queue), acks: make(chan ack, 1024), ackerEnd: make(chan struct{})}
 }
 
 // start lets workers run until ctx is done.
@@ -84,14 +100,57 @@ func (p *dispatcher) start(ctx context.Context) {
 	p.mu.Lock()
 	p.ctx = ctx
 	p.mu.Unlock()
+	go p.acker()
 }
 
-// wait blocks until every worker has returned.
+// wait blocks until every worker has returned and every ack is stored.
 func (p *dispatcher) wait() {
 	p.mu.Lock()
 	p.stopped = true
+	started := p.ctx != nil
 	p.mu.Unlock()
 	p.wg.Wait()
+	if started {
+		close(p.acks)
+		<-p.ackerEnd
+	}
+}
+
+// acker removes delivered replies from the store, many per transaction.
+func (p *dispatcher) acker() {
+	defer close(p.ackerEnd)
+	var batch []ack
+	ids := make([]uint64, 0, 256)
+	for a := range p.acks {
+		batch = append(batch[:0], a)
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case more, ok := <-p.acks:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		ids = ids[:0]
+		for _, a := range batch {
+			ids = append(ids, a.id)
+		}
+		// Shutdown must not lose acks: they are stored whatever ctx says.
+		if err := p.d.store.Ack(context.Background(), ids...); err != nil {
+			p.d.log.Error("cannot remove delivered replies from the outbox; their echo will prevent a resend", "err", err)
+		}
+		p.mu.Lock()
+		for _, a := range batch {
+			delete(a.q.sending, a.id)
+			delete(a.q.echoed, a.id)
+			delete(a.q.delivered, a.id)
+		}
+		p.mu.Unlock()
+	}
 }
 
 func (p *dispatcher) queue(account string) *queue {
@@ -103,10 +162,25 @@ func (p *dispatcher) queue(account string) *queue {
 			lim = rate.Every(cfg.Interval)
 		}
 		q = &queue{convs: map[string][]store.Item{}, limiter: rate.NewLimiter(lim, cfg.Burst), wake: make(chan struct{}, 1),
-			sending: map[uint64]store.Item{}, echoed: map[uint64]bool{}}
+			sending: map[uint64]store.Item{}, echoed: map[uint64]bool{}, delivered: map[uint64]bool{}}
 		p.accounts[account] = q
 	}
 	return q
+}
+
+// recover queues the items a previous run left in the outbox. Replies among
+// them may have been delivered just before that run ended: they wait until
+// the sync loop has caught up, and those whose echo arrives by then are not
+// sent again.
+func (p *dispatcher) recover(items []store.Item) {
+	p.add(items)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, it := range items {
+		if it.Kind == store.KindReply {
+			p.queue(it.Account).sending[it.ID] = it
+		}
+	}
 }
 
 // add queues items already committed to the outbox.
@@ -124,9 +198,6 @@ func (p *dispatcher) add(items []store.Item) {
 		}
 		q.convs[conv] = append(q.convs[conv], it)
 		q.depth++
-		if !it.Sending.IsZero() && it.Kind == store.KindReply {
-			q.sending[it.ID] = it
-		}
 		select {
 		case q.wake <- struct{}{}:
 		default:
@@ -198,9 +269,16 @@ func (p *dispatcher) done(q *queue, it store.Item) {
 		q.convs[it.Conversation] = items[1:]
 	}
 	q.depth--
-	delete(q.sending, it.ID)
-	delete(q.echoed, it.ID)
 	p.d.metrics.outboxDepth.Dec()
+}
+
+// forget drops an item from the sending set.
+func (p *dispatcher) forget(q *queue, id uint64) {
+	p.mu.Lock()
+	delete(q.sending, id)
+	delete(q.echoed, id)
+	delete(q.delivered, id)
+	p.mu.Unlock()
 }
 
 // matchEcho finds the reply whose echo m is: the account's own message in
@@ -215,7 +293,10 @@ func (p *dispatcher) matchEcho(account string, m *sdk.Message) (uint64, bool) {
 	}
 	var best uint64
 	for id, it := range q.sending {
-		if !q.echoed[id] && it.Session == m.Session && it.Text == m.Content && (it.My == "" || it.My == m.From) && (best == 0 || id < best) {
+		// The echo cannot be older than the reply (a minute allows for the
+		// upstream's clock and its whole-second times).
+		if !q.echoed[id] && it.Session == m.Session && it.Text == m.Content && (it.My == "" || it.My == m.From) &&
+			!m.Time.Before(it.Created.Add(-time.Minute)) && (best == 0 || id < best) {
 			best = id
 		}
 	}
@@ -237,11 +318,13 @@ func (p *dispatcher) echoedAcks(account string, ids []uint64) {
 			break
 		}
 		it, ok := q.sending[id]
-		if !ok {
+		if !ok || q.echoed[id] {
 			continue
 		}
 		q.echoed[id] = true
-		heads = append(heads, it)
+		if !q.delivered[id] {
+			heads = append(heads, it)
+		}
 	}
 	p.mu.Unlock()
 	for _, it := range heads {
@@ -284,9 +367,7 @@ func (p *dispatcher) clearSending(q *queue, id uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q.current = 0
-	echoed := q.echoed[id]
-	delete(q.sending, id)
-	return echoed
+	return q.echoed[id]
 }
 
 func (p *dispatcher) inFlight(q *queue, id uint64) bool {
@@ -371,13 +452,14 @@ func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store
 			return ctx.Err()
 		}
 		if it.Kind == store.KindReply {
-			// Record the attempt before making it: after a crash, the
-			// reply's echo tells whether it went out.
-			it.Sending = p.d.now()
-			if uerr := p.d.store.Update(ctx, it); uerr != nil {
-				return p.retry(ctx, q, it, uerr, log)
-			}
 			p.setSending(q, it)
+		}
+		if !it.Received.IsZero() {
+			lat := time.Since(it.Received)
+			p.d.metrics.handOff.Observe(lat.Seconds())
+			if p.d.opts.HandOff != nil {
+				p.d.opts.HandOff(lat)
+			}
 		}
 		err = p.send(ctx, inst, it)
 		if it.Kind == store.KindReply {
@@ -385,7 +467,7 @@ func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store
 				err = nil // its echo arrived: delivered, whatever the answer said
 			}
 			if err != nil {
-				it.Sending = time.Time{}
+				p.forget(q, it.ID)
 			}
 		}
 		if errors.Is(err, upstream.ErrOffline) {
@@ -414,7 +496,12 @@ func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store
 			}
 			p.add(items)
 		}
-		if err := p.d.store.Ack(ctx, it.ID); err != nil {
+		if it.Kind == store.KindReply {
+			p.mu.Lock()
+			q.delivered[it.ID] = true
+			p.mu.Unlock()
+			p.acks <- ack{q: q, id: it.ID}
+		} else if err := p.d.store.Ack(ctx, it.ID); err != nil {
 			log.Error("cannot remove a performed action from the outbox", "err", err)
 			return err
 		}
@@ -459,6 +546,7 @@ func (p *dispatcher) kill(ctx context.Context, q *queue, it store.Item, reason s
 		return
 	}
 	p.done(q, it)
+	p.forget(q, it.ID)
 	p.d.metrics.actions.WithLabelValues(it.Kind, "dead").Inc()
 }
 

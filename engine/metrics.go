@@ -19,6 +19,7 @@ type metrics struct {
 	outboxDepth  prometheus.Gauge
 	sessionState *prometheus.GaugeVec
 	reloads      *prometheus.CounterVec
+	handOff      prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -49,12 +50,16 @@ func newMetrics() *metrics {
 		sessionState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "finderbot_session_state", Help: "1 for the current state of each account's session.",
 		}, []string{"account", "state"}),
+		handOff: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "finderbot_reply_latency_seconds", Help: "Time from a page's arrival to the hand-off of a reply it caused to the upstream, pacing included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "finderbot_rule_reloads_total", Help: "Rule reloads by result (ok, failed).",
 		}, []string{"result"}),
 	}
 	m.reg.MustRegister(m.synced, m.pollSeconds, m.pollErrors, m.rulesMatched, m.rulesFailed,
-		m.actions, m.outboxDepth, m.sessionState, m.reloads,
+		m.actions, m.outboxDepth, m.sessionState, m.reloads, m.handOff,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -96,6 +96,7 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page, log
 		fresh[id] = true
 	}
 	now := d.now()
+	received := time.Now()
 	commit := store.Commit{Account: a.name, KeyBuff: page.KeyBuff, MsgIDs: unseen}
 	for i := range page.Messages {
 		m := &page.Messages[i]
@@ -118,6 +119,9 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page, log
 	items, err := d.store.CommitPage(ctx, commit)
 	if err != nil {
 		return 0, err
+	}
+	for i := range items {
+		items[i].Received = received
 	}
 	if len(unseen) > 0 {
 		log.Info("page synced", "messages", len(page.Messages), "new", len(unseen), "actions", len(items))

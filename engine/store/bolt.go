@@ -400,10 +400,17 @@ func removeOutbox(tx *bolt.Tx, id uint64) error {
 }
 
 // Ack implements Store.
-func (s *Bolt) Ack(ctx context.Context, id uint64) error {
-	err := s.batch(ctx, func(tx *bolt.Tx) error { return removeOutbox(tx, id) })
+func (s *Bolt) Ack(ctx context.Context, ids ...uint64) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			if err := removeOutbox(tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("store: ack %d: %w", id, err)
+		return fmt.Errorf("store: ack %v: %w", ids, err)
 	}
 	return nil
 }

@@ -56,10 +56,6 @@ type Item struct {
 	Params map[string]string `json:"params,omitempty"`
 	// Msg is the triggering message, kept for plugin actions.
 	Msg *sdk.Message `json:"msg,omitempty"`
-	// Sending is set, durably, just before an attempt hands the action to
-	// the upstream, and cleared when the attempt fails. An item found with
-	// Sending set after a crash may or may not have been delivered.
-	Sending time.Time `json:"sending,omitzero"`
 	// Attempts counts the failed attempts so far.
 	Attempts int `json:"attempts,omitempty"`
 	// NextAt is the earliest time of the next attempt.
@@ -68,6 +64,9 @@ type Item struct {
 	LastError string `json:"last_error,omitempty"`
 	// Created is when the action entered the outbox.
 	Created time.Time `json:"created"`
+	// Received is when the page that produced the action arrived, for the
+	// latency metrics; it is not stored.
+	Received time.Time `json:"-"`
 }
 
 // DeadLetter is an item given up on, with the reason.
@@ -129,8 +128,8 @@ type Store interface {
 	Enqueue(ctx context.Context, items []Item) ([]Item, error)
 	// Pending returns every item in the outbox, in ID order.
 	Pending(ctx context.Context) ([]Item, error)
-	// Ack removes an item the upstream accepted.
-	Ack(ctx context.Context, id uint64) error
+	// Ack removes items the upstream accepted, in one transaction.
+	Ack(ctx context.Context, ids ...uint64) error
 	// Update stores a changed item (its attempts, next time, last error).
 	Update(ctx context.Context, it Item) error
 	// Kill moves an item from the outbox to the dead letters.

@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream/sim"
+)
+
+// handlerTransport hands requests straight to an http.Handler, so that a
+// benchmark measures finderbot rather than the loopback TCP stack shared
+// with the simulator on the same two cores.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// BenchmarkPipeline measures messages per second through the whole daemon:
+// /syncFinder pages decoded, run through the rules, committed durably (with
+// fsync, batched across accounts), and every reply handed to the upstream.
+// The per-account rate limit is lifted. It reports msgs/s, the p50 and p99
+// time from a page's arrival to its reply's hand-off, and fsyncs/s.
+func BenchmarkPipeline(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		accounts int
+		perAcct  int
+		loopback bool
+		rate     int // messages/s injected while the daemon runs; 0 = all queued before it starts
+	}{
+		{"backlog/accounts=100/in-process", 100, 200, false, 0},
+		{"backlog/accounts=1000/in-process", 1000, 20, false, 0},
+		{"backlog/accounts=100/loopback", 100, 200, true, 0},
+		{"steady=20000/s/accounts=100/in-process", 100, 400, false, 20000},
+		{"steady=20000/s/accounts=100/loopback", 100, 400, true, 20000},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for range b.N {
+				runPipeline(b, tc.accounts, tc.perAcct, tc.loopback, tc.rate)
+			}
+		})
+	}
+}
+
+func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int) {
+	b.StopTimer()
+	u := sim.New(sim.Options{AutoConfirm: true, NoSeed: true, NoEcho: true, PageSize: 100})
+	defer u.Close()
+	hc := &http.Client{Transport: handlerTransport{u}}
+	baseURL := "http://sim.invalid"
+	if loopback {
+		srv := sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true, NoEcho: true, PageSize: 100})
+		defer srv.Close()
+		u, hc, baseURL = srv.Upstream, nil, srv.URL
+	}
+	dir := b.TempDir()
+	writeFile(b, filepath.Join(dir, "rules.yaml"), greetRules)
+	cfg := config.Default()
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password = baseURL, sim.DefaultAccount, config.Secret(sim.DefaultPassword)
+	cfg.Rules = []string{filepath.Join(dir, "rules.yaml")}
+	cfg.Admin.Listen = ""
+	// Each account polls every 100 ms, busy or idle, as a daemon with many
+	// accounts would be configured.
+	cfg.Sync = config.Sync{IdleInterval: 100 * time.Millisecond, BusyInterval: 100 * time.Millisecond, MaxBackoff: time.Second, OnlineCheck: time.Minute}
+	cfg.Send = config.Send{Interval: 0, Burst: 1, MaxAttempts: 8, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: time.Second}
+	for i := range accounts {
+		cfg.Accounts = append(cfg.Accounts, config.Account{Name: fmt.Sprintf("a%d", i), WcID: fmt.Sprintf("wxid_bench%d", i)})
+	}
+	total := accounts * perAcct
+	inject := func(i, j int) {
+		m := sim.Text(fmt.Sprintf("fv1_%d_%d@findermsgstranger", i, j%10), fmt.Sprintf("echo %d", j))
+		if _, err := u.Inject(fmt.Sprintf("wxid_bench%d", i), m); err != nil {
+			b.Error(err)
+		}
+	}
+	if rate == 0 {
+		for i := range accounts {
+			for j := range perAcct {
+				inject(i, j)
+			}
+		}
+	}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, total)
+	d, err := New(&cfg, Options{HTTPClient: hc, HandOff: func(d time.Duration) {
+		mu.Lock()
+		lat = append(lat, d)
+		mu.Unlock()
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	// Log in every account before the clock starts: logins are not the
+	// pipeline.
+	if rate > 0 {
+		if err := d.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for _, name := range d.order {
+			if _, err := d.accounts[name].keeper.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	commits0 := d.store.(*store.Bolt).Commits()
+	start := time.Now()
+	b.StartTimer()
+	if rate == 0 {
+		if err := d.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		// Inject at the rate, in ticks of 10 ms, round-robin over the
+		// accounts.
+		go func() {
+			const tick = 10 * time.Millisecond
+			per := rate / 100
+			t := time.NewTicker(tick)
+			defer t.Stop()
+			for n := 0; n < total; {
+				for k := 0; k < per && n < total; k++ {
+					inject(n%accounts, n/accounts)
+					n++
+				}
+				<-t.C
+			}
+		}()
+	}
+	if _, err := u.WaitSent(ctx, total); err != nil {
+		b.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	commits := d.store.(*store.Bolt).Commits() - commits0
+	d.Close()
+	slices.Sort(lat)
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	b.ReportMetric(float64(commits)/elapsed.Seconds(), "fsyncs/s")
+}
