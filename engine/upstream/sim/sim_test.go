@@ -191,11 +191,14 @@ func TestLatencyFaultUsesClock(t *testing.T) {
 	if _, err := s.AddFault(Fault{Kind: FaultLatency, Latency: time.Minute, Endpoint: "/isOnline"}); err != nil {
 		t.Fatal(err)
 	}
+	// Waits abandoned by the login's long poll may still be registered:
+	// wait for one more than there are now.
+	before := clock.Waiters()
 	done := make(chan int, 1)
 	go func() { done <- post(t, s.URL+"/isOnline", tok, `{"wId":"`+wID+`"}`, nil) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := clock.BlockUntil(ctx, 1); err != nil {
+	if err := clock.BlockUntil(ctx, before+1); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(time.Minute)
