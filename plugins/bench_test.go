@@ -15,7 +15,7 @@ import (
 
 // Run with:
 //
-//	go test -run '^$' -bench . -benchtime 2000x ./plugins
+//	go test -run '^$' -bench . ./plugins
 //
 // "direct" calls the plugin's Handle in-process: the baseline the others pay
 // process isolation on top of.

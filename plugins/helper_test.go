@@ -42,6 +42,11 @@ func TestMain(m *testing.M) {
 		sdk.Serve(&probe{name: name})
 		os.Exit(0)
 	}
+	// Checked second: the plugins a test daemon starts inherit its environment.
+	if dir := os.Getenv("FINDERBOT_TEST_DAEMON"); dir != "" {
+		runDaemon(dir)
+		return
+	}
 	code := m.Run()
 	if builtDir != "" {
 		os.RemoveAll(builtDir)
@@ -336,8 +341,37 @@ func callWhenReady(t testing.TB, m *plugins.Manager, plugin, action string) stri
 	}
 }
 
-// alive reports whether a process with pid exists.
+// alive reports whether a process with pid exists and is not a zombie (an
+// orphan's zombie lingers until init reaps it, but runs nothing).
 func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	// The state follows the parenthesised command name.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
+
+// runDaemon plays a daemon for TestDaemonKilledLeavesNoPlugin: it starts the
+// plugins in dir, prints their pids, and waits to be killed.
+func runDaemon(dir string) {
+	m, err := plugins.New(plugins.Config{Dir: dir}, newMemHost(), nil)
+	if err == nil {
+		err = m.Start(context.Background())
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	for _, inf := range m.List() {
+		fmt.Println(inf.PID)
+	}
+	fmt.Println("ready")
+	select {}
 }

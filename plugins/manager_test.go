@@ -1,10 +1,14 @@
 package plugins_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -422,5 +426,47 @@ func TestProtocolVersionMismatchRefused(t *testing.T) {
 	}
 	if _, err := call(m, "probe", "echo", nil); err != nil {
 		t.Errorf("a plugin of the right version: %v", err)
+	}
+}
+
+func TestDaemonKilledLeavesNoPlugin(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("the kernel ties plugins to the daemon only on Linux")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemon := exec.Command(self)
+	daemon.Env = append(os.Environ(), "FINDERBOT_TEST_DAEMON="+pluginDir(t, true, "a", "b"))
+	out, err := daemon.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && sc.Text() != "ready" {
+		pid, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			daemon.Process.Kill()
+			t.Fatalf("daemon said %q", sc.Text())
+		}
+		pids = append(pids, pid)
+	}
+	if len(pids) != 2 {
+		t.Fatalf("plugin pids = %v", pids)
+	}
+	// SIGKILL: the daemon gets no chance to stop its plugins.
+	if err := daemon.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	daemon.Wait()
+	for _, pid := range pids {
+		// The kernel kills orphans asynchronously; give it a moment.
+		waitFor(t, fmt.Sprintf("plugin %d to die with its daemon", pid), 5*time.Second, func() bool { return !alive(pid) })
 	}
 }
