@@ -1,13 +1,21 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,4 +161,100 @@ func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 	b.ReportMetric(float64(commits)/elapsed.Seconds(), "fsyncs/s")
+}
+
+// simEnv makes the test binary serve the simulated upstream instead of
+// running tests, so that a benchmark can keep the simulator's CPU out of the
+// daemon's process.
+const simEnv = "FINDERBOT_TEST_SIM_LISTEN"
+
+// startSimProcess runs the simulator in a child process and returns its URL.
+func startSimProcess(tb testing.TB) string {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), simEnv+"=127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("simulator process: %v", err)
+	}
+	// "finderbot simulated upstream listening on http://127.0.0.1:PORT"
+	fields := strings.Fields(line)
+	go io.Copy(io.Discard, out)
+	return fields[len(fields)-1]
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func liveBytes() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
+
+// BenchmarkIdleAccounts runs 10,000 online accounts that poll /syncFinder
+// once a second against a simulated upstream in another process, over
+// loopback, with nothing to sync. It reports the daemon's CPU in cores and
+// its memory per account.
+func BenchmarkIdleAccounts(b *testing.B) {
+	const accounts = 10_000
+	const window = 10 * time.Second
+	for range b.N {
+		url := startSimProcess(b)
+		dir := b.TempDir()
+		writeFile(b, filepath.Join(dir, "rules.yaml"), greetRules)
+		cfg := config.Default()
+		cfg.StateDir = filepath.Join(dir, "state")
+		cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password = url, sim.DefaultAccount, config.Secret(sim.DefaultPassword)
+		cfg.Rules = []string{filepath.Join(dir, "rules.yaml")}
+		cfg.Admin.Listen = ""
+		for i := range accounts {
+			cfg.Accounts = append(cfg.Accounts, config.Account{Name: fmt.Sprintf("a%d", i), WcID: fmt.Sprintf("wxid_idle%d", i)})
+		}
+		base := liveBytes()
+		d, err := New(&cfg, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		if err := d.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		for _, name := range d.order {
+			if _, err := d.accounts[name].keeper.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Let the seed pages drain and the loops settle into idle polling.
+		time.Sleep(3 * time.Second)
+		perAccount := float64(liveBytes()-base) / accounts
+		if os.Getenv("FINDERBOT_BENCH_PROFILE") != "" {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.Logf("goroutines %d, heap in use %d MiB, stacks %d MiB", runtime.NumGoroutine(), ms.HeapInuse>>20, ms.StackInuse>>20)
+			f, _ := os.Create("/tmp/idle_heap.out")
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+		c0, t0 := cpuTime(), time.Now()
+		time.Sleep(window)
+		cores := float64(cpuTime()-c0) / float64(time.Since(t0))
+		d.Close()
+		cancel()
+		b.ReportMetric(cores, "cores")
+		b.ReportMetric(perAccount/1024, "KiB/account")
+	}
 }

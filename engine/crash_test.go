@@ -22,6 +22,16 @@ import (
 const daemonEnv = "FINDERBOT_TEST_DAEMON_CONFIG"
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(simEnv); addr != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := sim.Run(ctx, addr, sim.Options{AutoConfirm: true}, os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if path := os.Getenv(daemonEnv); path != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := Run(ctx, path, os.Stderr, io.Discard)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/finderbot/finderbot/engine/config"
@@ -56,6 +57,7 @@ type Daemon struct {
 	accounts   map[string]*account
 	order      []string
 	dispatcher *dispatcher
+	sched      *scheduler
 	rules      *ruleHost
 	plugins    PluginCaller
 	sim        *sim.Upstream
@@ -75,6 +77,19 @@ type Daemon struct {
 type account struct {
 	name   string
 	keeper *session.Keeper
+
+	// Owned by the account's step, which never runs twice at once.
+	cursor    string
+	loaded    bool
+	failures  int
+	nextCheck time.Time
+	loggingIn atomic.Bool
+
+	// Owned by the scheduler.
+	index   int       // in the due heap, -1 when not in it
+	due     time.Time // when the next step is due
+	running bool      // a step is running
+	again   time.Time // a step asked for while one was running
 
 	mu       sync.Mutex
 	lastSync time.Time
@@ -151,15 +166,17 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 
 	d.tokens = session.NewTokens(d.client, member, password)
 	d.dispatcher = newDispatcher(d)
+	d.sched = newScheduler(cfg.Sync.Concurrency, d.step)
 	for _, ac := range cfg.Accounts {
-		a := &account{name: ac.Name}
+		a := &account{name: ac.Name, index: -1}
 		name := ac.Name
 		a.keeper = session.NewKeeper(d.client, d.tokens, d.store, session.Options{
 			Name: ac.Name, WcID: ac.WcID, DeviceType: ac.DeviceType, Proxy: ac.Proxy,
 			OnlineCheck: cfg.Sync.OnlineCheck, MinBackoff: time.Second, MaxBackoff: cfg.Sync.MaxBackoff,
 			QR: opts.QR, Logger: d.log,
-			OnState: func(state string) { d.setSessionState(name, state) },
-			OnEvent: d.onSessionEvent,
+			OnState:   func(state string) { d.setSessionState(name, state) },
+			OnSuspect: func() { d.sched.at(a, time.Now()) },
+			OnEvent:   d.onSessionEvent,
 		})
 		d.accounts[ac.Name] = a
 		d.order = append(d.order, ac.Name)
@@ -200,13 +217,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if len(pending) > 0 {
 		d.log.Info("resuming the outbox", "actions", len(pending))
 	}
+	now := time.Now()
 	for _, name := range d.order {
-		a := d.accounts[name]
 		d.setSessionState(name, session.StateLoggedOut)
-		d.wg.Add(2)
-		go func() { defer d.wg.Done(); a.keeper.Run(ctx) }()
-		go func() { defer d.wg.Done(); d.syncLoop(ctx, a) }()
+		d.sched.at(d.accounts[name], now)
 	}
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.sched.run(ctx) }()
 	d.rules.start(ctx)
 	d.log.Info("finderbot started", "accounts", len(d.order), "state_dir", d.cfg.StateDir, "admin", d.AdminAddr())
 	return nil

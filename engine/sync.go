@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	"github.com/finderbot/finderbot/engine/store"
@@ -16,73 +15,104 @@ type Syncer interface {
 	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error)
 }
 
-// syncLoop polls /syncFinder for one account until ctx is done. Each page is
-// committed in one store transaction together with the actions its new
-// messages produced; only then does the cursor advance and the dispatcher see
-// the actions. A crash before the commit re-syncs the page; a crash after it
-// finds the actions in the outbox.
-func (d *Daemon) syncLoop(ctx context.Context, a *account) {
-	log := d.log.With("account", a.name)
-	cursor, err := d.store.Cursor(ctx, a.name)
+// step is one turn of an account: it makes sure the account is online
+// (starting a login in the background when it is not), checks the
+// instance now and then, and polls /syncFinder once. It returns the pause
+// until the next turn, or -1 when the login will schedule it.
+//
+// Each page is committed in one store transaction together with the
+// actions its new messages produced; only then does the cursor advance and
+// the dispatcher see the actions. A crash before the commit re-syncs the
+// page; a crash after it finds the actions in the outbox.
+func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
+	inst, ok := a.keeper.Current()
+	if !ok {
+		d.startLogin(ctx, a)
+		return -1
+	}
+	if !a.loaded {
+		cursor, err := d.store.Cursor(ctx, a.name)
+		if err != nil {
+			d.log.Error("cannot read the sync cursor", "account", a.name, "err", err)
+			return d.cfg.Sync.MaxBackoff
+		}
+		a.cursor, a.loaded = cursor, true
+	}
+	now := time.Now()
+	if a.keeper.TakeSuspicion(inst.Gen) || now.After(a.nextCheck) {
+		a.nextCheck = now.Add(d.cfg.Sync.OnlineCheck)
+		online, err := a.keeper.Check(ctx, inst)
+		if !online {
+			d.startLogin(ctx, a)
+			return -1
+		}
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("online check failed", "account", a.name, "err", err)
+		}
+	}
+	page, err := d.sync.SyncFinder(ctx, inst.Token, inst.WID, a.cursor)
+	d.metrics.pollSeconds.Observe(time.Since(now).Seconds())
+	if err == nil {
+		_, err = d.commitPage(ctx, a, page)
+	}
 	if err != nil {
-		log.Error("cannot read the sync cursor", "err", err)
+		if ctx.Err() != nil {
+			return -1
+		}
+		d.metrics.pollErrors.WithLabelValues(a.name).Inc()
+		switch {
+		case errors.Is(err, upstream.ErrOffline):
+			a.keeper.ReportOffline(inst.Gen)
+		case errors.Is(err, upstream.ErrUnauthorized):
+			a.keeper.ReportUnauthorized(inst.Token)
+			a.keeper.ReportOffline(inst.Gen)
+		}
+		a.failures++
+		delay := backoff(d.cfg.Sync.IdleInterval, d.cfg.Sync.MaxBackoff, a.failures)
+		d.log.Warn("sync failed", "account", a.name, "err", err, "retry_in", delay.Round(time.Millisecond))
+		a.setSyncError(err)
+		return delay
+	}
+	a.failures = 0
+	a.cursor = page.KeyBuff
+	if len(page.Messages) > 0 {
+		return d.cfg.Sync.BusyInterval
+	}
+	return d.cfg.Sync.IdleInterval
+}
+
+// startLogin runs the account's login in the background, once; when it
+// succeeds the account's steps resume.
+func (d *Daemon) startLogin(ctx context.Context, a *account) {
+	if !a.loggingIn.CompareAndSwap(false, true) {
 		return
 	}
-	failures := 0
-	var delay time.Duration
-	for {
-		if delay > 0 && !sleep(ctx, delay) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer a.loggingIn.Store(false)
+		if _, err := a.keeper.LoginLoop(ctx); err != nil {
 			return
 		}
-		inst, err := a.keeper.Wait(ctx)
-		if err != nil {
-			return
-		}
-		start := time.Now()
-		page, err := d.sync.SyncFinder(ctx, inst.Token, inst.WID, cursor)
-		d.metrics.pollSeconds.Observe(time.Since(start).Seconds())
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d.metrics.pollErrors.WithLabelValues(a.name).Inc()
-			switch {
-			case errors.Is(err, upstream.ErrOffline):
-				a.keeper.ReportOffline(inst.Gen)
-			case errors.Is(err, upstream.ErrUnauthorized):
-				a.keeper.ReportUnauthorized(inst.Token)
-			}
-			failures++
-			delay = backoff(d.cfg.Sync.IdleInterval, d.cfg.Sync.MaxBackoff, failures)
-			log.Warn("sync failed", "err", err, "retry_in", delay.Round(time.Millisecond))
-			a.setSyncError(err)
-			continue
-		}
-		n, err := d.commitPage(ctx, a, page, log)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			failures++
-			delay = backoff(d.cfg.Sync.IdleInterval, d.cfg.Sync.MaxBackoff, failures)
-			log.Error("cannot commit a synced page; it will be synced again", "err", err, "retry_in", delay.Round(time.Millisecond))
-			a.setSyncError(err)
-			continue
-		}
-		failures = 0
-		cursor = page.KeyBuff
-		a.synced(n)
-		if len(page.Messages) > 0 {
-			delay = d.cfg.Sync.BusyInterval
-		} else {
-			delay = d.cfg.Sync.IdleInterval
-		}
-	}
+		a.nextCheck = time.Now().Add(d.cfg.Sync.OnlineCheck)
+		d.sched.at(a, time.Now())
+	}()
 }
 
 // commitPage evaluates the page's new messages and commits the page. It
 // returns how many messages were new.
-func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page, log *slog.Logger) (int, error) {
+func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page) (int, error) {
+	if len(page.Messages) == 0 {
+		if page.KeyBuff != a.cursor {
+			// Nothing new, but the cursor moved: keep it.
+			if _, err := d.store.CommitPage(ctx, store.Commit{Account: a.name, KeyBuff: page.KeyBuff}); err != nil {
+				return 0, err
+			}
+		}
+		a.synced(0)
+		d.dispatcher.caughtUp(a.name)
+		return 0, nil
+	}
 	ids := make([]uint64, 0, len(page.Messages))
 	for i := range page.Messages {
 		ids = append(ids, page.Messages[i].ID)
@@ -111,7 +141,7 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page, log
 			}
 		}
 		if m.ParseError != "" {
-			log.Debug("message content did not parse", "msg_id", m.ID, "err", m.ParseError)
+			d.log.Debug("message content did not parse", "account", a.name, "msg_id", m.ID, "err", m.ParseError)
 		}
 		d.metrics.synced.WithLabelValues(a.name, m.Type).Inc()
 		commit.Items = append(commit.Items, d.rules.evaluate(m, now)...)
@@ -124,13 +154,11 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page, log
 		items[i].Received = received
 	}
 	if len(unseen) > 0 {
-		log.Info("page synced", "messages", len(page.Messages), "new", len(unseen), "actions", len(items))
+		d.log.Info("page synced", "account", a.name, "messages", len(page.Messages), "new", len(unseen), "actions", len(items))
 	}
 	d.dispatcher.echoedAcks(a.name, commit.Acks)
 	d.dispatcher.add(items)
-	if len(page.Messages) == 0 {
-		d.dispatcher.caughtUp(a.name)
-	}
+	a.synced(len(unseen))
 	return len(unseen), nil
 }
 

@@ -102,6 +102,8 @@ type Sync struct {
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// OnlineCheck is how often /isOnline is asked while all is well.
 	OnlineCheck time.Duration `yaml:"online_check"`
+	// Concurrency bounds the polls in flight at once, across accounts.
+	Concurrency int `yaml:"concurrency"`
 }
 
 // Send paces and retries outbound actions.
@@ -167,6 +169,7 @@ func Default() Config {
 			BusyInterval: 100 * time.Millisecond,
 			MaxBackoff:   time.Minute,
 			OnlineCheck:  time.Minute,
+			Concurrency:  1024,
 		},
 		Send: Send{
 			Interval:        3 * time.Second,
@@ -312,6 +315,9 @@ func (c *Config) validate(root *yaml.Node) error {
 	}
 	if c.Sync.BusyInterval < 0 || c.Send.Interval < 0 || c.Send.Jitter < 0 {
 		bad("sync/send", "intervals cannot be negative")
+	}
+	if c.Sync.Concurrency < 1 {
+		bad("sync.concurrency", "must be at least 1")
 	}
 	if c.Send.Burst < 1 {
 		bad("send.burst", "must be at least 1")

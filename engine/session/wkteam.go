@@ -139,12 +139,15 @@ type Options struct {
 	OnEvent func(Event)
 	// OnState is called with every state change.
 	OnState func(state string)
+	// OnSuspect is called when a call reports the instance offline.
+	OnSuspect func()
 	// Logger receives the keeper's log.
 	Logger *slog.Logger
 }
 
-// Keeper keeps one account logged in. Run drives it; the other methods are
-// safe to call from any goroutine.
+// Keeper keeps one account logged in. It owns no goroutine: the daemon runs
+// LoginLoop while the account is offline and Check now and then while it is
+// online. All methods are safe to call from any goroutine.
 type Keeper struct {
 	api    API
 	tokens *Tokens
@@ -158,9 +161,9 @@ type Keeper struct {
 	state   string
 	detail  string
 	changed chan struct{} // closed and replaced at every change
+	suspect uint64        // generation reported offline by a call
 
-	offline chan uint64
-	codes   chan string
+	codes chan string
 }
 
 // NewKeeper returns a Keeper for one account.
@@ -185,7 +188,6 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 		log:     opts.Logger.With("account", opts.Name),
 		state:   StateLoggedOut,
 		changed: make(chan struct{}),
-		offline: make(chan uint64, 1),
 		codes:   make(chan string, 1),
 	}
 }
@@ -229,12 +231,15 @@ func (k *Keeper) Wait(ctx context.Context) (Instance, error) {
 }
 
 // ReportOffline tells the keeper that a call with the instance of generation
-// gen was refused because the instance is offline. Reports about an
-// instance already replaced are ignored.
+// gen was refused because the instance is offline. The keeper does not act
+// on it by itself: OnSuspect is called so that the account's next step
+// confirms with /isOnline (a refusal may be a passing fault).
 func (k *Keeper) ReportOffline(gen uint64) {
-	select {
-	case k.offline <- gen:
-	default: // a report is already waiting
+	k.mu.Lock()
+	k.suspect = gen
+	k.mu.Unlock()
+	if k.opts.OnSuspect != nil {
+		k.opts.OnSuspect()
 	}
 }
 
@@ -277,91 +282,87 @@ func (k *Keeper) setOnline(token, wID, wcID string) {
 	k.setState(StateOnline, "")
 }
 
-func (k *Keeper) setOffline() {
-	k.mu.Lock()
-	k.cur = nil
-	k.mu.Unlock()
-}
-
 func (k *Keeper) emit(typ, msg string, fields map[string]string) {
 	if k.opts.OnEvent != nil {
 		k.opts.OnEvent(Event{Type: typ, Session: k.opts.Name, Message: msg, Fields: fields})
 	}
 }
 
-// Run keeps the account online until ctx is cancelled.
-func (k *Keeper) Run(ctx context.Context) error {
+// LoginLoop brings the account online, retrying failed logins with
+// exponential backoff and jitter, and returns the new instance. It returns
+// only when online or when ctx is done. Callers run it in a goroutine of its
+// own while the account is offline: a QR login can wait minutes for a human.
+func (k *Keeper) LoginLoop(ctx context.Context) (Instance, error) {
 	failures := 0
-	for ctx.Err() == nil {
+	for {
 		inst, err := k.login(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			failures++
-			wait := backoff(k.opts.MinBackoff, k.opts.MaxBackoff, failures)
-			k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
-			k.setState(StateBackingOff, err.Error())
-			k.emit(EventFailed, err.Error(), nil)
-			if !sleep(ctx, wait) {
-				break
-			}
-			continue
+		if err == nil {
+			k.log.Info("online", "wid", inst.WID, "wcid", inst.WcID)
+			k.emit(EventOnline, "online", map[string]string{"wid": inst.WID, "wcid": inst.WcID})
+			return inst, nil
 		}
-		failures = 0
-		k.log.Info("online", "wid", inst.WID, "wcid", inst.WcID)
-		k.emit(EventOnline, "online", map[string]string{"wid": inst.WID, "wcid": inst.WcID})
-		kicked := k.watch(ctx, inst)
-		k.setOffline()
 		if ctx.Err() != nil {
-			break
+			k.setState(StateLoggedOut, "stopped")
+			return Instance{}, ctx.Err()
 		}
-		k.log.Warn("instance went offline; logging in again", "wid", inst.WID)
-		k.setState(StateLoggedOut, "offline")
-		if kicked {
-			k.emit(EventKicked, "the instance was taken offline", map[string]string{"wid": inst.WID})
-		} else {
-			k.emit(EventOffline, "offline", map[string]string{"wid": inst.WID})
+		failures++
+		wait := backoff(k.opts.MinBackoff, k.opts.MaxBackoff, failures)
+		k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+		k.setState(StateBackingOff, err.Error())
+		k.emit(EventFailed, err.Error(), nil)
+		if !sleep(ctx, wait) {
+			k.setState(StateLoggedOut, "stopped")
+			return Instance{}, ctx.Err()
 		}
-		// The first attempt after a kick is immediate; backoff applies to
-		// failures from then on.
 	}
-	k.setOffline()
-	k.setState(StateLoggedOut, "stopped")
-	return nil
 }
 
-// watch returns when the instance is offline (true when it was seen offline
-// rather than reported by a failing call) or ctx is done.
-func (k *Keeper) watch(ctx context.Context, inst Instance) bool {
-	t := time.NewTicker(k.opts.OnlineCheck)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case gen := <-k.offline:
-			if gen != inst.Gen {
-				continue
-			}
-			// Confirm: a refused call may be a passing fault.
-			if online, err := k.api.IsOnline(ctx, inst.Token, inst.WID); err == nil && online {
-				continue
-			}
-			return true
-		case <-t.C:
-			online, err := k.api.IsOnline(ctx, inst.Token, inst.WID)
-			switch {
-			case err == nil && !online:
-				return true
-			case errors.Is(err, upstream.ErrUnauthorized):
-				k.tokens.Invalidate(inst.Token)
-				return true
-			case err != nil && ctx.Err() == nil:
-				k.log.Warn("online check failed", "err", err)
-			}
-		}
+// Check asks /isOnline whether inst is still online. When it is not, the
+// instance is dropped (Current then reports none, and a session.kicked event
+// fires) and Check returns false; the caller then runs LoginLoop. A failed
+// check (the upstream unreachable) returns the error and keeps the instance.
+func (k *Keeper) Check(ctx context.Context, inst Instance) (bool, error) {
+	online, err := k.api.IsOnline(ctx, inst.Token, inst.WID)
+	switch {
+	case errors.Is(err, upstream.ErrUnauthorized):
+		// The member token died; the instance may live on under a new one,
+		// which the next login finds at once.
+		k.tokens.Invalidate(inst.Token)
+		k.drop(inst, EventOffline, "the API token was refused")
+		return false, nil
+	case err != nil:
+		return true, err
+	case !online:
+		k.drop(inst, EventKicked, "the instance was taken offline")
+		return false, nil
 	}
+	return true, nil
+}
+
+// TakeSuspicion reports whether a call with the instance of generation gen
+// was refused as offline since the last call, and forgets the report.
+func (k *Keeper) TakeSuspicion(gen uint64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.suspect == gen
+	k.suspect = 0
+	return s
+}
+
+// drop forgets inst if it is still the current instance.
+func (k *Keeper) drop(inst Instance, event, why string) {
+	k.mu.Lock()
+	current := k.cur != nil && k.cur.Gen == inst.Gen
+	if current {
+		k.cur = nil
+	}
+	k.mu.Unlock()
+	if !current {
+		return
+	}
+	k.log.Warn("instance went offline; logging in again", "wid", inst.WID, "why", why)
+	k.setState(StateLoggedOut, why)
+	k.emit(event, why, map[string]string{"wid": inst.WID})
 }
 
 // login brings the account online: the stored instance if it is still
