@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
@@ -84,6 +86,7 @@ type account struct {
 	failures  int
 	nextCheck time.Time
 	loggingIn atomic.Bool
+	limiter   *rate.Limiter // paces the account's sends
 
 	// Owned by the scheduler.
 	index   int       // in the due heap, -1 when not in it
@@ -92,6 +95,7 @@ type account struct {
 	again   time.Time // a step asked for while one was running
 
 	mu       sync.Mutex
+	state    string // the session state last exported
 	lastSync time.Time
 	lastErr  string
 	messages uint64
@@ -168,13 +172,12 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	d.dispatcher = newDispatcher(d)
 	d.sched = newScheduler(cfg.Sync.Concurrency, d.step)
 	for _, ac := range cfg.Accounts {
-		a := &account{name: ac.Name, index: -1}
-		name := ac.Name
+		a := &account{name: ac.Name, index: -1, limiter: newLimiter(cfg.Send)}
 		a.keeper = session.NewKeeper(d.client, d.tokens, d.store, session.Options{
 			Name: ac.Name, WcID: ac.WcID, DeviceType: ac.DeviceType, Proxy: ac.Proxy,
 			OnlineCheck: cfg.Sync.OnlineCheck, MinBackoff: time.Second, MaxBackoff: cfg.Sync.MaxBackoff,
 			QR: opts.QR, Logger: d.log,
-			OnState:   func(state string) { d.setSessionState(name, state) },
+			OnState:   func(state string) { d.setSessionState(a, state) },
 			OnSuspect: func() { d.sched.at(a, time.Now()) },
 			OnEvent:   d.onSessionEvent,
 		})
@@ -184,17 +187,20 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	return d, nil
 }
 
-var sessionStates = []string{session.StateLoggedOut, session.StateLoggingIn, session.StateNeedsScan, session.StateNeedsCode,
-	session.StateSlider, session.StateOnline, session.StateBackingOff}
-
-func (d *Daemon) setSessionState(account, state string) {
-	for _, s := range sessionStates {
-		v := 0.0
-		if s == state {
-			v = 1
-		}
-		d.metrics.sessionState.WithLabelValues(account, s).Set(v)
+// setSessionState exports one series per account, labelled with its
+// current state: with thousands of accounts, a series per possible state
+// would cost more than the accounts themselves.
+func (d *Daemon) setSessionState(a *account, state string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.state == state {
+		return
 	}
+	if a.state != "" {
+		d.metrics.sessionState.DeleteLabelValues(a.name, a.state)
+	}
+	a.state = state
+	d.metrics.sessionState.WithLabelValues(a.name, state).Set(1)
 }
 
 // Start runs the daemon until ctx is cancelled or Close is called: the
@@ -219,7 +225,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, name := range d.order {
-		d.setSessionState(name, session.StateLoggedOut)
+		d.setSessionState(d.accounts[name], session.StateLoggedOut)
 		d.sched.at(d.accounts[name], now)
 	}
 	d.wg.Add(1)

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
@@ -67,6 +68,7 @@ type ack struct {
 
 // queue is one account's pending items, by conversation.
 type queue struct {
+	account string
 	convs   map[string][]store.Item
 	order   []string // conversations in arrival order, round-robin
 	running bool
@@ -148,24 +150,45 @@ func (p *dispatcher) acker() {
 			delete(a.q.sending, a.id)
 			delete(a.q.echoed, a.id)
 			delete(a.q.delivered, a.id)
+			p.dropIfIdle(a.q.account, a.q)
 		}
 		p.mu.Unlock()
 	}
 }
 
+// queue returns the account's queue, creating it when the account has
+// none. Queues are dropped once drained, so idle accounts cost nothing
+// here; the rate limiter lives with the account and survives.
 func (p *dispatcher) queue(account string) *queue {
 	q := p.accounts[account]
 	if q == nil {
-		cfg := p.d.cfg.Send
-		lim := rate.Inf
-		if cfg.Interval > 0 {
-			lim = rate.Every(cfg.Interval)
+		var lim *rate.Limiter
+		if a := p.d.accounts[account]; a != nil {
+			lim = a.limiter
+		} else {
+			lim = newLimiter(p.d.cfg.Send)
 		}
-		q = &queue{convs: map[string][]store.Item{}, limiter: rate.NewLimiter(lim, cfg.Burst), wake: make(chan struct{}, 1),
-			sending: map[uint64]store.Item{}, echoed: map[uint64]bool{}, delivered: map[uint64]bool{}}
+		q = &queue{account: account, convs: map[string][]store.Item{}, limiter: lim, wake: make(chan struct{}, 1),
+			sending: map[uint64]store.Item{}, echoed: map[uint64]bool{}, delivered: map[uint64]bool{}, caughtUp: true}
 		p.accounts[account] = q
 	}
 	return q
+}
+
+func newLimiter(cfg config.Send) *rate.Limiter {
+	lim := rate.Inf
+	if cfg.Interval > 0 {
+		lim = rate.Every(cfg.Interval)
+	}
+	return rate.NewLimiter(lim, cfg.Burst)
+}
+
+// dropIfIdle forgets an account's queue once it holds nothing and no worker
+// or pending ack needs it. The caller holds p.mu.
+func (p *dispatcher) dropIfIdle(account string, q *queue) {
+	if !q.running && len(q.order) == 0 && len(q.sending) == 0 && p.accounts[account] == q {
+		delete(p.accounts, account)
+	}
 }
 
 // recover queues the items a previous run left in the outbox. Replies among
@@ -178,7 +201,9 @@ func (p *dispatcher) recover(items []store.Item) {
 	defer p.mu.Unlock()
 	for _, it := range items {
 		if it.Kind == store.KindReply {
-			p.queue(it.Account).sending[it.ID] = it
+			q := p.queue(it.Account)
+			q.sending[it.ID] = it
+			q.caughtUp = false
 		}
 	}
 }
@@ -229,6 +254,7 @@ func (p *dispatcher) next(q *queue, now time.Time) (it store.Item, wait time.Dur
 	defer p.mu.Unlock()
 	if len(q.order) == 0 {
 		q.running = false
+		p.dropIfIdle(q.account, q)
 		return store.Item{}, 0, false
 	}
 	wait = -1

@@ -11,6 +11,7 @@ type metrics struct {
 	reg *prometheus.Registry
 
 	synced       *prometheus.CounterVec
+	syncedTypes  *prometheus.CounterVec
 	pollSeconds  prometheus.Histogram
 	pollErrors   *prometheus.CounterVec
 	rulesMatched *prometheus.CounterVec
@@ -26,8 +27,11 @@ func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		synced: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "finderbot_messages_synced_total", Help: "New messages received through /syncFinder.",
-		}, []string{"account", "type"}),
+			Name: "finderbot_messages_synced_total", Help: "New messages received through /syncFinder, per account.",
+		}, []string{"account"}),
+		syncedTypes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_messages_by_type_total", Help: "New messages received through /syncFinder, per message type.",
+		}, []string{"type"}),
 		pollSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "finderbot_poll_duration_seconds", Help: "Latency of /syncFinder calls.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
@@ -48,7 +52,7 @@ func newMetrics() *metrics {
 			Name: "finderbot_outbox_depth", Help: "Actions waiting in the outbox.",
 		}),
 		sessionState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "finderbot_session_state", Help: "1 for the current state of each account's session.",
+			Name: "finderbot_session_state", Help: "1, labelled with the current state of each account's session.",
 		}, []string{"account", "state"}),
 		handOff: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "finderbot_reply_latency_seconds", Help: "Time from a page's arrival to the hand-off of a reply it caused to the upstream, pacing included.",
@@ -58,7 +62,7 @@ func newMetrics() *metrics {
 			Name: "finderbot_rule_reloads_total", Help: "Rule reloads by result (ok, failed).",
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.synced, m.pollSeconds, m.pollErrors, m.rulesMatched, m.rulesFailed,
+	m.reg.MustRegister(m.synced, m.syncedTypes, m.pollSeconds, m.pollErrors, m.rulesMatched, m.rulesFailed,
 		m.actions, m.outboxDepth, m.sessionState, m.reloads, m.handOff,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -143,7 +143,7 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page) (in
 		if m.ParseError != "" {
 			d.log.Debug("message content did not parse", "account", a.name, "msg_id", m.ID, "err", m.ParseError)
 		}
-		d.metrics.synced.WithLabelValues(a.name, m.Type).Inc()
+		d.metrics.syncedTypes.WithLabelValues(m.Type).Inc()
 		commit.Items = append(commit.Items, d.rules.evaluate(m, now)...)
 	}
 	items, err := d.store.CommitPage(ctx, commit)
@@ -159,6 +159,7 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page) (in
 	d.dispatcher.echoedAcks(a.name, commit.Acks)
 	d.dispatcher.add(items)
 	a.synced(len(unseen))
+	d.metrics.synced.WithLabelValues(a.name).Add(float64(len(unseen)))
 	return len(unseen), nil
 }
 
