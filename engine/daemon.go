@@ -170,7 +170,7 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 
 	d.tokens = session.NewTokens(d.client, member, password)
 	d.dispatcher = newDispatcher(d)
-	d.sched = newScheduler(cfg.Sync.Concurrency, d.step)
+	d.sched = newScheduler(min(cfg.Sync.Concurrency, len(cfg.Accounts)), d.step)
 	for _, ac := range cfg.Accounts {
 		a := &account{name: ac.Name, index: -1, limiter: newLimiter(cfg.Send)}
 		a.keeper = session.NewKeeper(d.client, d.tokens, d.store, session.Options{

@@ -9,11 +9,13 @@ import (
 
 // scheduler runs each account's next step when it is due. Accounts that are
 // waiting own no goroutine and no timer: one heap and one timer serve them
-// all, so ten thousand idle accounts cost a few hundred bytes each. A due
-// step runs in a goroutine of its own, at most limit at once.
+// all, so ten thousand idle accounts cost a few hundred bytes each. Due
+// steps run on a fixed pool of workers, whose stacks stay grown between
+// steps.
 type scheduler struct {
-	step  func(ctx context.Context, a *account) time.Duration // the delay until the next step; < 0 for none
-	limit chan struct{}
+	step    func(ctx context.Context, a *account) time.Duration // the delay until the next step; < 0 for none
+	workers int
+	due     chan *account
 
 	mu   sync.Mutex
 	h    dueHeap
@@ -37,11 +39,11 @@ func (h *dueHeap) Pop() any {
 	return a
 }
 
-func newScheduler(concurrency int, step func(context.Context, *account) time.Duration) *scheduler {
-	if concurrency < 1 {
-		concurrency = 1024
+func newScheduler(workers int, step func(context.Context, *account) time.Duration) *scheduler {
+	if workers < 1 {
+		workers = 1024
 	}
-	return &scheduler{step: step, limit: make(chan struct{}, concurrency), kick: make(chan struct{}, 1)}
+	return &scheduler{step: step, workers: workers, due: make(chan *account), kick: make(chan struct{}, 1)}
 }
 
 // at asks for a's next step at t, or sooner if one is already due sooner.
@@ -76,60 +78,66 @@ func (s *scheduler) at(a *account, t time.Time) {
 // run dispatches due steps until ctx is done, then waits for the steps in
 // progress.
 func (s *scheduler) run(ctx context.Context) {
+	for range s.workers {
+		s.wg.Add(1)
+		go s.worker(ctx)
+	}
 	defer s.wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		s.mu.Lock()
 		wait := time.Hour // nothing scheduled: wait for a kick
+		var a *account
 		if len(s.h) > 0 {
-			wait = time.Until(s.h[0].due)
+			if wait = time.Until(s.h[0].due); wait <= 0 {
+				a = heap.Pop(&s.h).(*account)
+				a.running = true
+			}
 		}
 		s.mu.Unlock()
-		if wait > 0 {
-			timer.Reset(wait)
+		if a != nil {
 			select {
+			case s.due <- a: // blocks while every worker is busy
+				continue
 			case <-ctx.Done():
 				return
-			case <-s.kick:
-			case <-timer.C:
 			}
-			timer.Stop()
-			continue
 		}
+		timer.Reset(wait)
 		select {
-		case s.limit <- struct{}{}:
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+func (s *scheduler) worker(ctx context.Context) {
+	defer s.wg.Done()
+	for {
+		var a *account
+		select {
+		case a = <-s.due:
 		case <-ctx.Done():
 			return
 		}
+		next := s.step(ctx, a)
 		s.mu.Lock()
-		if len(s.h) == 0 || time.Until(s.h[0].due) > 0 {
-			s.mu.Unlock()
-			<-s.limit
-			continue
-		}
-		a := heap.Pop(&s.h).(*account)
-		a.running = true
+		a.running = false
+		again := a.again
+		a.again = time.Time{}
 		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			next := s.step(ctx, a)
-			<-s.limit
-			s.mu.Lock()
-			a.running = false
-			again := a.again
-			a.again = time.Time{}
-			s.mu.Unlock()
-			if next >= 0 {
-				t := time.Now().Add(next)
-				if !again.IsZero() && again.Before(t) {
-					t = again
-				}
-				s.at(a, t)
-			} else if !again.IsZero() {
-				s.at(a, again)
+		if next >= 0 {
+			t := time.Now().Add(next)
+			if !again.IsZero() && again.Before(t) {
+				t = again
 			}
-		}()
+			s.at(a, t)
+		} else if !again.IsZero() {
+			s.at(a, again)
+		}
 	}
 }
