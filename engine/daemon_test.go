@@ -293,6 +293,9 @@ func TestAdminEndpoints(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET %s = %d %q, want it to contain %q", path, resp.StatusCode, body, want)
 		}
+		if tok := h.sim.MemberToken(sim.DefaultAccount); tok == "" || strings.Contains(body, tok) {
+			t.Errorf("GET %s shows the API token (or there is none: %q)", path, tok)
+		}
 	}
 }
 
@@ -351,4 +354,55 @@ func TestShutdownLeaksNoGoroutines(t *testing.T) {
 	}
 	srv.Close()
 	goleak.VerifyNone(t, before)
+}
+
+func TestRuleFileEditsReloadThemselves(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sim.Options{NoSeed: true})
+	_, wcID := h.online("shop")
+	reloaded := h.d.rules.reloadAttempted()
+	writeFile(t, filepath.Join(h.cfg.Rules[0], "price.yaml"), `rules:
+  - name: price
+    when: msg.Text contains "多少钱" && !msg.FromSelf
+    actions:
+      - reply: "99 元"
+`)
+	select {
+	case <-reloaded:
+	case <-h.ctx.Done():
+		t.Fatal("editing a rule file did not reload the rules")
+	}
+	if _, err := h.sim.Inject(wcID, sim.Text("", "这个多少钱？")); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.sent(1); s[0].Content != "99 元" {
+		t.Fatalf("sent = %s", describeSent(s))
+	}
+}
+
+func TestFailingSendsEndInTheDeadLetters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, sim.Options{NoSeed: true})
+	_, wcID := h.online("shop")
+	h.d.Close()
+	h.cfg.Send.MaxAttempts = 3
+	h.start()
+	h.online("shop")
+	// Exactly as many failures as attempts allowed.
+	if _, err := h.sim.AddFault(sim.Fault{Endpoint: "/privateSend", Kind: sim.FaultStatus, Status: 500, Count: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.sim.Inject(wcID, sim.Text("", "哈喽")); err != nil {
+		t.Fatal(err)
+	}
+	// The barrier is in the same conversation, so it is answered only
+	// once the failing reply has gone to the dead letters.
+	h.barrier(wcID, 1)
+	dead, err := h.d.Store().DeadLetters(h.ctx, 0)
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters = %+v, %v", dead, err)
+	}
+	if dead[0].Item.Text != "你好！有什么可以帮您？" || !strings.Contains(dead[0].Reason, "3 attempts") {
+		t.Fatalf("dead letter = %+v", dead[0])
+	}
 }

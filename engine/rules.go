@@ -26,15 +26,16 @@ type ruleHost struct {
 	set       atomic.Pointer[rules.Set]
 	cooldowns *rules.Cooldowns
 
-	mu      sync.Mutex // serialises reloads
-	cron    *cron.Cron
-	watcher *fsnotify.Watcher
-	done    chan struct{}
-	ctx     context.Context
+	mu       sync.Mutex    // serialises reloads
+	attempts chan struct{} // closed and replaced after every reload attempt
+	cron     *cron.Cron
+	watcher  *fsnotify.Watcher
+	done     chan struct{}
+	ctx      context.Context
 }
 
 func newRuleHost(d *Daemon) (*ruleHost, error) {
-	h := &ruleHost{d: d, cooldowns: rules.NewCooldowns(0)}
+	h := &ruleHost{d: d, cooldowns: rules.NewCooldowns(0), attempts: make(chan struct{})}
 	set, err := h.load()
 	if err != nil {
 		return nil, err
@@ -51,6 +52,14 @@ func (h *ruleHost) load() (*rules.Set, error) {
 			h.d.log.Warn("rule evaluation failed", "rule", f.Rule, "err", f.Err)
 		},
 	}, h.d.cfg.Rules...)
+}
+
+// reloadAttempted returns a channel closed at the end of the next reload
+// attempt, good or bad.
+func (h *ruleHost) reloadAttempted() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.attempts
 }
 
 func (h *ruleHost) count() int {
@@ -90,6 +99,10 @@ func (d *Daemon) Reload() error { return d.rules.reload() }
 func (h *ruleHost) reload() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	defer func() {
+		close(h.attempts)
+		h.attempts = make(chan struct{})
+	}()
 	set, err := h.load()
 	if err != nil {
 		h.d.metrics.reloads.WithLabelValues("failed").Inc()
