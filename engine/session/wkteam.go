@@ -195,6 +195,14 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 // Name returns the account name.
 func (k *Keeper) Name() string { return k.opts.Name }
 
+// Kind returns KindWkteam.
+func (k *Keeper) Kind() string { return KindWkteam }
+
+// Token returns the wkteam API token (the member login's Authorization).
+func (k *Keeper) Token(ctx context.Context) (string, error) { return k.tokens.Token(ctx) }
+
+var _ Session = (*Keeper)(nil)
+
 // Current returns the online instance, if any.
 func (k *Keeper) Current() (Instance, bool) {
 	k.mu.Lock()

@@ -80,6 +80,8 @@ var (
 	bucketDead     = []byte("dead")
 	bucketKV       = []byte("kv") // plugin -> {key -> value}
 	bucketMeta     = []byte("meta")
+	bucketSessions = []byte("sessions")
+	bucketLeases   = []byte("leases")
 	keyOutboxN     = []byte("outbox_n")
 )
 
@@ -112,7 +114,7 @@ func Open(dir string, opts Options) (*Bolt, error) {
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta} {
+		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta, bucketSessions, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -484,6 +486,58 @@ func (s *Bolt) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// Session implements Store.
+func (s *Bolt) Session(ctx context.Context, name string) (SessionState, error) {
+	var st SessionState
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketSessions).Get([]byte(name)); v != nil {
+			return json.Unmarshal(v, &st)
+		}
+		return nil
+	})
+	if err != nil {
+		return SessionState{}, fmt.Errorf("store: session %s: %w", name, err)
+	}
+	return st, nil
+}
+
+// SaveSession implements Store.
+func (s *Bolt) SaveSession(ctx context.Context, name string, st SessionState) error {
+	v, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("store: session %s: %w", name, err)
+	}
+	return s.batch(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte(name), v) })
+}
+
+// Lease implements Store.
+func (s *Bolt) Lease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error) {
+	now := s.opts.Now()
+	var out Lease
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLeases)
+		out = Lease{}
+		if v := b.Get([]byte(key)); v != nil {
+			if err := json.Unmarshal(v, &out); err != nil {
+				return err
+			}
+			if out.Holder != holder && now.Before(out.Until) {
+				return nil // someone else's, still running
+			}
+		}
+		out = Lease{Key: key, Holder: holder, Until: now.Add(ttl)}
+		v, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(key), v)
+	})
+	if err != nil {
+		return Lease{}, fmt.Errorf("store: lease %s: %w", key, err)
 	}
 	return out, nil
 }

@@ -235,3 +235,35 @@ func TestConcurrentCommitsShareTransactions(t *testing.T) {
 		t.Errorf("%d commits for %d pages: commits are not grouped", c, accounts*pages)
 	}
 }
+
+func TestSessionsAndLeases(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &clock{now: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	s := open(t, t.TempDir(), Options{Now: clk.Now})
+	st := SessionState{Access: Token{Value: "a", Expire: clk.Now().Add(time.Hour)}, Refresh: Token{Value: "r"}}
+	if err := s.SaveSession(ctx, "crm", st); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Session(ctx, "crm"); got.Access.Value != "a" || !got.Access.Expire.Equal(st.Access.Expire) || !got.Refresh.Valid(clk.Now()) {
+		t.Fatalf("session = %+v", got)
+	}
+	if got, _ := s.Session(ctx, "none"); got.Access.Value != "" {
+		t.Fatalf("missing session = %+v", got)
+	}
+
+	l, err := s.Lease(ctx, "appkey:k", "daemon-1", time.Minute)
+	if err != nil || l.Holder != "daemon-1" {
+		t.Fatalf("first lease = %+v, %v", l, err)
+	}
+	if l, _ := s.Lease(ctx, "appkey:k", "daemon-2", time.Minute); l.Holder != "daemon-1" {
+		t.Fatalf("a running lease was taken: %+v", l)
+	}
+	if l, _ := s.Lease(ctx, "appkey:k", "daemon-1", time.Minute); l.Holder != "daemon-1" || !l.Until.Equal(clk.Now().Add(time.Minute)) {
+		t.Fatalf("renewal = %+v", l)
+	}
+	clk.Add(2 * time.Minute)
+	if l, _ := s.Lease(ctx, "appkey:k", "daemon-2", time.Minute); l.Holder != "daemon-2" {
+		t.Fatalf("an expired lease was not taken over: %+v", l)
+	}
+}

@@ -88,6 +88,32 @@ type Account struct {
 	LoggedIn time.Time `json:"logged_in,omitzero"`
 }
 
+// Token is a token and the time it stops working.
+type Token struct {
+	Value  string    `json:"value,omitempty"`
+	Expire time.Time `json:"expire,omitzero"`
+}
+
+// Valid reports whether the token is set and still valid at now.
+func (t Token) Valid(now time.Time) bool { return t.Value != "" && (t.Expire.IsZero() || now.Before(t.Expire)) }
+
+// SessionState is what the store keeps of a token or app-key session.
+type SessionState struct {
+	// Access and Refresh are the token kind's tokens.
+	Access  Token `json:"access,omitzero"`
+	Refresh Token `json:"refresh,omitzero"`
+	// LoggedIn is when the current login happened.
+	LoggedIn time.Time `json:"logged_in,omitzero"`
+}
+
+// Lease is a time-limited claim on a shared resource, such as the single
+// login an app key allows.
+type Lease struct {
+	Key    string    `json:"key"`
+	Holder string    `json:"holder"`
+	Until  time.Time `json:"until"`
+}
+
 // Commit is one synced page, committed atomically by CommitPage.
 type Commit struct {
 	// Account is the account whose cursor advances.
@@ -136,6 +162,16 @@ type Store interface {
 	Kill(ctx context.Context, it Item, reason string) error
 	// DeadLetters returns up to limit dead letters, oldest first.
 	DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
+	// Session returns the stored tokens of a named session (token and
+	// app-key kinds), or a zero SessionState when there are none.
+	Session(ctx context.Context, name string) (SessionState, error)
+	// SaveSession stores the tokens of a named session.
+	SaveSession(ctx context.Context, name string, s SessionState) error
+	// Lease takes the lease named key for holder until now+ttl, or renews
+	// it when holder already has it. When another holder's lease is still
+	// running it is left alone. Either way the lease as it stands is
+	// returned: the caller holds it when Lease.Holder is holder.
+	Lease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error)
 	// KV returns the key-value space of the named plugin.
 	KV(plugin string) KV
 	// Close releases the store.

@@ -13,6 +13,7 @@ type appKeyAPI struct {
 	mu      sync.Mutex
 	tokens  map[string]*appKeyToken
 	current map[string]*appKeyToken // by app key
+	logins  map[string]int          // by app key
 }
 
 type appKeyToken struct {
@@ -33,7 +34,7 @@ const (
 const appKeyFailCode = 1001
 
 func newAppKeyAPI(u *Upstream) *appKeyAPI {
-	return &appKeyAPI{u: u, tokens: map[string]*appKeyToken{}, current: map[string]*appKeyToken{}}
+	return &appKeyAPI{u: u, tokens: map[string]*appKeyToken{}, current: map[string]*appKeyToken{}, logins: map[string]int{}}
 }
 
 func appKeyFail(w http.ResponseWriter, msg string) { intReply(w, appKeyFailCode, msg, nil) }
@@ -66,6 +67,7 @@ func (a *appKeyAPI) login(w http.ResponseWriter, r *http.Request) {
 	}
 	t := &appKeyToken{key: req.AppKey, expires: a.u.clock.Now().Add(a.u.opts.AppKeyTokenTTL)}
 	a.tokens[token], a.current[req.AppKey] = t, t
+	a.logins[req.AppKey]++
 	a.mu.Unlock()
 	a.u.log.Info("app-key login", "appKey", req.AppKey)
 	intReply(w, intCodeOK, "ok", marshal(struct {
@@ -90,6 +92,13 @@ func (u *Upstream) AppKeyTokenState(token string) string {
 		return TokenExpired
 	}
 	return TokenValid
+}
+
+// AppKeyLogins returns how many successful logins appKey has had.
+func (u *Upstream) AppKeyLogins(appKey string) int {
+	u.appkey.mu.Lock()
+	defer u.appkey.mu.Unlock()
+	return u.appkey.logins[appKey]
 }
 
 func (a *appKeyAPI) expire(token string) bool {

@@ -1,0 +1,174 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Clock is the time source of the token and app-key sessions, so that tests
+// can move time by hand.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// RealClock is the wall clock.
+func RealClock() Clock { return realClock{} }
+
+// More states, shared by every kind of session.
+const (
+	StateRefreshing = "refreshing"
+	StateKicked     = "kicked"
+	StateExpired    = "expired"
+	StateWaiting    = "waiting_for_lease"
+)
+
+// More event types.
+const (
+	EventRefreshed = "session.refreshed"
+)
+
+// Kinds of session.
+const (
+	KindWkteam = "wkteam"
+	KindToken  = "token"
+	KindAppKey = "appkey"
+)
+
+// ErrNotOnline is returned by Token while a session has no valid token.
+var ErrNotOnline = errors.New("session: not online")
+
+// Session is a login the daemon keeps alive. Every kind shares one life
+// cycle: logged out → logging in → online → refreshing → kicked or expired →
+// backing off → logging in.
+type Session interface {
+	// Name is the session's name in the configuration.
+	Name() string
+	// Kind is KindWkteam, KindToken or KindAppKey.
+	Kind() string
+	// State returns the state and a detail for people.
+	State() (state, detail string)
+	// Token returns the session's current token; the session, not the
+	// caller, refreshes it.
+	Token(ctx context.Context) (string, error)
+	// SubmitCode hands over a code a person read (SMS, phone screen) when
+	// the session waits for one; it reports whether it was waiting.
+	SubmitCode(code string) bool
+}
+
+// Hooks are the callbacks every kind of session reports through.
+type Hooks struct {
+	// OnEvent is called for every session event, in order.
+	OnEvent func(Event)
+	// OnState is called with every state change.
+	OnState func(state string)
+	// Logger receives the session's log.
+	Logger *slog.Logger
+}
+
+// life is the state and event plumbing shared by the token and app-key
+// sessions.
+type life struct {
+	name, kind string
+	hooks      Hooks
+	log        *slog.Logger
+
+	mu     sync.Mutex
+	state  string
+	detail string
+	token  string
+	codes  chan string
+}
+
+func newLife(name, kind string, hooks Hooks) life {
+	if hooks.Logger == nil {
+		hooks.Logger = slog.New(slog.DiscardHandler)
+	}
+	return life{name: name, kind: kind, hooks: hooks, log: hooks.Logger.With("session", name, "kind", kind),
+		state: StateLoggedOut, codes: make(chan string, 1)}
+}
+
+func (l *life) Name() string { return l.name }
+func (l *life) Kind() string { return l.kind }
+
+func (l *life) State() (string, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state, l.detail
+}
+
+func (l *life) Token(context.Context) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.token == "" {
+		return "", ErrNotOnline
+	}
+	return l.token, nil
+}
+
+func (l *life) SubmitCode(code string) bool {
+	if st, _ := l.State(); st != StateNeedsCode {
+		return false
+	}
+	select {
+	case l.codes <- code:
+		return true
+	default:
+		return false
+	}
+}
+
+func (l *life) setState(state, detail string) {
+	l.mu.Lock()
+	changed := l.state != state || l.detail != detail
+	l.state, l.detail = state, detail
+	l.mu.Unlock()
+	if changed && l.hooks.OnState != nil {
+		l.hooks.OnState(state)
+	}
+}
+
+func (l *life) setToken(tok string) {
+	l.mu.Lock()
+	l.token = tok
+	l.mu.Unlock()
+}
+
+func (l *life) emit(typ, msg string, fields map[string]string) {
+	l.log.Info("session event", "type", typ, "message", msg)
+	if l.hooks.OnEvent != nil {
+		l.hooks.OnEvent(Event{Type: typ, Session: l.name, Message: msg, Fields: fields})
+	}
+}
+
+// waitCode waits for a code from SubmitCode.
+func (l *life) waitCode(ctx context.Context, why string) (string, error) {
+	l.setState(StateNeedsCode, why)
+	select {
+	case c := <-l.codes:
+		return c, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// sleepOn waits d on clock, or until ctx is done.
+func sleepOn(ctx context.Context, clock Clock, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-clock.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
