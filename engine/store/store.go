@@ -95,7 +95,9 @@ type Token struct {
 }
 
 // Valid reports whether the token is set and still valid at now.
-func (t Token) Valid(now time.Time) bool { return t.Value != "" && (t.Expire.IsZero() || now.Before(t.Expire)) }
+func (t Token) Valid(now time.Time) bool {
+	return t.Value != "" && (t.Expire.IsZero() || now.Before(t.Expire))
+}
 
 // SessionState is what the store keeps of a token or app-key session.
 type SessionState struct {
