@@ -26,11 +26,20 @@ type AccountStatus struct {
 	OutboxDepth int       `json:"outbox_depth"`
 }
 
+// SessionStatus is one token or app-key session in /api/status.
+type SessionStatus struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+}
+
 // Status is the body of /api/status.
 type Status struct {
 	Started  time.Time       `json:"started"`
 	Rules    int             `json:"rules"`
 	Accounts []AccountStatus `json:"accounts"`
+	Sessions []SessionStatus `json:"sessions,omitempty"`
 }
 
 // Status reports every account's session and sync state. It holds no
@@ -48,6 +57,11 @@ func (d *Daemon) Status() Status {
 		as.LastSync, as.LastError, as.Messages = a.lastSync, a.lastErr, a.messages
 		a.mu.Unlock()
 		st.Accounts = append(st.Accounts, as)
+	}
+	for _, sc := range d.cfg.Sessions {
+		s := d.sessions[sc.Name]
+		state, detail := s.State()
+		st.Sessions = append(st.Sessions, SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
 	}
 	return st
 }
@@ -76,6 +90,7 @@ func (d *Daemon) startAdmin() error {
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Status()) })
 	mux.HandleFunc("GET /api/dead-letters", d.handleDeadLetters)
 	mux.HandleFunc("POST /api/accounts/{name}/code", d.handleCode)
+	mux.HandleFunc("POST /api/sessions/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
@@ -141,12 +156,13 @@ func (d *Daemon) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, dead)
 }
 
-// handleCode takes the verify code WeChat shows on the phone during a login.
+// handleCode takes a code a person read during a login: the verify code
+// WeChat shows on the phone, or a token session's SMS code.
 func (d *Daemon) handleCode(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	a := d.accounts[name]
-	if a == nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no account %q", name)})
+	s := d.sessions[name]
+	if s == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no account or session %q", name)})
 		return
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
@@ -155,8 +171,8 @@ func (d *Daemon) handleCode(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send the code as the request body"})
 		return
 	}
-	if !a.keeper.SubmitCode(code) {
-		writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("account %s is not waiting for a verify code", name)})
+	if !s.SubmitCode(code) {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": fmt.Sprintf("%s is not waiting for a code", name)})
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "submitted"})

@@ -58,11 +58,16 @@ type Daemon struct {
 
 	accounts   map[string]*account
 	order      []string
+	sessions   map[string]session.Session // every session by name, accounts included
+	runners    []func(context.Context) error
+	stateMu    sync.Mutex
+	states     map[string]string // the session state last exported, by name
 	dispatcher *dispatcher
 	sched      *scheduler
 	rules      *ruleHost
 	plugins    PluginCaller
 	sim        *sim.Upstream
+	simURL     string
 
 	closers []func() error // run by Close, last first
 
@@ -95,7 +100,6 @@ type account struct {
 	again   time.Time // a step asked for while one was running
 
 	mu       sync.Mutex
-	state    string // the session state last exported
 	lastSync time.Time
 	lastErr  string
 	messages uint64
@@ -125,7 +129,8 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d = &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{}}
+	d = &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
+		sessions: map[string]session.Session{}, states: map[string]string{}}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -134,10 +139,10 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 
 	baseURL, member, password := cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password.Reveal()
 	if baseURL == config.SimURL {
-		baseURL, member, password, err = d.startSim()
-		if err != nil {
+		if baseURL, err = d.startSim(); err != nil {
 			return nil, err
 		}
+		member, password = sim.DefaultAccount, sim.DefaultPassword
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
@@ -177,30 +182,35 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 			Name: ac.Name, WcID: ac.WcID, DeviceType: ac.DeviceType, Proxy: ac.Proxy,
 			OnlineCheck: cfg.Sync.OnlineCheck, MinBackoff: time.Second, MaxBackoff: cfg.Sync.MaxBackoff,
 			QR: opts.QR, Logger: d.log,
-			OnState:   func(state string) { d.setSessionState(a, state) },
+			OnState:   func(state string) { d.setSessionState(ac.Name, state) },
 			OnSuspect: func() { d.sched.at(a, time.Now()) },
 			OnEvent:   d.onSessionEvent,
 		})
 		d.accounts[ac.Name] = a
+		d.sessions[ac.Name] = a.keeper
 		d.order = append(d.order, ac.Name)
+	}
+	if err := d.buildSessions(hc); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
-// setSessionState exports one series per account, labelled with its
+// setSessionState exports one series per session, labelled with its
 // current state: with thousands of accounts, a series per possible state
 // would cost more than the accounts themselves.
-func (d *Daemon) setSessionState(a *account, state string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.state == state {
+func (d *Daemon) setSessionState(name, state string) {
+	d.stateMu.Lock()
+	defer d.stateMu.Unlock()
+	prev, ok := d.states[name]
+	if ok && prev == state {
 		return
 	}
-	if a.state != "" {
-		d.metrics.sessionState.DeleteLabelValues(a.name, a.state)
+	if ok {
+		d.metrics.sessionState.DeleteLabelValues(name, prev)
 	}
-	a.state = state
-	d.metrics.sessionState.WithLabelValues(a.name, state).Set(1)
+	d.states[name] = state
+	d.metrics.sessionState.WithLabelValues(name, state).Set(1)
 }
 
 // Start runs the daemon until ctx is cancelled or Close is called: the
@@ -225,11 +235,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, name := range d.order {
-		d.setSessionState(d.accounts[name], session.StateLoggedOut)
+		d.setSessionState(name, session.StateLoggedOut)
 		d.sched.at(d.accounts[name], now)
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.sched.run(ctx) }()
+	for _, run := range d.runners {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); run(ctx) }()
+	}
 	d.rules.start(ctx)
 	d.log.Info("finderbot started", "accounts", len(d.order), "state_dir", d.cfg.StateDir, "admin", d.AdminAddr())
 	return nil

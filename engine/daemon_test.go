@@ -406,3 +406,78 @@ func TestFailingSendsEndInTheDeadLetters(t *testing.T) {
 		t.Fatalf("dead letter = %+v", dead[0])
 	}
 }
+
+func TestSessionsRunBesideAccounts(t *testing.T) {
+	t.Parallel()
+	srv := sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
+	defer srv.Close()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "events.yaml"), `rules:
+  - name: crm-online
+    on: event
+    when: event.Type == "session.online" && event.Session == "crm"
+    actions:
+      - send: { to: wxid_operator, text: "{{ event.Session }} online" }
+`)
+	cfgPath := filepath.Join(dir, "finderbot.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`state_dir: ./state
+upstream: {base_url: %[1]q, account: %[2]q, password: %[3]q}
+accounts: [{name: shop}]
+sessions:
+  - {name: crm, kind: token, base_url: %[1]q, mobile: %[4]q, validate_no: %[5]q, device_number: pc-1}
+  - {name: cloud, kind: appkey, base_url: %[1]q, app_key: %[6]q, app_secret: %[7]q}
+  - {name: cloud-again, kind: appkey, base_url: %[1]q, app_key: %[6]q, app_secret: %[7]q}
+rules: [./events.yaml]
+admin: {listen: "127.0.0.1:0"}
+send: {interval: 0s, jitter: 0s}
+`, srv.URL, sim.DefaultAccount, sim.DefaultPassword, sim.DefaultMobile, sim.DefaultSMSCode, sim.DefaultAppKey, sim.DefaultAppSecret))
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The event rule answers the token session's login from the account.
+	s, err := srv.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s[0].Endpoint != "/sendText" || s[0].WcID != "wxid_operator" || s[0].Content != "crm online" {
+		t.Fatalf("sent = %+v", s[0])
+	}
+	tok, err := d.SessionToken(ctx, "crm")
+	if err != nil || tok == "" {
+		t.Fatalf("crm token = %q, %v", tok, err)
+	}
+	// Both app-key sessions share one login.
+	for _, name := range []string{"cloud", "cloud-again"} {
+		for {
+			if tok, err := d.SessionToken(ctx, name); err == nil {
+				if st := srv.AppKeyTokenState(tok); st != sim.TokenValid {
+					t.Fatalf("%s token is %s", name, st)
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s never got a token", name)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	if n := srv.AppKeyLogins(sim.DefaultAppKey); n != 1 {
+		t.Errorf("%d app-key logins for two sessions on one key", n)
+	}
+	st := d.Status()
+	if len(st.Sessions) != 3 || st.Sessions[0].Kind != "token" || st.Sessions[0].State != "online" {
+		t.Errorf("status sessions = %+v", st.Sessions)
+	}
+}

@@ -53,7 +53,7 @@ func newMetrics() *metrics {
 		}),
 		sessionState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "finderbot_session_state", Help: "1, labelled with the current state of each account's session.",
-		}, []string{"account", "state"}),
+		}, []string{"session", "state"}),
 		handOff: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "finderbot_reply_latency_seconds", Help: "Time from a page's arrival to the hand-off of a reply it caused to the upstream, pacing included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),

@@ -165,9 +165,18 @@ func (h *ruleHost) event(ev session.Event) {
 		}
 		fields["message"] = ev.Message
 	}
-	rev := rules.Event{Type: ev.Type, Session: ev.Session, Account: ev.Session, Fields: fields}
+	// Events of an account's own session are about that account; the
+	// actions of events of other sessions go out from the first account.
+	acct := ev.Session
+	if h.d.accounts[acct] == nil {
+		acct = ""
+		if len(h.d.order) > 0 {
+			acct = h.d.order[0]
+		}
+	}
+	rev := rules.Event{Type: ev.Type, Session: ev.Session, Account: acct, Fields: fields}
 	acts := set.MatchEvent(nil, &rev, h.d.now(), h.cooldowns)
-	h.enqueue(h.items(acts, ev.Session, nil), "event "+ev.Type)
+	h.enqueue(h.items(acts, acct, nil), "event "+ev.Type)
 }
 
 func (h *ruleHost) enqueue(items []store.Item, what string) {

@@ -10,11 +10,14 @@ import (
 
 // startSim serves the simulated upstream on a loopback port for the life of
 // the daemon (base_url: sim), with QR scans confirmed automatically, and
-// returns its URL and member credentials.
-func (d *Daemon) startSim() (baseURL, account, password string, err error) {
+// returns its URL. One simulator serves every API configured as "sim".
+func (d *Daemon) startSim() (string, error) {
+	if d.simURL != "" {
+		return d.simURL, nil
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", "", "", fmt.Errorf("engine: start the simulated upstream: %w", err)
+		return "", fmt.Errorf("engine: start the simulated upstream: %w", err)
 	}
 	u := sim.New(sim.Options{AutoConfirm: true, Logger: d.log.With("component", "sim")})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -27,9 +30,9 @@ func (d *Daemon) startSim() (baseURL, account, password string, err error) {
 	}()
 	d.closers = append(d.closers, func() error { cancel(); <-done; return nil })
 	d.sim = u
-	baseURL = "http://" + ln.Addr().String()
-	d.log.Info("simulated upstream started", "url", baseURL)
-	return baseURL, sim.DefaultAccount, sim.DefaultPassword, nil
+	d.simURL = "http://" + ln.Addr().String()
+	d.log.Info("simulated upstream started", "url", d.simURL)
+	return d.simURL, nil
 }
 
 // Sim returns the in-process simulated upstream when base_url is "sim", or

@@ -31,6 +31,10 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// Accounts are the WeChat accounts the daemon keeps logged in.
 	Accounts []Account `yaml:"accounts"`
+	// Sessions are the logins of other systems the daemon keeps alive for
+	// plugins: kind token (mobile login with access and refresh tokens) or
+	// appkey (app key and secret, one-day token).
+	Sessions []Session `yaml:"sessions"`
 	// Rules are rule files or directories of them.
 	Rules []string `yaml:"rules"`
 	// Timezone is the zone of cron schedules and time-of-day helpers.
@@ -74,6 +78,45 @@ type Account struct {
 	DeviceType string `yaml:"device_type"`
 	// Proxy is the /iPadLogin proxy region, 0 for none.
 	Proxy int `yaml:"proxy"`
+}
+
+// Session kinds.
+const (
+	KindToken  = "token"
+	KindAppKey = "appkey"
+)
+
+// Session is a login of another system, kept alive for plugins.
+type Session struct {
+	// Name identifies the session to plugins and in events.
+	Name string `yaml:"name"`
+	// Kind is "token" or "appkey".
+	Kind string `yaml:"kind"`
+	// BaseURL is the API root, or "sim" for the built-in simulator.
+	BaseURL string `yaml:"base_url"`
+
+	// Mobile, ValidateNo, CompanyType, ProductType and Source are the
+	// token kind's /auth/mobile/login fields. Without ValidateNo the code
+	// is asked of a person when a login is needed.
+	Mobile      string `yaml:"mobile"`
+	ValidateNo  Secret `yaml:"validate_no"`
+	CompanyType int    `yaml:"company_type"`
+	ProductType int    `yaml:"product_type"`
+	Source      string `yaml:"source"`
+	// DeviceNumber is checked for logins taken by another device.
+	DeviceNumber string `yaml:"device_number"`
+	// RefreshMargin is how long before expiry the access token is
+	// refreshed.
+	RefreshMargin time.Duration `yaml:"refresh_margin"`
+	// CheckInterval is how often the login is checked.
+	CheckInterval time.Duration `yaml:"check_interval"`
+
+	// AppKey, AppSecret and Encrypt are the appkey kind's login fields.
+	AppKey    string `yaml:"app_key"`
+	AppSecret Secret `yaml:"app_secret"`
+	Encrypt   bool   `yaml:"encrypt"`
+	// RenewMargin is how long before the day is over the token is renewed.
+	RenewMargin time.Duration `yaml:"renew_margin"`
 }
 
 // Admin is the admin HTTP listener.
@@ -281,6 +324,33 @@ func (c *Config) validate(root *yaml.Node) error {
 		names[a.Name] = true
 		if a.DeviceType != "" && a.DeviceType != "ipad" && a.DeviceType != "mac" {
 			bad(fmt.Sprintf("accounts[%d].device_type", i), `is %q, want "ipad" or "mac"`, a.DeviceType)
+		}
+	}
+	for i, sc := range c.Sessions {
+		p := fmt.Sprintf("sessions[%d]", i)
+		switch {
+		case sc.Name == "":
+			bad(p+".name", "is required")
+		case !validName.MatchString(sc.Name):
+			bad(p+".name", "%q may hold only letters, digits, '-', '_' and '.'", sc.Name)
+		case names[sc.Name]:
+			bad(p+".name", "%q is used twice (account and session names share one space)", sc.Name)
+		}
+		names[sc.Name] = true
+		if sc.BaseURL == "" {
+			bad(p+".base_url", "is required")
+		}
+		switch sc.Kind {
+		case KindToken:
+			if sc.Mobile == "" {
+				bad(p+".mobile", "is required for kind token")
+			}
+		case KindAppKey:
+			if sc.AppKey == "" || sc.AppSecret == "" {
+				bad(p, "app_key and app_secret are required for kind appkey")
+			}
+		default:
+			bad(p+".kind", `is %q, want "token" or "appkey"`, sc.Kind)
 		}
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
