@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newRunCmd(),
+		newLoginCmd(),
 		newCheckCmd(),
 		newTestCmd(),
 		newReplayCmd(),
@@ -230,6 +231,20 @@ func newReplayCmd() *cobra.Command {
 	cmd.Flags().StringVar(&at, "at", "", "evaluate every message at this time (default: each message's own time)")
 	cmd.Flags().BoolVar(&explain, "explain", false, "also show why each rule did not match")
 	_ = cmd.MarkFlagRequired("rules")
+	return cmd
+}
+
+func newLoginCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "login NAME",
+		Short: "Log an account or session in at the terminal and save it, so that run starts online",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return engine.Login(cmd.Context(), cfgPath, args[0], cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")
 	return cmd
 }
 

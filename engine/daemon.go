@@ -62,6 +62,7 @@ type Daemon struct {
 	runners    []func(context.Context) error
 	stateMu    sync.Mutex
 	states     map[string]string // the session state last exported, by name
+	watchState func(name, state string)
 	dispatcher *dispatcher
 	sched      *scheduler
 	rules      *ruleHost
@@ -200,6 +201,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 // current state: with thousands of accounts, a series per possible state
 // would cost more than the accounts themselves.
 func (d *Daemon) setSessionState(name, state string) {
+	if d.watchState != nil {
+		d.watchState(name, state)
+	}
 	d.stateMu.Lock()
 	defer d.stateMu.Unlock()
 	prev, ok := d.states[name]

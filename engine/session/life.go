@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -85,6 +86,7 @@ type life struct {
 	state  string
 	detail string
 	token  string
+	ready  chan struct{} // closed while token is set
 	codes  chan string
 }
 
@@ -93,7 +95,7 @@ func newLife(name, kind string, hooks Hooks) life {
 		hooks.Logger = slog.New(slog.DiscardHandler)
 	}
 	return life{name: name, kind: kind, hooks: hooks, log: hooks.Logger.With("session", name, "kind", kind),
-		state: StateLoggedOut, codes: make(chan string, 1)}
+		state: StateLoggedOut, codes: make(chan string, 1), ready: make(chan struct{})}
 }
 
 func (l *life) Name() string { return l.name }
@@ -105,13 +107,23 @@ func (l *life) State() (string, string) {
 	return l.state, l.detail
 }
 
-func (l *life) Token(context.Context) (string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.token == "" {
-		return "", ErrNotOnline
+// Token returns the current token. While there is none (logging in,
+// refreshing after a failure, waiting for a code) it waits for one until
+// ctx is done: callers such as plugin calls carry their own deadline.
+func (l *life) Token(ctx context.Context) (string, error) {
+	for {
+		l.mu.Lock()
+		tok, ready := l.token, l.ready
+		l.mu.Unlock()
+		if tok != "" {
+			return tok, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: %s", ErrNotOnline, l.name)
+		}
 	}
-	return l.token, nil
 }
 
 func (l *life) SubmitCode(code string) bool {
@@ -138,8 +150,14 @@ func (l *life) setState(state, detail string) {
 
 func (l *life) setToken(tok string) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.token == "" && tok != "":
+		close(l.ready)
+	case l.token != "" && tok == "":
+		l.ready = make(chan struct{})
+	}
 	l.token = tok
-	l.mu.Unlock()
 }
 
 func (l *life) emit(typ, msg string, fields map[string]string) {
