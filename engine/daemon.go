@@ -22,6 +22,7 @@ import (
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
+	"github.com/finderbot/finderbot/plugins"
 )
 
 // Options are the parts of a Daemon that do not come from the
@@ -56,19 +57,20 @@ type Daemon struct {
 	tokens  *session.Tokens
 	metrics *metrics
 
-	accounts   map[string]*account
-	order      []string
-	sessions   map[string]session.Session // every session by name, accounts included
-	runners    []func(context.Context) error
-	stateMu    sync.Mutex
-	states     map[string]string // the session state last exported, by name
-	watchState func(name, state string)
-	dispatcher *dispatcher
-	sched      *scheduler
-	rules      *ruleHost
-	plugins    PluginCaller
-	sim        *sim.Upstream
-	simURL     string
+	accounts      map[string]*account
+	order         []string
+	sessions      map[string]session.Session // every session by name, accounts included
+	runners       []func(context.Context) error
+	stateMu       sync.Mutex
+	states        map[string]string // the session state last exported, by name
+	watchState    func(name, state string)
+	dispatcher    *dispatcher
+	sched         *scheduler
+	rules         *ruleHost
+	plugins       PluginCaller
+	pluginManager *plugins.Manager
+	sim           *sim.Upstream
+	simURL        string
 
 	closers []func() error // run by Close, last first
 
@@ -101,6 +103,7 @@ type account struct {
 	again   time.Time // a step asked for while one was running
 
 	mu       sync.Mutex
+	finder   string // the account's own Finder user name, learned from messages
 	lastSync time.Time
 	lastErr  string
 	messages uint64
@@ -112,6 +115,18 @@ func (a *account) synced(n int) {
 	a.lastErr = ""
 	a.messages += uint64(n)
 	a.mu.Unlock()
+}
+
+func (a *account) learnFinderName(name string) {
+	a.mu.Lock()
+	a.finder = name
+	a.mu.Unlock()
+}
+
+func (a *account) finderName() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.finder
 }
 
 func (a *account) setSyncError(err error) {
@@ -194,6 +209,9 @@ func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
 	if err := d.buildSessions(hc); err != nil {
 		return nil, err
 	}
+	if err := d.newPlugins(); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -226,6 +244,12 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.startAdmin(); err != nil {
 		d.cancel()
 		return err
+	}
+	if d.pluginManager != nil {
+		if err := d.pluginManager.Start(ctx); err != nil {
+			d.cancel()
+			return fmt.Errorf("engine: plugins: %w", err)
+		}
 	}
 	pending, err := d.store.Pending(ctx)
 	if err != nil {
@@ -273,6 +297,11 @@ func (d *Daemon) close() error {
 	d.rules.stop()
 	d.wg.Wait()
 	d.dispatcher.wait()
+	if d.pluginManager != nil {
+		if err := d.pluginManager.Close(); err != nil {
+			d.log.Warn("stopping plugins", "err", err)
+		}
+	}
 	return d.closeAll()
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/finderbot/finderbot/engine/store"
@@ -139,6 +140,8 @@ func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page) (in
 			if id, ok := d.dispatcher.matchEcho(a.name, m); ok {
 				commit.Acks = append(commit.Acks, id)
 			}
+		} else if strings.HasSuffix(m.To, "@finder") {
+			a.learnFinderName(m.To)
 		}
 		if m.ParseError != "" {
 			d.log.Debug("message content did not parse", "account", a.name, "msg_id", m.ID, "err", m.ParseError)

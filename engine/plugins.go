@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/plugins"
+	"github.com/finderbot/finderbot/sdk"
+)
+
+// newPlugins prepares the plugin manager when plugins.dir is configured.
+func (d *Daemon) newPlugins() error {
+	if d.cfg.Plugins.Dir == "" {
+		return nil
+	}
+	m, err := plugins.New(plugins.Config{
+		Dir:         d.cfg.Plugins.Dir,
+		DevMode:     d.cfg.Plugins.Dev,
+		CallTimeout: d.cfg.Plugins.CallTimeout,
+	}, pluginHost{d}, d.log.With("component", "plugins"))
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	d.pluginManager = m
+	d.plugins = d.callPlugin
+	return nil
+}
+
+// Plugins returns the plugin manager, or nil when plugins are not
+// configured.
+func (d *Daemon) Plugins() *plugins.Manager { return d.pluginManager }
+
+// callPlugin performs a plugin action from the outbox and turns its answer
+// into outbox items: replies to the triggering message and sends.
+func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, error) {
+	req := &sdk.HandleRequest{Action: it.Action, Params: it.Params, Message: it.Msg, Account: it.Account}
+	if it.Msg == nil {
+		req.Tick = &sdk.Tick{Schedule: it.Rule, Time: it.Created}
+	}
+	resp, err := d.pluginManager.Call(ctx, it.Plugin, it.Action, req)
+	if err != nil {
+		if plugins.Retryable(err) {
+			return nil, err
+		}
+		return nil, errPermanent{err}
+	}
+	log := d.log.With("plugin", it.Plugin, "action", it.Action, "rule", it.Rule)
+	for _, dg := range resp.Diagnostics {
+		log.Warn("plugin diagnostic", "severity", dg.Severity.String(), "summary", dg.Summary, "detail", dg.Detail)
+	}
+	var out []store.Item
+	for _, r := range resp.Replies {
+		if it.Msg == nil || it.To == "" {
+			log.Warn("plugin replied, but there is no message to answer; use a send", "text", r.Text)
+			continue
+		}
+		out = append(out, store.Item{Account: it.Account, Kind: store.KindReply, Rule: it.Rule, Text: r.Text,
+			To: it.To, My: it.My, Session: it.Session, MsgID: it.MsgID, Conversation: it.Conversation})
+	}
+	for _, s := range resp.Sends {
+		out = append(out, d.sendItem(it.Account, it.Rule, s))
+	}
+	return out, nil
+}
+
+// sendItem addresses a plugin's send: a Finder private message when it
+// names a session, a WeChat text message otherwise.
+func (d *Daemon) sendItem(account, rule string, s sdk.Send) store.Item {
+	if s.Account != "" {
+		account = s.Account
+	}
+	it := store.Item{Account: account, Rule: rule, Text: s.Text, To: s.To}
+	if s.Session != "" {
+		it.Kind, it.Session, it.Conversation = store.KindReply, s.Session, s.Session
+		if a := d.accounts[account]; a != nil {
+			it.My = a.finderName()
+		}
+	} else {
+		it.Kind, it.Conversation = store.KindSend, "to:"+s.To
+	}
+	return it
+}
+
+// pluginHost is the daemon side of the plugins' host callbacks.
+type pluginHost struct{ d *Daemon }
+
+var _ plugins.Host = pluginHost{}
+
+func (h pluginHost) Send(ctx context.Context, plugin string, msg sdk.Send) error {
+	if h.d.accounts[msg.Account] == nil {
+		return fmt.Errorf("engine: plugin %s: no account named %q", plugin, msg.Account)
+	}
+	if strings.TrimSpace(msg.To) == "" || msg.Text == "" {
+		return fmt.Errorf("engine: plugin %s: a send needs a receiver and a text", plugin)
+	}
+	items, err := h.d.store.Enqueue(ctx, []store.Item{h.d.sendItem(msg.Account, "plugin:"+plugin, msg)})
+	if err != nil {
+		return err
+	}
+	h.d.dispatcher.add(items)
+	return nil
+}
+
+func (h pluginHost) Get(ctx context.Context, plugin, key string) ([]byte, bool, error) {
+	return h.d.store.KV(plugin).Get(ctx, key)
+}
+
+func (h pluginHost) Put(ctx context.Context, plugin, key string, value []byte) error {
+	return h.d.store.KV(plugin).Put(ctx, key, value)
+}
+
+func (h pluginHost) Delete(ctx context.Context, plugin, key string) error {
+	return h.d.store.KV(plugin).Delete(ctx, key)
+}
+
+func (h pluginHost) Keys(ctx context.Context, plugin, prefix string) ([]string, error) {
+	return h.d.store.KV(plugin).List(ctx, prefix, 0)
+}
+
+func (h pluginHost) Token(ctx context.Context, plugin, session string) (string, error) {
+	return h.d.SessionToken(ctx, session)
+}

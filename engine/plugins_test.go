@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/finderbot/finderbot/engine/upstream/sim"
+	"github.com/finderbot/finderbot/plugins"
+)
+
+// TestPluginActionsGoThroughTheOutbox runs the counter example plugin as a
+// real subprocess: a rule's plugin action is performed from the outbox, the
+// plugin keeps its counts in the daemon's store, and its replies go out
+// like any other.
+func TestPluginActionsGoThroughTheOutbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	pluginDir := filepath.Join(dir, "plugins")
+	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "counter"), "../examples/plugins/counter")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the counter plugin: %v\n%s", err, out)
+	}
+	if _, _, err := plugins.LockDir(pluginDir, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	h := newHarness(t, sim.Options{NoSeed: true, NoEcho: true})
+	h.d.Close()
+	writeFile(t, filepath.Join(h.cfg.Rules[0], "greet.yaml"), `rules:
+  - name: count
+    when: "!msg.FromSelf && msg.Text startsWith 'count'"
+    actions:
+      - plugin: counter.count
+        with: { reply: "第 {n} 条" }
+`)
+	h.cfg.Plugins.Dir = pluginDir
+	h.start()
+	_, wcID := h.online("shop")
+	for range 3 {
+		if _, err := h.sim.Inject(wcID, sim.Text("", "count me")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := h.sent(3)
+	for i, want := range []string{"第 1 条", "第 2 条", "第 3 条"} {
+		if s[i].Content != want || s[i].Endpoint != "/privateSend" {
+			t.Fatalf("reply %d = %+v, want %q", i, s[i], want)
+		}
+	}
+	keys, err := h.d.Store().KV("counter").List(context.Background(), "count/", 0)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("counter keys = %v, %v", keys, err)
+	}
+	infos := h.d.Plugins().List()
+	if len(infos) != 1 || infos[0].Name != "counter" {
+		t.Fatalf("plugins = %+v", infos)
+	}
+}
