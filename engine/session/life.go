@@ -161,7 +161,6 @@ func (l *life) setToken(tok string) {
 }
 
 func (l *life) emit(typ, msg string, fields map[string]string) {
-	l.log.Info("session event", "type", typ, "message", msg)
 	if l.hooks.OnEvent != nil {
 		l.hooks.OnEvent(Event{Type: typ, Session: l.name, Message: msg, Fields: fields})
 	}
