@@ -347,15 +347,21 @@ func alive(pid int) bool {
 	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
+	return procState(pid) != 'Z'
+}
+
+// procState returns the state letter of a process from /proc (R running,
+// S sleeping, T stopped, Z zombie), or 0 when it cannot be read.
+func procState(pid int) byte {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return true // no /proc: trust kill
+		return 0
 	}
 	// The state follows the parenthesised command name.
 	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
-		return stat[i+2] != 'Z'
+		return stat[i+2]
 	}
-	return true
+	return 0
 }
 
 // runDaemon plays a daemon for TestDaemonKilledLeavesNoPlugin: it starts the

@@ -360,12 +360,30 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 	down := func(state State, problem string, force bool) {
 		pid := in.info().PID
 		in.setState(state, problem)
-		if force && pid > 0 {
-			if p, err := os.FindProcess(pid); err == nil {
-				_ = p.Kill()
-			}
+		if force {
+			killPID(pid)
 		}
-		client.Kill()
+		// go-plugin's Kill first asks the plugin to shut down, without a
+		// deadline: a wedged process would hold it forever.
+		killed := make(chan struct{})
+		go func() {
+			client.Kill()
+			close(killed)
+		}()
+		t := time.NewTimer(killGrace)
+		defer t.Stop()
+		select {
+		case <-killed:
+		case <-t.C:
+			in.log.Warn("plugins: plugin did not stop in time; killing it", "pid", pid)
+			killPID(pid)
+			<-killed
+		}
+	}
+	// A kill request left over from the previous process is not about this one.
+	select {
+	case <-in.kill:
+	default:
 	}
 	for {
 		select {
@@ -382,7 +400,8 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 			down(StateStarting, "restart requested", false)
 			return outcome{replyc: replyc}
 		case <-tick.C:
-			hctx, cancel := context.WithTimeout(ctx, min(cfg.CallTimeout, cfg.HealthInterval))
+			// As long as a call may take: a busy plugin is not a dead one.
+			hctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
 			err := rp.Health(hctx)
 			cancel()
 			var ae *sdk.ActionError
@@ -397,6 +416,18 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 				in.setProblem("")
 			}
 		}
+	}
+}
+
+// killGrace is how long a plugin gets to stop when asked before it is killed.
+const killGrace = 3 * time.Second
+
+func killPID(pid int) {
+	if pid <= 0 {
+		return
+	}
+	if p, err := os.FindProcess(pid); err == nil {
+		_ = p.Kill()
 	}
 }
 

@@ -41,7 +41,8 @@ type Config struct {
 	// StartTimeout bounds starting a plugin process and its handshake.
 	// Default 10s.
 	StartTimeout time.Duration
-	// HealthInterval is how often a running plugin is health-checked.
+	// HealthInterval is how often a running plugin is health-checked; a
+	// check that gets no answer within CallTimeout has the plugin restarted.
 	// A crash is noticed at once without waiting for a check. Default 10s.
 	HealthInterval time.Duration
 	// RestartBackoff is the wait before the first restart after a crash;

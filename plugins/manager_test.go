@@ -399,13 +399,15 @@ func TestHealthChecks(t *testing.T) {
 		t.Parallel()
 		cfg := plugins.Config{Dir: pluginDir(t, true, "probe"), HealthInterval: 50 * time.Millisecond,
 			CallTimeout: 200 * time.Millisecond, RestartBackoff: time.Millisecond}
-		m, _ := startManager(t, cfg, newMemHost())
+		m, logs := startManager(t, cfg, newMemHost())
 		pid := pidOf(t, m, "probe")
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
+		// The kernel stops a process's threads asynchronously.
+		waitFor(t, "the process to stop", 5*time.Second, func() bool { return procState(pid) == 'T' })
 		if s := callWhenReady(t, m, "probe", "pid"); s == strconv.Itoa(pid) {
-			t.Fatal("the frozen process answered")
+			t.Fatalf("the frozen process answered\n%s", logs)
 		}
 		if alive(pid) {
 			t.Errorf("frozen process %d still exists", pid)
