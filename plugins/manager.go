@@ -126,7 +126,8 @@ func New(cfg Config, host Host, log *slog.Logger) (*Manager, error) {
 // has failed its first attempt; a plugin that fails is reported in List and
 // retried in the background (or refused, for checksum problems), while the
 // others serve. Start fails only when the directory or the lock file cannot
-// be read. ctx bounds Start itself; the plugins run until Close.
+// be read, or ctx ends first; call Close even then. ctx bounds Start
+// itself; the plugins run until Close.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -194,6 +195,9 @@ func (m *Manager) Close() error {
 // Errors are *CallError values (see ErrUnavailable and friends), except when
 // ctx itself ends, which returns ctx's error.
 func (m *Manager) Call(ctx context.Context, plugin, action string, req *sdk.HandleRequest) (*sdk.HandleResponse, error) {
+	if req == nil {
+		req = &sdk.HandleRequest{}
+	}
 	in := m.lookup(plugin)
 	if in == nil {
 		return nil, &CallError{Plugin: plugin, Action: action, Kind: ErrNotFound, Err: fmt.Errorf("no plugin named %q in %s", plugin, m.cfg.Dir)}
