@@ -282,6 +282,19 @@ func (m *Manager) List() []Info {
 	return out
 }
 
+// Actions returns every action of every plugin that has described itself,
+// as "plugin.action", sorted: what rules may name in a plugin action.
+func (m *Manager) Actions() []string {
+	var out []string
+	for _, inf := range m.List() {
+		for _, a := range inf.Actions {
+			out = append(out, inf.Name+"."+a.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (m *Manager) lookup(name string) *instance {
 	if p := m.plugins.Load(); p != nil {
 		return (*p)[name]

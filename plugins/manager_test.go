@@ -73,6 +73,9 @@ func TestCallRoundTrip(t *testing.T) {
 		})
 	}
 
+	if got := strings.Join(m.Actions(), " "); got != "probe.echo probe.exit probe.fail probe.hang probe.host probe.need probe.panic probe.pid" {
+		t.Errorf("Actions = %s", got)
+	}
 	inf := info(t, m, "probe")
 	if inf.State != plugins.StateReady || inf.Version != "0.0.1" || !inf.Pinned || inf.PID == 0 || len(inf.Actions) != 8 {
 		t.Errorf("List entry = %+v", inf)
