@@ -256,8 +256,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.cancel()
 		return err
 	}
+	clean, interrupted, err := d.store.TakeShutdown(ctx)
+	if err != nil {
+		d.cancel()
+		return err
+	}
 	d.dispatcher.start(ctx)
-	d.dispatcher.recover(pending)
+	d.dispatcher.recover(pending, clean, interrupted, d.cfg.Upstream.Timeout)
 	if len(pending) > 0 {
 		d.log.Info("resuming the outbox", "actions", len(pending))
 	}
@@ -296,7 +301,12 @@ func (d *Daemon) close() error {
 	}
 	d.rules.stop()
 	d.wg.Wait()
-	d.dispatcher.wait()
+	interrupted := d.dispatcher.wait()
+	if d.store != nil && d.started != (time.Time{}) {
+		if err := d.store.MarkShutdown(context.Background(), interrupted); err != nil {
+			d.log.Error("cannot record the clean shutdown; the next start treats pending replies as in doubt", "err", err)
+		}
+	}
 	if d.pluginManager != nil {
 		if err := d.pluginManager.Close(); err != nil {
 			d.log.Warn("stopping plugins", "err", err)

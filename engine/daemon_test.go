@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,7 +83,11 @@ func newHarness(t *testing.T, simOpts sim.Options, accounts ...string) *harness 
 
 func (h *harness) start() {
 	h.t.Helper()
-	d, err := New(h.cfg, Options{})
+	opts := Options{}
+	if os.Getenv("FINDERBOT_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	d, err := New(h.cfg, opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}

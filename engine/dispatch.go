@@ -59,6 +59,8 @@ type dispatcher struct {
 	// page: either way the removal is durable before anyone could resend.
 	acks     chan ack
 	ackerEnd chan struct{}
+
+	interrupted []uint64 // replies whose attempt shutdown cut short
 }
 
 type ack struct {
@@ -91,6 +93,8 @@ type queue struct {
 	// had: replies a crash interrupted wait for it, since their echo may be
 	// on the way.
 	caughtUp bool
+	// holdUntil is when replies in doubt after a restart may go again.
+	holdUntil time.Time
 }
 
 func newDispatcher(d *Daemon) *dispatcher {
@@ -105,8 +109,9 @@ func (p *dispatcher) start(ctx context.Context) {
 	go p.acker()
 }
 
-// wait blocks until every worker has returned and every ack is stored.
-func (p *dispatcher) wait() {
+// wait blocks until every worker has returned and every ack is stored,
+// and returns the replies whose attempts were cut short.
+func (p *dispatcher) wait() []uint64 {
 	p.mu.Lock()
 	p.stopped = true
 	started := p.ctx != nil
@@ -116,6 +121,9 @@ func (p *dispatcher) wait() {
 		close(p.acks)
 		<-p.ackerEnd
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.interrupted
 }
 
 // acker removes delivered replies from the store, many per transaction.
@@ -195,17 +203,28 @@ func (p *dispatcher) dropIfIdle(account string, q *queue) {
 // them may have been delivered just before that run ended: they wait until
 // the sync loop has caught up, and those whose echo arrives by then are not
 // sent again.
-func (p *dispatcher) recover(items []store.Item) {
-	p.add(items)
+//
+// After a clean shutdown only the replies whose attempt it interrupted are
+// in doubt; after a crash every pending reply is. Replies in doubt also wait
+// out grace (the upstream's call timeout): a request of the dead process may
+// still be on its way through the upstream, and its echo with it.
+func (p *dispatcher) recover(items []store.Item, clean bool, interrupted []uint64, grace time.Duration) {
+	doubt := make(map[uint64]bool, len(interrupted))
+	for _, id := range interrupted {
+		doubt[id] = true
+	}
+	until := time.Now().Add(grace)
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, it := range items {
-		if it.Kind == store.KindReply {
+		if it.Kind == store.KindReply && (!clean || doubt[it.ID]) {
 			q := p.queue(it.Account)
 			q.sending[it.ID] = it
 			q.caughtUp = false
+			q.holdUntil = until
 		}
 	}
+	p.mu.Unlock()
+	p.add(items)
 }
 
 // add queues items already committed to the outbox.
@@ -260,8 +279,16 @@ func (p *dispatcher) next(q *queue, now time.Time) (it store.Item, wait time.Dur
 	wait = -1
 	for i, conv := range q.order {
 		head := q.convs[conv][0]
-		if _, uncertain := q.sending[head.ID]; uncertain && !q.caughtUp {
-			continue // its echo may still come; the sync loop will wake us
+		if _, doubt := q.sending[head.ID]; doubt {
+			if !q.caughtUp {
+				continue // its echo may still come; the sync loop will wake us
+			}
+			if w := q.holdUntil.Sub(now); w > 0 {
+				if wait < 0 || w < wait {
+					wait = w
+				}
+				continue
+			}
 		}
 		if !head.NextAt.After(now) {
 			// Rotate so the other conversations get their turn.
@@ -488,6 +515,11 @@ func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store
 			}
 		}
 		err = p.send(ctx, inst, it)
+		if err != nil && ctx.Err() != nil {
+			p.mu.Lock()
+			p.interrupted = append(p.interrupted, it.ID)
+			p.mu.Unlock()
+		}
 		if it.Kind == store.KindReply {
 			if p.clearSending(q, it.ID) {
 				err = nil // its echo arrived: delivered, whatever the answer said
@@ -510,19 +542,20 @@ func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store
 			return err
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
 	if err == nil {
-		if len(follow) > 0 {
-			items, err := p.d.store.Enqueue(ctx, follow)
+		// Accepted: record it even if shutdown began meanwhile, or the
+		// next start would do it again.
+		ctx := context.WithoutCancel(ctx)
+		if it.Kind == store.KindPlugin {
+			// The plugin's answers replace its action in one transaction:
+			// a crash can neither lose them nor call the plugin again.
+			items, err := p.d.store.Complete(ctx, it.ID, follow)
 			if err != nil {
 				log.Error("cannot queue the actions a plugin answered with; the plugin action will be retried", "err", err)
 				return p.retry(ctx, q, it, err, log)
 			}
 			p.add(items)
-		}
-		if it.Kind == store.KindReply {
+		} else if it.Kind == store.KindReply {
 			p.mu.Lock()
 			q.delivered[it.ID] = true
 			p.mu.Unlock()
@@ -535,6 +568,9 @@ func (p *dispatcher) perform(ctx context.Context, a *account, q *queue, it store
 		p.d.metrics.actions.WithLabelValues(it.Kind, "sent").Inc()
 		log.Info("action performed", "to", it.To, "conversation", it.Conversation)
 		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
 	// Refusals are retried too: the upstream's "失败" rarely says whether
 	// trying again would help. MaxAttempts bounds the cost.

@@ -417,6 +417,57 @@ func (s *Bolt) Ack(ctx context.Context, ids ...uint64) error {
 	return nil
 }
 
+// Complete implements Store.
+func (s *Bolt) Complete(ctx context.Context, id uint64, follow []Item) ([]Item, error) {
+	now := s.opts.Now()
+	var out []Item
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		if err := removeOutbox(tx, id); err != nil {
+			return err
+		}
+		var err error
+		out, err = s.enqueue(tx, follow, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: complete %d: %w", id, err)
+	}
+	return out, nil
+}
+
+var keyShutdown = []byte("clean_shutdown")
+
+// MarkShutdown implements Store.
+func (s *Bolt) MarkShutdown(ctx context.Context, interrupted []uint64) error {
+	v, err := json.Marshal(interrupted)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyShutdown, v) })
+}
+
+// TakeShutdown implements Store.
+func (s *Bolt) TakeShutdown(ctx context.Context) (bool, []uint64, error) {
+	var clean bool
+	var ids []uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keyShutdown)
+		if v == nil {
+			return nil
+		}
+		clean = true
+		if err := json.Unmarshal(v, &ids); err != nil {
+			return err
+		}
+		return meta.Delete(keyShutdown)
+	})
+	if err != nil {
+		return false, nil, fmt.Errorf("store: shutdown record: %w", err)
+	}
+	return clean, ids, nil
+}
+
 // Update implements Store.
 func (s *Bolt) Update(ctx context.Context, it Item) error {
 	v, err := json.Marshal(&it)

@@ -158,6 +158,15 @@ type Store interface {
 	Pending(ctx context.Context) ([]Item, error)
 	// Ack removes items the upstream accepted, in one transaction.
 	Ack(ctx context.Context, ids ...uint64) error
+	// Complete removes a performed item and adds the items it led to (a
+	// plugin's answers) in one transaction, returning the new items with
+	// their IDs assigned.
+	Complete(ctx context.Context, id uint64, follow []Item) ([]Item, error)
+	// MarkShutdown records a clean shutdown and the items whose attempts
+	// it interrupted; TakeShutdown returns and clears that record. A start
+	// that finds none follows a crash.
+	MarkShutdown(ctx context.Context, interrupted []uint64) error
+	TakeShutdown(ctx context.Context) (clean bool, interrupted []uint64, err error)
 	// Update stores a changed item (its attempts, next time, last error).
 	Update(ctx context.Context, it Item) error
 	// Kill moves an item from the outbox to the dead letters.
