@@ -118,6 +118,13 @@ func New(cfg Config, host Host, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Plugins run in their directory, so a relative path would not find
+	// them from there.
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %w", err)
+	}
+	cfg.Dir = dir
 	return &Manager{cfg: cfg.withDefaults(), host: host, log: log}, nil
 }
 

@@ -274,7 +274,11 @@ func (c *Config) resolvePaths(dir string) {
 		if p == "" || filepath.IsAbs(p) {
 			return p
 		}
-		return filepath.Join(dir, p)
+		p = filepath.Join(dir, p)
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
 	}
 	c.StateDir = abs(c.StateDir)
 	for i := range c.Rules {
