@@ -96,6 +96,13 @@ func ruleFiles(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("rules: no rule files given")
 	}
+	return findFiles(paths, isRuleFile, "no rule files (*.yaml) in this directory")
+}
+
+// findFiles expands paths: files stand for themselves, directories for the
+// files below them that match, sorted, each directory's own. A directory
+// without any is an error when none says so; with none="" it is not.
+func findFiles(paths []string, match func(string) bool, none string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -114,7 +121,7 @@ func ruleFiles(paths []string) ([]string, error) {
 			if skipDir(p, path, d) {
 				return filepath.SkipDir
 			}
-			if !d.IsDir() && isRuleFile(path) {
+			if !d.IsDir() && match(path) {
 				found = append(found, path)
 			}
 			return nil
@@ -122,8 +129,8 @@ func ruleFiles(paths []string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rules: %w", err)
 		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("rules: %s: no rule files (*.yaml) in this directory", p)
+		if len(found) == 0 && none != "" {
+			return nil, fmt.Errorf("rules: %s: %s", p, none)
 		}
 		slices.Sort(found)
 		out = append(out, found...)
