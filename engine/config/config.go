@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -226,12 +228,24 @@ func Default() Config {
 	}
 }
 
+// MaxFileSize bounds the configuration file: a real one is a few KiB, and a
+// larger file is a mistake (a log or a binary given by accident).
+const MaxFileSize = 1 << 20
+
 // Load reads and validates the configuration file at path. Relative paths
 // in it (state_dir, rules, plugins.dir) are taken relative to the file.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("config: %s: the file is larger than %d bytes; is it the right file?", path, MaxFileSize)
 	}
 	cfg, err := Parse(path, data, os.LookupEnv)
 	if err != nil {
@@ -246,7 +260,14 @@ func Load(path string) (*Config, error) {
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		if !yamlLine.MatchString(msg) {
+			// The YAML reader names no position for bad characters and
+			// for a document cut short: find it.
+			line, col := syntaxPos(data)
+			return nil, fmt.Errorf("config: %s:%d:%d: %s", name, line, col, msg)
+		}
+		return nil, fmt.Errorf("config: %s: %s", name, msg)
 	}
 	cfg := Default()
 	cfg.Path = name
@@ -255,7 +276,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	}
 	root := doc.Content[0]
 	var errs []error
-	w := walker{file: name, env: lookupEnv, errs: &errs}
+	w := walker{file: name, env: lookupEnv, errs: &errs, raw: map[string]string{}}
 	w.check(root, reflect.TypeOf(cfg), "")
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -263,7 +284,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 	if err := root.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
-	if err := cfg.validate(root); err != nil {
+	if err := cfg.validate(root, w.show); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -296,8 +317,9 @@ func (c *Config) Location() *time.Location {
 	return loc
 }
 
-// validate checks values; node gives positions for the errors.
-func (c *Config) validate(root *yaml.Node) error {
+// validate checks values; node gives positions for the errors and show
+// quotes a value without revealing what came from the environment.
+func (c *Config) validate(root *yaml.Node, show func(path, v string) string) error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
 		line, col := position(root, path)
@@ -306,7 +328,7 @@ func (c *Config) validate(root *yaml.Node) error {
 	if c.Upstream.BaseURL == "" {
 		bad("upstream.base_url", `is required (an http(s) URL, or "sim" for the built-in simulator)`)
 	} else if c.Upstream.BaseURL != SimURL && !strings.HasPrefix(c.Upstream.BaseURL, "http://") && !strings.HasPrefix(c.Upstream.BaseURL, "https://") {
-		bad("upstream.base_url", `%q is not an http(s) URL or "sim"`, c.Upstream.BaseURL)
+		bad("upstream.base_url", `%s is not an http(s) URL or "sim"`, show("upstream.base_url", c.Upstream.BaseURL))
 	}
 	if c.Upstream.BaseURL != SimURL && (c.Upstream.Account == "" || c.Upstream.Password == "") {
 		bad("upstream", "account and password are required")
@@ -321,13 +343,14 @@ func (c *Config) validate(root *yaml.Node) error {
 		case a.Name == "":
 			bad(p, "is required")
 		case !validName.MatchString(a.Name):
-			bad(p, "%q may hold only letters, digits, '-', '_' and '.'", a.Name)
+			bad(p, "%s may hold only letters, digits, '-', '_' and '.'", show(p, a.Name))
 		case names[a.Name]:
-			bad(p, "%q is used twice", a.Name)
+			bad(p, "%s is used twice", show(p, a.Name))
 		}
 		names[a.Name] = true
 		if a.DeviceType != "" && a.DeviceType != "ipad" && a.DeviceType != "mac" {
-			bad(fmt.Sprintf("accounts[%d].device_type", i), `is %q, want "ipad" or "mac"`, a.DeviceType)
+			dp := fmt.Sprintf("accounts[%d].device_type", i)
+			bad(dp, `is %s, want "ipad" or "mac"`, show(dp, a.DeviceType))
 		}
 	}
 	for i, sc := range c.Sessions {
@@ -336,9 +359,9 @@ func (c *Config) validate(root *yaml.Node) error {
 		case sc.Name == "":
 			bad(p+".name", "is required")
 		case !validName.MatchString(sc.Name):
-			bad(p+".name", "%q may hold only letters, digits, '-', '_' and '.'", sc.Name)
+			bad(p+".name", "%s may hold only letters, digits, '-', '_' and '.'", show(p+".name", sc.Name))
 		case names[sc.Name]:
-			bad(p+".name", "%q is used twice (account and session names share one space)", sc.Name)
+			bad(p+".name", "%s is used twice (account and session names share one space)", show(p+".name", sc.Name))
 		}
 		names[sc.Name] = true
 		if sc.BaseURL == "" {
@@ -354,27 +377,27 @@ func (c *Config) validate(root *yaml.Node) error {
 				bad(p, "app_key and app_secret are required for kind appkey")
 			}
 		default:
-			bad(p+".kind", `is %q, want "token" or "appkey"`, sc.Kind)
+			bad(p+".kind", `is %s, want "token" or "appkey"`, show(p+".kind", sc.Kind))
 		}
 	}
 	if _, err := time.LoadLocation(c.Timezone); err != nil {
-		bad("timezone", "%v", err)
+		bad("timezone", "%s is not a known time zone (write it like Asia/Shanghai or UTC)", show("timezone", c.Timezone))
 	}
 	if c.Admin.Listen != "" {
 		host, _, err := net.SplitHostPort(c.Admin.Listen)
 		if err != nil {
-			bad("admin.listen", "%v", err)
+			bad("admin.listen", "%s is not host:port", show("admin.listen", c.Admin.Listen))
 		} else if !isLoopback(host) && c.Admin.Token == "" {
-			bad("admin.token", "is required when admin.listen (%s) is not a loopback address", c.Admin.Listen)
+			bad("admin.token", "is required when admin.listen (%s) is not a loopback address", show("admin.listen", c.Admin.Listen))
 		}
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format", `is %q, want "text" or "json"`, c.Log.Format)
+		bad("log.format", `is %s, want "text" or "json"`, show("log.format", c.Log.Format))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", `is %q, want "debug", "info", "warn" or "error"`, c.Log.Level)
+		bad("log.level", `is %s, want "debug", "info", "warn" or "error"`, show("log.level", c.Log.Level))
 	}
 	positive := map[string]time.Duration{
 		"sync.idle_interval": c.Sync.IdleInterval, "sync.max_backoff": c.Sync.MaxBackoff,
@@ -410,4 +433,32 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+var yamlLine = regexp.MustCompile(`line \d+`)
+
+// syntaxPos returns the line and column of the first character YAML does
+// not allow (invalid UTF-8, a control character, a byte-order mark inside
+// the text), or else of the end of data.
+func syntaxPos(data []byte) (int, int) {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if (r == utf8.RuneError && n <= 1) || !yamlPrintable(r) || (r == 0xFEFF && i > 0) {
+			return line, col
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += n
+	}
+	return line, col
+}
+
+// yamlPrintable is the YAML 1.2 set of characters a document may hold.
+func yamlPrintable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0x7E) || r == 0x85 ||
+		(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }

@@ -21,6 +21,19 @@ type walker struct {
 	file string
 	env  func(string) (string, bool)
 	errs *[]error
+	// raw holds, by key path, the text of each value that had ${VAR}
+	// expanded in it, so that errors can show the text as written rather
+	// than a value that may be a secret.
+	raw map[string]string
+}
+
+// show quotes the value at path for an error message: as written in the
+// file when it came from the environment, since it may be a secret.
+func (w walker) show(path, v string) string {
+	if r, ok := w.raw[path]; ok {
+		return fmt.Sprintf("%q (with environment variables)", r)
+	}
+	return fmt.Sprintf("%q", v)
 }
 
 func (w walker) fail(n *yaml.Node, path, format string, args ...any) {
@@ -96,17 +109,17 @@ func (w walker) scalar(n *yaml.Node, t reflect.Type, path string) {
 	switch {
 	case t == durationType:
 		if _, err := time.ParseDuration(v); err != nil {
-			w.fail(n, path, "%q is not a duration (write it like 30s, 5m or 1h30m)", v)
+			w.fail(n, path, "%s is not a duration (write it like 30s, 5m or 1h30m)", w.show(path, v))
 		}
 	case t.Kind() == reflect.String:
 		n.Tag = "!!str" // keep "0700" or "true" a string
 	case t.Kind() == reflect.Bool:
 		if _, err := strconv.ParseBool(v); err != nil {
-			w.fail(n, path, "%q is not true or false", v)
+			w.fail(n, path, "%s is not true or false", w.show(path, v))
 		}
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
 		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
-			w.fail(n, path, "%q is not a whole number", v)
+			w.fail(n, path, "%s is not a whole number", w.show(path, v))
 		}
 	}
 }
@@ -120,6 +133,7 @@ func (w walker) expand(n *yaml.Node, path string) bool {
 		return true
 	}
 	ok := true
+	w.raw[path] = n.Value
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		name := ref[2 : len(ref)-1]
 		v, found := w.env(name)

@@ -44,6 +44,12 @@ func (c *AppKeyAuth) Login(ctx context.Context, req AppKeyLoginRequest) (string,
 	if err != nil {
 		return "", err
 	}
+	return decodeAppKeyLogin(env)
+}
+
+// decodeAppKeyLogin reads the token of a successful /api-cloud/auth/login.
+func decodeAppKeyLogin(env *envelope) (string, error) {
+	const ep = "/api-cloud/auth/login"
 	var w struct {
 		Token flexString `json:"token"`
 	}

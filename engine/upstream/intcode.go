@@ -16,17 +16,24 @@ func (b *base) callInt(ctx context.Context, r request) (*envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := decodeEnvelope(r.endpoint, data)
+	return b.intEnvelope(r.endpoint, data)
+}
+
+// intEnvelope decodes the reply body of an int-code API and returns the
+// envelope of a successful reply, an *Error for a refusal, or a
+// *MalformedError.
+func (b *base) intEnvelope(endpoint string, data []byte) (*envelope, error) {
+	env, err := decodeEnvelope(endpoint, data)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := strconv.Atoi(env.Code.S); err != nil {
-		return nil, &MalformedError{Endpoint: r.endpoint, Reason: fmt.Sprintf("code %q is not an integer", env.Code.S)}
+		return nil, &MalformedError{Endpoint: endpoint, Reason: fmt.Sprintf("code %q is not an integer", env.Code.S)}
 	}
 	if env.Code.S != "0" {
 		msg := env.text()
 		return nil, &Error{
-			Endpoint: r.endpoint, Code: env.Code.S, Message: msg,
+			Endpoint: endpoint, Code: env.Code.S, Message: msg,
 			Unauthorized: env.Code.S == "401" || env.Code.S == "403" || matchAny(msg, b.cfg.auth),
 		}
 	}

@@ -84,6 +84,12 @@ func (c *TokenAuth) MobileLogin(ctx context.Context, req MobileLoginRequest) (*M
 	if err != nil {
 		return nil, err
 	}
+	return decodeMobileLogin(env)
+}
+
+// decodeMobileLogin reads the data of a successful /auth/mobile/login.
+func decodeMobileLogin(env *envelope) (*MobileLogin, error) {
+	const ep = "/auth/mobile/login"
 	var w struct {
 		AccessToken  wireToken `json:"accessToken"`
 		RefreshToken wireToken `json:"refreshToken"`
@@ -101,6 +107,7 @@ func (c *TokenAuth) MobileLogin(ctx context.Context, req MobileLoginRequest) (*M
 		return nil, err
 	}
 	out := &MobileLogin{}
+	var err error
 	if out.AccessToken, err = w.AccessToken.token(ep, "data.accessToken"); err != nil {
 		return nil, err
 	}
@@ -126,6 +133,12 @@ func (c *TokenAuth) Refresh(ctx context.Context, accessToken, refreshToken strin
 	if err != nil {
 		return nil, err
 	}
+	return decodeRefresh(env)
+}
+
+// decodeRefresh reads the data of a successful /app/auth/token/refresh.
+func decodeRefresh(env *envelope) (*Token, error) {
+	const ep = "/app/auth/token/refresh"
 	var w wireToken
 	if err := decodeData(ep, env, &w); err != nil {
 		return nil, err
@@ -155,6 +168,12 @@ func (c *TokenAuth) CheckLoginStatus(ctx context.Context, accessToken, deviceNum
 	if err != nil {
 		return nil, err
 	}
+	return decodeLoginStatus(env)
+}
+
+// decodeLoginStatus reads the data of a successful check-login-status.
+func decodeLoginStatus(env *envelope) (*LoginStatus, error) {
+	const ep = "/wx/pc/check-login-status"
 	var w struct {
 		IsLogin       *bool      `json:"isLogin"`
 		LastLoginTime flexString `json:"lastLoginTime"`
