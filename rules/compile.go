@@ -77,6 +77,7 @@ func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	if b, ok := tree.Node.(*ast.BoolNode); ok && b.Value {
 		c.always = true
 	}
+	chargeLoops(&tree.Node)
 	p, err := exprcompiler.Compile(tree, x.config)
 	if err != nil {
 		return nil, exprErr(err)
@@ -84,6 +85,35 @@ func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	c.program = p
 	x.cache[code] = c
 	return c, nil
+}
+
+// chargeLoops makes every pass of a loop cost one unit of the VM's budget
+// (see DefaultMaxCost): the body of each closure becomes `[nil]; body`, and
+// building the one-element list is what expr counts. The VM counts the
+// elements of lists and ranges an expression builds, but not passes of a
+// loop, so without this `let r = 1..1000; all(r, all(r, all(r, true)))`
+// would run a billion passes on a budget it never touches.
+func chargeLoops(root *ast.Node) {
+	ast.Walk(root, visitFunc(func(n *ast.Node) {
+		cl, ok := (*n).(*ast.PredicateNode)
+		if !ok {
+			return
+		}
+		if seq, ok := cl.Node.(*ast.SequenceNode); ok && len(seq.Nodes) == 2 {
+			if a, ok := seq.Nodes[0].(*ast.ArrayNode); ok && len(a.Nodes) == 1 {
+				if _, ok := a.Nodes[0].(*ast.NilNode); ok {
+					return // charged already (the tree is shared by the cache)
+				}
+			}
+		}
+		body := cl.Node
+		charge := &ast.ArrayNode{Nodes: []ast.Node{&ast.NilNode{}}}
+		seq := &ast.SequenceNode{Nodes: []ast.Node{charge, body}}
+		seq.SetNature(*body.Nature())
+		seq.SetLocation(body.Location())
+		charge.SetLocation(body.Location())
+		cl.Node = seq
+	}))
 }
 
 func exprErr(err error) error {

@@ -3,12 +3,14 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/vm/runtime"
 
 	"github.com/finderbot/finderbot/sdk"
 )
@@ -68,7 +70,24 @@ const (
 	// DefaultMaxOutput bounds the length in bytes of one rendered action
 	// string; a template that renders longer fails.
 	DefaultMaxOutput = 16 << 10
+	// DefaultMaxCost bounds the work of one evaluation of one expression:
+	// each pass of a loop (all, any, map, filter, reduce, ...) costs 1, and
+	// each element of a list or range it builds costs 1. An evaluation
+	// that goes past it fails, so a rule like `all(1..1000, all(1..1000,
+	// true))` cannot stall the daemon.
+	DefaultMaxCost = 100_000
+	// MaxString bounds the length in bytes of a string an expression
+	// builds with +, repeat, replace or join; going past it fails the
+	// evaluation rather than exhausting memory.
+	MaxString = 1 << 20
 )
+
+// errCost is expr's message when an evaluation passes its budget.
+const errCost = "memory budget exceeded"
+
+func errLongString(n int) error {
+	return fmt.Errorf("the string would be %d bytes, more than the limit of %d", n, MaxString)
+}
 
 // timeHelpers take an optional time first and default it to `now`.
 var timeHelpers = map[string]bool{"hour": true, "minute": true, "weekday": true, "clock": true, "between": true}
@@ -96,6 +115,82 @@ func newConfig(loc *time.Location, maxNodes uint, asBool bool) *conf.Config {
 		expr.Function("between", func(p ...any) (any, error) {
 			return between(p[0].(time.Time).In(loc), p[1].(string), p[2].(string))
 		}, new(func(time.Time, string, string) bool)),
+		// The string builders that can grow faster than the work spent on
+		// them are replaced by bounded ones.
+		expr.DisableBuiltin("repeat"),
+		expr.DisableBuiltin("replace"),
+		expr.DisableBuiltin("join"),
+		expr.Function("concat", func(p ...any) (any, error) {
+			a, b := p[0].(string), p[1].(string)
+			if len(a)+len(b) > MaxString {
+				return nil, errLongString(len(a) + len(b))
+			}
+			return a + b, nil
+		}, new(func(string, string) string)),
+		expr.Operator("+", "concat"),
+		// + of values whose type is only known at run time (#acc, list
+		// elements) is checked there, so that it cannot double a string
+		// past the bound either.
+		expr.Function("add", func(p ...any) (any, error) {
+			if a, ok := p[0].(string); ok {
+				if b, ok := p[1].(string); ok {
+					if len(a)+len(b) > MaxString {
+						return nil, errLongString(len(a) + len(b))
+					}
+					return a + b, nil
+				}
+			}
+			return runtime.Add(p[0], p[1]), nil
+		}, new(func(any, any) any)),
+		expr.Patch(dynamicAdd{}),
+		expr.Function("repeat", func(p ...any) (any, error) {
+			s, n := p[0].(string), p[1].(int)
+			if n < 0 {
+				return nil, fmt.Errorf("repeat: count %d is negative", n)
+			}
+			if n > 0 && len(s) > MaxString/n {
+				return nil, errLongString(MaxString + 1)
+			}
+			return strings.Repeat(s, n), nil
+		}, new(func(string, int) string)),
+		expr.Function("replace", func(p ...any) (any, error) {
+			s, old, repl := p[0].(string), p[1].(string), p[2].(string)
+			n := strings.Count(s, old)
+			if grow := len(repl) - len(old); grow > 0 && n > 0 && grow > (MaxString-len(s))/n {
+				return nil, errLongString(MaxString + 1)
+			}
+			return strings.ReplaceAll(s, old, repl), nil
+		}, new(func(string, string, string) string)),
+		expr.Function("join", func(p ...any) (any, error) {
+			sep := ""
+			if len(p) > 1 {
+				sep = p[1].(string)
+			}
+			var parts []string
+			switch a := p[0].(type) {
+			case []string:
+				parts = a
+			case []any:
+				parts = make([]string, len(a))
+				for i, v := range a {
+					s, ok := v.(string)
+					if !ok {
+						return nil, fmt.Errorf("join: element %d is %T, not a string", i, v)
+					}
+					parts[i] = s
+				}
+			default:
+				return nil, fmt.Errorf("join: %T is not a list of strings", p[0])
+			}
+			n := len(sep) * max(len(parts)-1, 0)
+			for _, s := range parts {
+				n += len(s)
+			}
+			if n > MaxString {
+				return nil, errLongString(n)
+			}
+			return strings.Join(parts, sep), nil
+		}, new(func([]any, string) string), new(func([]string, string) string), new(func([]any) string), new(func([]string) string)),
 		expr.Function("containsAny", func(p ...any) (any, error) {
 			s := p[0].(string)
 			for _, k := range p[1:] {
@@ -118,6 +213,23 @@ func newConfig(loc *time.Location, maxNodes uint, asBool bool) *conf.Config {
 	c.Check()
 	return c
 }
+
+// dynamicAdd turns a + b into add(a, b) when either side's type is only
+// known at run time; typed + is left to the checker and the concat
+// overload.
+type dynamicAdd struct{}
+
+func (dynamicAdd) Visit(node *ast.Node) {
+	b, ok := (*node).(*ast.BinaryNode)
+	if !ok || b.Operator != "+" || (!dynamic(b.Left.Type()) && !dynamic(b.Right.Type())) {
+		return
+	}
+	call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: "add"}, Arguments: []ast.Node{b.Left, b.Right}}
+	call.SetLocation(b.Location())
+	ast.Patch(node, call)
+}
+
+func dynamic(t reflect.Type) bool { return t == nil || t.Kind() == reflect.Interface }
 
 // nowPatcher lets users write hour() for hour(now): a time helper called
 // with one argument too few gets `now` as its first.

@@ -41,7 +41,7 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 		account = msg.Account
 	}
 	var boxed any = s.env(msg, account, now)
-	e := &evaluator{}
+	e := newEvaluator()
 	cands := map[int32]bool{}
 	for _, id := range s.index.candidates(nil, msg.Text, msg.Type) {
 		cands[id] = true
@@ -113,7 +113,7 @@ func why(x *exprConf, code string, env any) string {
 		conj = append(conj, n)
 	}
 	flatten(tree.Node)
-	e := &evaluator{}
+	e := newEvaluator()
 	for _, c := range conj {
 		v, err := evalNode(x, e, c, env)
 		if err != nil {

@@ -162,7 +162,7 @@ func (c *compiler) set() *Set {
 		}
 	}
 	s.index = buildIndex(s.message)
-	s.pool.New = func() any { return &evaluator{} }
+	s.pool.New = func() any { return newEvaluator() }
 	return s
 }
 
@@ -192,6 +192,12 @@ type evaluator struct {
 	vm    vm.VM
 	cands []int32
 	sb    strings.Builder
+}
+
+func newEvaluator() *evaluator {
+	e := &evaluator{}
+	e.vm.MemoryBudget = DefaultMaxCost
+	return e
 }
 
 // Match evaluates the message rules against msg at time now and appends the
@@ -389,6 +395,9 @@ func (e *evalError) Unwrap() error { return e.fe }
 func evalErr(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
+		if fe.Message == errCost {
+			fe.Message = fmt.Sprintf("the evaluation costs more than the limit of %d (loop passes and list elements)", DefaultMaxCost)
+		}
 		src := strings.TrimPrefix(fe.Snippet, "\n | ")
 		if i := strings.Index(src, "\n"); i >= 0 {
 			src = src[:i]
