@@ -3,7 +3,12 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 )
 
 // FuzzCompile feeds arbitrary rule files to the loader: it must refuse or
@@ -34,3 +39,123 @@ func FuzzCompile(f *testing.F) {
 }
 
 var fuzzTime = mustTime("2026-11-20T09:00:00+08:00")
+
+// fuzzRules is the rule set rule-test files are played against in
+// FuzzDecodeTestFile: a message rule with a template, an event rule and a
+// cron rule, so that every kind of step runs.
+const fuzzRules = `
+rules:
+  - name: greet
+    when: msg.Text contains "哈喽" && !msg.FromSelf
+    cooldown: 30s
+    actions: [{reply: "{{ hour() < 12 ? '早上好' : '你好' }} {{ msg.From }}"}]
+  - name: alert
+    on: event
+    when: event.Type == "session.kicked"
+    actions: [{send: {to: ops, text: "{{ event.Session }}"}}]
+  - name: tick
+    on: cron
+    schedule: "*/30 * * * *"
+    actions: [{send: {to: ops, text: "tick {{ clock() }}"}}]
+`
+
+// FuzzDecodeTestFile feeds arbitrary *_test.yaml files to the decoder and
+// plays those that decode against a fixed rule set. A file is refused with
+// problems that carry its name and a line, or decoded into tests that each
+// have a line; playing them never panics.
+func FuzzDecodeTestFile(f *testing.F) {
+	paths, _ := filepath.Glob("../examples/rules/*_test.yaml")
+	for _, p := range paths {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("rule_files: [x.yaml]\ntests:\n  - name: t\n    advance: 100000h\n    events: [{type: session.kicked, session: s, fields: {a: b}}]\n    expect: []\n"))
+	f.Add([]byte("rule_files: x.yaml\ntests: [{name: a, at: nope, expect: [{rule: r, plugin: p.q, with: {a: 1}}]}]\n"))
+	set, err := Compile(Options{}, Source{Name: "fuzz.yaml", Data: []byte(fuzzRules)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	dir := f.TempDir()
+	path := filepath.Join(dir, "f_test.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tf, err := decodeTestFile(path, data, shanghai)
+		if err != nil {
+			if le, ok := err.(*LoadError); ok {
+				for _, p := range le.Problems {
+					if p.File != path || p.Line < 1 || p.Msg == "" {
+						t.Fatalf("bad problem %+v", p)
+					}
+				}
+			} else if !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		if len(tf.tests) == 0 {
+			t.Fatal("decoded a file without tests")
+		}
+		for _, tc := range tf.tests {
+			if tc.line < 1 {
+				t.Fatalf("test %q without a line", tc.name)
+			}
+			got := runCase(set, tf.account, &tc)
+			_ = diffLines(actionLines(tc.expect), actionLines(got))
+		}
+	})
+}
+
+// FuzzTemplate compiles arbitrary {{ expr }} templates and renders them
+// against a message: a template is refused at load with a positioned
+// problem, or renders within the output bound (or fails with an error),
+// and never panics or runs away.
+func FuzzTemplate(f *testing.F) {
+	for _, s := range []string{"account", "clock()", "hour() < 12 ? '早上好' : '你好'", "msg.From", "msg.Sys.Fields.live_id",
+		"msg.Text", "msg.Time", "event.Fields.message ?? ''", "map(1..3, # * 2)", "join(split(msg.Text, ''), '-')",
+		`reduce(1..64, #acc + #acc, "x")`, "let r = 1..1000; all(r, all(r, true))", `repeat(msg.Text, 3)`, `replace(msg.Text, "", "ab")`,
+		"toJSON(msg)", "sortBy(split(msg.Text, ''), #)", "msg.Image.Attrs", "uniq(concat(1..10, 1..10))"} {
+		f.Add(s, "哈喽 hello")
+	}
+	f.Fuzz(func(t *testing.T, code, msgText string) {
+		if !utf8.ValidString(code) || !utf8.ValidString(msgText) || len(code) > 2*DefaultMaxExprLen {
+			return
+		}
+		src, err := yaml.Marshal(map[string]any{"rules": []any{map[string]any{
+			"name": "r", "actions": []any{map[string]any{"reply": "<{{ " + code + " }}>"}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failure error
+		set, err := Compile(Options{OnFailure: func(f Failure) { failure = f.Err }}, Source{Name: "t.yaml", Data: src})
+		if err != nil {
+			le, ok := err.(*LoadError)
+			if !ok {
+				t.Fatalf("load error %T %v", err, err)
+			}
+			for _, p := range le.Problems {
+				if p.File != "t.yaml" || p.Line < 1 || p.Msg == "" {
+					t.Fatalf("bad problem %+v", p)
+				}
+			}
+			return
+		}
+		start := time.Now()
+		out := set.Match(nil, text(msgText), "", fuzzTime, nil)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("rendering took %v", d)
+		}
+		switch {
+		case failure != nil:
+			if len(out) != 0 {
+				t.Fatalf("failed rule answered: %+v", out)
+			}
+		case len(out) != 1:
+			t.Fatalf("rule without a condition did not answer: %+v", out)
+		case len(out[0].Text) > DefaultMaxOutput:
+			t.Fatalf("rendered %d bytes past the bound", len(out[0].Text))
+		case !strings.HasPrefix(out[0].Text, "<") || !strings.HasSuffix(out[0].Text, ">"):
+			t.Fatalf("literal parts lost: %q", out[0].Text)
+		}
+	})
+}
