@@ -97,7 +97,7 @@ func runTestFile(w io.Writer, opts Options, path string, rep *TestReport) {
 	if opts.Location == nil {
 		opts.Location = ShanghaiLocation()
 	}
-	tf, err := decodeTestFile(path, data, opts.Location)
+	tf, err := decodeTestFile(path, data, opts.Location, filepath.Glob)
 	if err != nil {
 		fail(err)
 		return
@@ -258,7 +258,8 @@ func indent(s string) string {
 }
 
 // decodeTestFile decodes a *_test.yaml file strictly.
-func decodeTestFile(path string, data []byte, loc *time.Location) (*testFile, error) {
+// decodeTestFile decodes a test file; glob finds the rule files it names.
+func decodeTestFile(path string, data []byte, loc *time.Location, glob func(string) ([]string, error)) (*testFile, error) {
 	var problems []Problem
 	s := newSource(path, data, &problems)
 	tf := &testFile{account: "test"}
@@ -275,7 +276,7 @@ func decodeTestFile(path string, data []byte, loc *time.Location) (*testFile, er
 				if !filepath.IsAbs(p) {
 					p = filepath.Join(dir, p)
 				}
-				matches, err := filepath.Glob(p)
+				matches, err := glob(p)
 				if err != nil || len(matches) == 0 {
 					s.errorAt(n, "", "rule_files: %s: no such file", p)
 					continue

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -61,7 +62,10 @@ func (s *source) parse(data []byte) *yaml.Node {
 			s.errorAtPos(n, 0, "", "invalid YAML: "+m[2])
 			return nil
 		}
-		s.errorAtPos(0, 0, "", "invalid YAML: "+strings.TrimPrefix(msg, "yaml: "))
+		// The YAML reader names no position for bad characters and for
+		// a document cut short: find it.
+		line, col := syntaxPos(data)
+		s.errorAtPos(line, col, "", "invalid YAML: "+strings.TrimPrefix(msg, "yaml: "))
 		return nil
 	}
 	if len(doc.Content) == 0 {
@@ -224,4 +228,30 @@ func nearest(s string, list []string) string {
 		}
 	}
 	return best
+}
+
+// syntaxPos returns the line and column of the first character YAML does
+// not allow (invalid UTF-8, a control character, a byte-order mark inside
+// the text), or else of the end of data.
+func syntaxPos(data []byte) (int, int) {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if (r == utf8.RuneError && n <= 1) || !yamlPrintable(r) || (r == 0xFEFF && i > 0) {
+			return line, col
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += n
+	}
+	return line, col
+}
+
+// yamlPrintable is the YAML 1.2 set of characters a document may hold.
+func yamlPrintable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0x7E) || r == 0x85 ||
+		(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }
