@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/finderbot/finderbot/sdk/internal/pluginpb"
@@ -38,7 +39,26 @@ func describeToProto(d *DescribeResponse) *pluginpb.DescribeResponse {
 	return out
 }
 
-func describeFromProto(d *pluginpb.DescribeResponse) *DescribeResponse {
+// Bounds on what the daemon takes from a plugin's answer: they keep a
+// plugin from making the daemon allocate without end, send a flood of
+// messages, or log megabytes, with one answer.
+const (
+	// MaxResponseBytes bounds the encoded size of one answer.
+	MaxResponseBytes = 8 << 20
+	// MaxResponseMessages bounds the replies plus sends of one answer.
+	MaxResponseMessages = 100
+	// MaxResponseText bounds the text of one reply or send, in bytes.
+	MaxResponseText = 64 << 10
+	// MaxDiagnostics bounds the diagnostics of one answer.
+	MaxDiagnostics = 100
+	// MaxActions bounds the actions a plugin may describe.
+	MaxActions = 1000
+)
+
+func describeFromProto(d *pluginpb.DescribeResponse) (*DescribeResponse, error) {
+	if n := len(d.GetActions()); n > MaxActions {
+		return nil, fmt.Errorf("the plugin describes %d actions, more than the limit of %d", n, MaxActions)
+	}
 	out := &DescribeResponse{Name: d.GetName(), Version: d.GetVersion(), Description: d.GetDescription()}
 	for _, a := range d.GetActions() {
 		act := Action{Name: a.GetName(), Description: a.GetDescription()}
@@ -49,7 +69,7 @@ func describeFromProto(d *pluginpb.DescribeResponse) *DescribeResponse {
 		}
 		out.Actions = append(out.Actions, act)
 	}
-	return out
+	return out, nil
 }
 
 func handleRequestToProto(r *HandleRequest) *pluginpb.HandleRequest {
@@ -166,12 +186,24 @@ func handleResponseToProto(r *HandleResponse) *pluginpb.HandleResponse {
 	return out
 }
 
-func handleResponseFromProto(r *pluginpb.HandleResponse) *HandleResponse {
+func handleResponseFromProto(r *pluginpb.HandleResponse) (*HandleResponse, error) {
+	if n := len(r.GetReplies()) + len(r.GetSends()); n > MaxResponseMessages {
+		return nil, fmt.Errorf("the plugin answered with %d replies and sends, more than the limit of %d", n, MaxResponseMessages)
+	}
+	if n := len(r.GetDiagnostics()); n > MaxDiagnostics {
+		return nil, fmt.Errorf("the plugin answered with %d diagnostics, more than the limit of %d", n, MaxDiagnostics)
+	}
 	out := &HandleResponse{}
-	for _, rep := range r.GetReplies() {
+	for i, rep := range r.GetReplies() {
+		if n := len(rep.GetText()); n > MaxResponseText {
+			return nil, fmt.Errorf("reply %d is %d bytes, more than the limit of %d", i+1, n, MaxResponseText)
+		}
 		out.Replies = append(out.Replies, Reply{Text: rep.GetText()})
 	}
-	for _, s := range r.GetSends() {
+	for i, s := range r.GetSends() {
+		if n := len(s.GetText()); n > MaxResponseText {
+			return nil, fmt.Errorf("send %d is %d bytes, more than the limit of %d", i+1, n, MaxResponseText)
+		}
 		out.Sends = append(out.Sends, sendFromProto(s))
 	}
 	for _, d := range r.GetDiagnostics() {
@@ -179,7 +211,7 @@ func handleResponseFromProto(r *pluginpb.HandleResponse) *HandleResponse {
 			Severity: Severity(d.GetSeverity()), Summary: d.GetSummary(), Detail: d.GetDetail(),
 		})
 	}
-	return out
+	return out, nil
 }
 
 func sendToProto(s Send) *pluginpb.Send {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -14,7 +15,9 @@ import (
 // calls go over gRPC. Plugin authors do not need it; the daemon gets one
 // from Dispense and sdktest from Start.
 //
-// Handle returns an *ActionError when the plugin answered with an error.
+// Handle returns an *ActionError when the plugin answered with an error or
+// with an answer past the bounds (MaxResponseBytes, MaxResponseMessages,
+// MaxResponseText, MaxDiagnostics).
 // Every other error means the call failed on the way: the process died, the
 // deadline passed (errors.Is(err, context.DeadlineExceeded)), the connection
 // broke.
@@ -27,24 +30,39 @@ var _ Plugin = (*RemotePlugin)(nil)
 
 // Describe asks the plugin to describe itself.
 func (r *RemotePlugin) Describe(ctx context.Context, _ *DescribeRequest) (*DescribeResponse, error) {
-	d, err := r.client.Describe(ctx, &pluginpb.DescribeRequest{})
+	d, err := r.client.Describe(ctx, &pluginpb.DescribeRequest{}, grpc.MaxCallRecvMsgSize(MaxResponseBytes))
 	if err != nil {
 		return nil, callErr("describe", err)
 	}
-	return describeFromProto(d), nil
+	out, err := describeFromProto(d)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: describe: %w", err)
+	}
+	return out, nil
 }
 
 // Handle asks the plugin to run an action. req.Host is not sent: the plugin
 // reaches the daemon through the Host given to HostPluginSets.
 func (r *RemotePlugin) Handle(ctx context.Context, req *HandleRequest) (*HandleResponse, error) {
-	resp, err := r.client.Handle(ctx, handleRequestToProto(req))
+	resp, err := r.client.Handle(ctx, handleRequestToProto(req), grpc.MaxCallRecvMsgSize(MaxResponseBytes))
+	if status.Code(err) == codes.ResourceExhausted {
+		// An answer too large to take is the plugin's failure; the
+		// connection is fine.
+		return nil, &ActionError{Message: "answer refused: " + status.Convert(err).Message()}
+	}
 	if err != nil {
 		return nil, callErr("handle", err)
 	}
 	if msg := resp.GetError(); msg != "" {
 		return nil, &ActionError{Message: msg, Temporary: resp.GetTemporary()}
 	}
-	return handleResponseFromProto(resp), nil
+	out, err := handleResponseFromProto(resp)
+	if err != nil {
+		// The plugin answered, wrongly: a failure of the action, not of
+		// the call, and doing it again would answer the same.
+		return nil, &ActionError{Message: "answer refused: " + err.Error()}
+	}
+	return out, nil
 }
 
 // Health returns nil when the plugin can work, an *ActionError carrying the
