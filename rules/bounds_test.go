@@ -48,6 +48,8 @@ func TestEvaluationBounds(t *testing.T) {
 		"replace past the bound":   {cond: "true", tmpl: `{{ replace(repeat("x", 1000000), "", "yyyy") }}`, err: "more than the limit"},
 		"join":                     {cond: "true", tmpl: `{{ join(split(msg.Text, " "), "-") }} {{ join(["a", "b"]) }}`, want: "hello-world ab"},
 		"join past the bound":      {cond: "true", tmpl: `{{ join(map(1..2000, repeat("x", 1000)), ",") }}`, err: "more than the limit of 1048576"},
+		"split":                    {cond: "true", tmpl: `{{ split(msg.Text, "o") }} {{ splitAfter(msg.Text, " ", 1) }}`, want: "[hell  w rld] [hello world]"},
+		"split past the bound":     {cond: "true", tmpl: `{{ len(split(repeat("x", 200000), "")) }}`, err: "split would make 200000 parts, more than the limit of 100000"},
 		"template output bound":    {cond: "true", tmpl: `{{ repeat("x", 20000) }}`, err: "template renders more than 16384 bytes"},
 		"template output in parts": {cond: "true", tmpl: strings.Repeat(`{{ repeat("x", 1000) }}`, 20), err: "template renders more than 16384 bytes"},
 	}

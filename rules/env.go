@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -191,6 +192,12 @@ func newConfig(loc *time.Location, maxNodes uint, asBool bool) *conf.Config {
 			}
 			return strings.Join(parts, sep), nil
 		}, new(func([]any, string) string), new(func([]string, string) string), new(func([]any) string), new(func([]string) string)),
+		expr.DisableBuiltin("split"),
+		expr.DisableBuiltin("splitAfter"),
+		expr.Function("split", func(p ...any) (any, error) { return boundedSplit(p, strings.SplitN) },
+			new(func(string, string) []string), new(func(string, string, int) []string)),
+		expr.Function("splitAfter", func(p ...any) (any, error) { return boundedSplit(p, strings.SplitAfterN) },
+			new(func(string, string) []string), new(func(string, string, int) []string)),
 		expr.Function("containsAny", func(p ...any) (any, error) {
 			s := p[0].(string)
 			for _, k := range p[1:] {
@@ -212,6 +219,27 @@ func newConfig(loc *time.Location, maxNodes uint, asBool bool) *conf.Config {
 	}
 	c.Check()
 	return c
+}
+
+// boundedSplit splits like split(s, sep[, n]), refusing to build more
+// parts than an evaluation may cost: splitting a long message into its
+// characters would otherwise build millions of strings.
+func boundedSplit(p []any, f func(s, sep string, n int) []string) (any, error) {
+	s, sep, n := p[0].(string), p[1].(string), -1
+	if len(p) > 2 {
+		n = p[2].(int)
+	}
+	parts := strings.Count(s, sep) + 1
+	if sep == "" {
+		parts = utf8.RuneCountInString(s)
+	}
+	if n >= 0 {
+		parts = min(parts, n)
+	}
+	if parts > DefaultMaxCost {
+		return nil, fmt.Errorf("split would make %d parts, more than the limit of %d", parts, DefaultMaxCost)
+	}
+	return f(s, sep, n), nil
 }
 
 // dynamicAdd turns a + b into add(a, b) when either side's type is only
