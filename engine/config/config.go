@@ -236,6 +236,9 @@ const MaxFileSize = 1 << 20
 // in it (state_dir, rules, plugins.dir) are taken relative to the file.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("config: %s does not exist; pass --config FILE, or start from examples/quickstart/finderbot.yaml", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
