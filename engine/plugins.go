@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -41,7 +42,10 @@ func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, e
 	}
 	resp, err := d.pluginManager.Call(ctx, it.Plugin, it.Action, req)
 	if err != nil {
-		if plugins.Retryable(err) {
+		// A quarantined or refused plugin stays down until the operator
+		// acts: its actions go to the dead letters at once rather than hold
+		// up their conversations with retries.
+		if plugins.Retryable(err) && !errors.Is(err, plugins.ErrQuarantined) && !errors.Is(err, plugins.ErrRefused) {
 			return nil, err
 		}
 		return nil, errPermanent{err}

@@ -140,21 +140,24 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 			case <-time.After(time.Duration(rand.N(15)) * time.Millisecond):
 			}
 			wc := fmt.Sprintf("wxid_soak%d", rand.N(accounts))
+			// Twenty strangers per account: twenty conversations, each
+			// answered in order.
+			from := fmt.Sprintf("fv1_%02d@findermsgstranger", rand.N(20))
 			var m sim.Message
 			fig.mu.Lock()
 			switch r := rand.N(100); {
 			case r < 70:
-				m = sim.Text("", fmt.Sprintf("echo %d", n))
+				m = sim.Text(from, fmt.Sprintf("echo %d", n))
 				fig.want[m.Content] = true
 			case r < 80:
-				m = sim.Text("", fmt.Sprintf("plug %d", n))
+				m = sim.Text(from, fmt.Sprintf("plug %d", n))
 				fig.plug["ok "+m.Content] = true
 			case r < 83:
-				m = sim.Text("", fmt.Sprintf("plug boom %d", n))
+				m = sim.Text(from, fmt.Sprintf("plug boom %d", n))
 				fig.never["ok "+m.Content] = true
 				fig.boom++
 			case r < 93:
-				m = sim.OwnText("", fmt.Sprintf("echo own %d", n))
+				m = sim.OwnText(from, fmt.Sprintf("echo own %d", n))
 				fig.never[m.Content] = true
 				fig.own++
 			default:
