@@ -34,12 +34,22 @@ type SessionStatus struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// PluginStatus is one plugin in /api/status.
+type PluginStatus struct {
+	Name     string `json:"name"`
+	Version  string `json:"version,omitempty"`
+	State    string `json:"state"`
+	Problem  string `json:"problem,omitempty"`
+	Restarts int    `json:"restarts"`
+}
+
 // Status is the body of /api/status.
 type Status struct {
 	Started  time.Time       `json:"started"`
 	Rules    int             `json:"rules"`
 	Accounts []AccountStatus `json:"accounts"`
 	Sessions []SessionStatus `json:"sessions,omitempty"`
+	Plugins  []PluginStatus  `json:"plugins,omitempty"`
 }
 
 // Status reports every account's session and sync state. It holds no
@@ -62,6 +72,11 @@ func (d *Daemon) Status() Status {
 		s := d.sessions[sc.Name]
 		state, detail := s.State()
 		st.Sessions = append(st.Sessions, SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
+	}
+	if d.pluginManager != nil {
+		for _, p := range d.pluginManager.List() {
+			st.Plugins = append(st.Plugins, PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts})
+		}
 	}
 	return st
 }

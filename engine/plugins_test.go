@@ -60,4 +60,7 @@ func TestPluginActionsGoThroughTheOutbox(t *testing.T) {
 	if len(infos) != 1 || infos[0].Name != "counter" {
 		t.Fatalf("plugins = %+v", infos)
 	}
+	if st := h.d.Status(); len(st.Plugins) != 1 || st.Plugins[0].Version != "1.0.0" || st.Plugins[0].State != "ready" {
+		t.Fatalf("status plugins = %+v", st.Plugins)
+	}
 }
