@@ -106,6 +106,7 @@ func (d *Daemon) startAdmin() error {
 	mux.HandleFunc("GET /api/dead-letters", d.handleDeadLetters)
 	mux.HandleFunc("POST /api/accounts/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/sessions/{name}/code", d.handleCode)
+	mux.HandleFunc("POST /api/plugins/{name}/restart", d.handlePluginRestart)
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
@@ -191,6 +192,20 @@ func (d *Daemon) handleCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "submitted"})
+}
+
+// handlePluginRestart brings back a quarantined plugin, or a refused one
+// after it was pinned again.
+func (d *Daemon) handlePluginRestart(w http.ResponseWriter, r *http.Request) {
+	if d.pluginManager == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no plugins are configured"})
+		return
+	}
+	if err := d.pluginManager.Restart(r.Context(), r.PathValue("name")); err != nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "restarted"})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

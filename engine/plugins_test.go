@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -59,6 +60,19 @@ func TestPluginActionsGoThroughTheOutbox(t *testing.T) {
 	infos := h.d.Plugins().List()
 	if len(infos) != 1 || infos[0].Name != "counter" {
 		t.Fatalf("plugins = %+v", infos)
+	}
+	for name, want := range map[string]int{"counter": 200, "nobody": 409} {
+		resp, err := http.Post("http://"+h.d.AdminAddr()+"/api/plugins/"+name+"/restart", "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("restart %s = %d, want %d", name, resp.StatusCode, want)
+		}
+	}
+	if err := h.d.Plugins().WaitReady(context.Background(), "counter"); err != nil {
+		t.Fatal(err)
 	}
 	if st := h.d.Status(); len(st.Plugins) != 1 || st.Plugins[0].Version != "1.0.0" || st.Plugins[0].State != "ready" {
 		t.Fatalf("status plugins = %+v", st.Plugins)
