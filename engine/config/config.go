@@ -285,6 +285,13 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		return nil, errors.Join(errs...)
 	}
 	if err := root.Decode(&cfg); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, e := range te.Errors {
+				errs = append(errs, fmt.Errorf("config: %s: %s", name, e))
+			}
+			return nil, errors.Join(errs...)
+		}
 		return nil, fmt.Errorf("config: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if err := cfg.validate(root, w.show); err != nil {

@@ -86,6 +86,10 @@ func TestParseErrors(t *testing.T) {
 			in:   strings.Replace(good, "accounts:\n  - name: shop\n    wc_id: \"\"\n", "accounts: shop\n", 1),
 			want: []string{"accounts: want a list"},
 		},
+		"zero duration": {
+			in:   good + "sync:\n  idle_interval: 0\n",
+			want: []string{"finderbot.yaml:16:3: sync.idle_interval: must be positive"},
+		},
 		"bad yaml": {
 			in:   "upstream: [\n",
 			want: []string{"config: finderbot.yaml: line"},
@@ -108,6 +112,17 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestScalarsDecodeAsChecked(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("q.yaml", []byte("upstream: {base_url: sim}\naccounts: [{name: shop, proxy: '+02'}]\nplugins: {dev: t}\nsend: {retry_backoff: '1s', burst: 007}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Plugins.Dev || cfg.Accounts[0].Proxy != 2 || cfg.Send.Burst != 7 || cfg.Send.RetryBackoff != time.Second {
+		t.Errorf("cfg = %+v %+v %+v", cfg.Plugins, cfg.Accounts, cfg.Send)
 	}
 }
 

@@ -111,16 +111,22 @@ func (w walker) scalar(n *yaml.Node, t reflect.Type, path string) {
 		if _, err := time.ParseDuration(v); err != nil {
 			w.fail(n, path, "%s is not a duration (write it like 30s, 5m or 1h30m)", w.show(path, v))
 		}
+		n.Tag = "!!str" // "0" is a duration too, not an int the decoder refuses
 	case t.Kind() == reflect.String:
 		n.Tag = "!!str" // keep "0700" or "true" a string
 	case t.Kind() == reflect.Bool:
-		if _, err := strconv.ParseBool(v); err != nil {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
 			w.fail(n, path, "%s is not true or false", w.show(path, v))
 		}
+		// What was checked is what is decoded ("t", "1" and "TRUE" too).
+		n.Value, n.Tag, n.Style = strconv.FormatBool(b), "!!bool", 0
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+		i, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
 			w.fail(n, path, "%s is not a whole number", w.show(path, v))
 		}
+		n.Value, n.Tag, n.Style = strconv.FormatInt(i, 10), "!!int", 0
 	}
 }
 
