@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,8 +164,19 @@ func (d *Daemon) handleReady(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
+// handleDeadLetters lists the dead letters, oldest first: 1,000 unless
+// ?limit= says otherwise (0 for all).
 func (d *Daemon) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
-	dead, err := d.store.DeadLetters(r.Context(), 1000)
+	limit := 1000
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit must be a whole number, 0 for all"})
+			return
+		}
+		limit = n
+	}
+	dead, err := d.store.DeadLetters(r.Context(), limit)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
