@@ -91,7 +91,7 @@ sync: {idle_interval: 20ms, busy_interval: 0s, max_backoff: 200ms, online_check:
 send: {interval: 0s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, max_attempts: 6}
 `, srv.URL, sim.DefaultAccount, sim.DefaultPassword, accts.String(), freeAddr(t)))
 
-	ctx, cancel := context.WithTimeout(context.Background(), *soakFor+3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2**soakFor+5*time.Minute)
 	defer cancel()
 	fig := &soakFigures{want: map[string]bool{}, plug: map[string]bool{}, never: map[string]bool{}}
 	var logs bytes.Buffer
@@ -137,7 +137,7 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 			select {
 			case <-stop:
 				return
-			case <-time.After(time.Duration(rand.N(15)) * time.Millisecond):
+			case <-time.After(time.Duration(rand.N(40)) * time.Millisecond):
 			}
 			wc := fmt.Sprintf("wxid_soak%d", rand.N(accounts))
 			// Twenty strangers per account: twenty conversations, each
@@ -213,7 +213,9 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 	for time.Now().Before(deadline) {
 		cmd := start()
 		fig.restarts++
-		time.Sleep(time.Duration(300+rand.N(1500)) * time.Millisecond)
+		// Long enough, now and then, for replies in doubt after a crash to
+		// wait out the upstream timeout and go.
+		time.Sleep(time.Duration(500+rand.N(3500)) * time.Millisecond)
 		fig.sample(t, admin)
 		cmd.Process.Kill()
 		cmd.Wait()
