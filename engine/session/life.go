@@ -98,9 +98,13 @@ func newLife(name, kind string, hooks Hooks) life {
 		state: StateLoggedOut, codes: make(chan string, 1), ready: make(chan struct{})}
 }
 
+// Name returns the session's name.
 func (l *life) Name() string { return l.name }
+
+// Kind returns the session's kind.
 func (l *life) Kind() string { return l.kind }
 
+// State returns the session's state and a detail for people.
 func (l *life) State() (string, string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -126,6 +130,8 @@ func (l *life) Token(ctx context.Context) (string, error) {
 	}
 }
 
+// SubmitCode hands over a code a person read, when the session waits for
+// one; it reports whether it was waiting.
 func (l *life) SubmitCode(code string) bool {
 	if st, _ := l.State(); st != StateNeedsCode {
 		return false
