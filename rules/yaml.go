@@ -54,6 +54,10 @@ func (s *source) parse(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if err.Error() == "EOF" {
+			// An empty file is more often one being written than one
+			// meant to hold no rules; taking it would silence the rules
+			// until the next reload.
+			s.errorAtPos(1, 1, "", "the file is empty (write rule files whole, or rename them into place)")
 			return nil
 		}
 		msg := err.Error()
@@ -69,6 +73,7 @@ func (s *source) parse(data []byte) *yaml.Node {
 		return nil
 	}
 	if len(doc.Content) == 0 {
+		s.errorAtPos(1, 1, "", "the file is empty (write rule files whole, or rename them into place)")
 		return nil
 	}
 	return doc.Content[0]
