@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/finderbot/finderbot/rules/yamlpos"
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
@@ -512,7 +513,7 @@ func (c *compiler) action(s *source, n *yaml.Node, r *Rule) (action, bool) {
 func suggest(name string, known []string) string {
 	best, bestD := "", 4
 	for _, k := range known {
-		if d := editDistance(name, k); d < bestD {
+		if d := yamlpos.Distance(name, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -523,26 +524,6 @@ func suggest(name string, known []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // lint finds rules that can never run: those after a stop rule that matches

@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/finderbot/finderbot/rules/yamlpos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -68,7 +68,7 @@ func (s *source) parse(data []byte) *yaml.Node {
 		}
 		// The YAML reader names no position for bad characters and for
 		// a document cut short: find it.
-		line, col := syntaxPos(data)
+		line, col := yamlpos.SyntaxPos(data)
 		s.errorAtPos(line, col, "", "invalid YAML: "+strings.TrimPrefix(msg, "yaml: "))
 		return nil
 	}
@@ -228,35 +228,9 @@ func (s *source) textPos(n *yaml.Node, line, col int) (int, int) {
 func nearest(s string, list []string) string {
 	best, bestD := "", 3
 	for _, w := range list {
-		if d := editDistance(s, w); d < bestD {
+		if d := yamlpos.Distance(s, w); d < bestD {
 			best, bestD = w, d
 		}
 	}
 	return best
-}
-
-// syntaxPos returns the line and column of the first character YAML does
-// not allow (invalid UTF-8, a control character, a byte-order mark inside
-// the text), or else of the end of data.
-func syntaxPos(data []byte) (int, int) {
-	line, col := 1, 1
-	for i := 0; i < len(data); {
-		r, n := utf8.DecodeRune(data[i:])
-		if (r == utf8.RuneError && n <= 1) || !yamlPrintable(r) || (r == 0xFEFF && i > 0) {
-			return line, col
-		}
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-		i += n
-	}
-	return line, col
-}
-
-// yamlPrintable is the YAML 1.2 set of characters a document may hold.
-func yamlPrintable(r rune) bool {
-	return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0x7E) || r == 0x85 ||
-		(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
 }

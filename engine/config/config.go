@@ -16,8 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/finderbot/finderbot/rules/yamlpos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -267,7 +267,7 @@ func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*Co
 		if !yamlLine.MatchString(msg) {
 			// The YAML reader names no position for bad characters and
 			// for a document cut short: find it.
-			line, col := syntaxPos(data)
+			line, col := yamlpos.SyntaxPos(data)
 			return nil, fmt.Errorf("config: %s:%d:%d: %s", name, line, col, msg)
 		}
 		return nil, fmt.Errorf("config: %s: %s", name, msg)
@@ -446,29 +446,3 @@ func isLoopback(host string) bool {
 }
 
 var yamlLine = regexp.MustCompile(`line \d+`)
-
-// syntaxPos returns the line and column of the first character YAML does
-// not allow (invalid UTF-8, a control character, a byte-order mark inside
-// the text), or else of the end of data.
-func syntaxPos(data []byte) (int, int) {
-	line, col := 1, 1
-	for i := 0; i < len(data); {
-		r, n := utf8.DecodeRune(data[i:])
-		if (r == utf8.RuneError && n <= 1) || !yamlPrintable(r) || (r == 0xFEFF && i > 0) {
-			return line, col
-		}
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-		i += n
-	}
-	return line, col
-}
-
-// yamlPrintable is the YAML 1.2 set of characters a document may hold.
-func yamlPrintable(r rune) bool {
-	return r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0x7E) || r == 0x85 ||
-		(r >= 0xA0 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
-}

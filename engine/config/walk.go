@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finderbot/finderbot/rules/yamlpos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -181,7 +182,7 @@ func describe(n *yaml.Node) string {
 func suggest(key string, fields map[string]reflect.StructField) string {
 	best, bestD := "", 3
 	for k := range fields {
-		if d := distance(key, k); d < bestD {
+		if d := yamlpos.Distance(key, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -199,27 +200,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // position finds the line and column of a key path like "accounts[1].name",
