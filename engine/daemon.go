@@ -138,14 +138,14 @@ func (a *account) setSyncError(err error) {
 // New prepares a daemon: it opens the store, connects the upstream client
 // (starting the simulator in-process when base_url is "sim") and compiles
 // the rules. Nothing runs until Start.
-func New(cfg *config.Config, opts Options) (d *Daemon, err error) {
+func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d = &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
+	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
 		sessions: map[string]session.Session{}, states: map[string]string{}}
 	defer func() {
 		if err != nil {
