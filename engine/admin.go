@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -25,6 +26,12 @@ type AccountStatus struct {
 	LastError   string    `json:"last_error,omitempty"`
 	Messages    uint64    `json:"messages"`
 	OutboxDepth int       `json:"outbox_depth"`
+	// InDoubt counts the replies whose last attempt may have been
+	// accepted, waiting for their echo.
+	InDoubt int `json:"in_doubt"`
+	// Skipped counts the page items that could not be processed since
+	// the start (see /api/inbound-dead-letters).
+	Skipped uint64 `json:"skipped"`
 }
 
 // SessionStatus is one token or app-key session in /api/status.
@@ -60,12 +67,13 @@ func (d *Daemon) Status() Status {
 	for _, name := range d.order {
 		a := d.accounts[name]
 		state, detail := a.keeper.State()
-		as := AccountStatus{Name: name, State: state, Detail: detail, OutboxDepth: d.dispatcher.depth(name)}
+		as := AccountStatus{Name: name, State: state, Detail: detail}
+		as.OutboxDepth, as.InDoubt = d.outbox.Depth(name)
 		if inst, ok := a.keeper.Current(); ok {
 			as.WcID, as.WID = inst.WcID, inst.WID
 		}
 		a.mu.Lock()
-		as.LastSync, as.LastError, as.Messages = a.lastSync, a.lastErr, a.messages
+		as.LastSync, as.LastError, as.Messages, as.Skipped = a.lastSync, a.lastErr, a.messages, a.skipped
 		a.mu.Unlock()
 		st.Accounts = append(st.Accounts, as)
 	}
@@ -105,6 +113,7 @@ func (d *Daemon) startAdmin() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Status()) })
 	mux.HandleFunc("GET /api/dead-letters", d.handleDeadLetters)
+	mux.HandleFunc("GET /api/inbound-dead-letters", d.handleInboundDeadLetters)
 	mux.HandleFunc("POST /api/accounts/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/sessions/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/plugins/{name}/restart", d.handlePluginRestart)
@@ -167,6 +176,17 @@ func (d *Daemon) handleReady(w http.ResponseWriter, r *http.Request) {
 // handleDeadLetters lists the dead letters, oldest first: 1,000 unless
 // ?limit= says otherwise (0 for all).
 func (d *Daemon) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
+	listLimited(w, r, d.store.DeadLetters)
+}
+
+// handleInboundDeadLetters lists the page items that could not be
+// processed (no id, an id that does not decode), oldest first, limited like
+// the dead letters.
+func (d *Daemon) handleInboundDeadLetters(w http.ResponseWriter, r *http.Request) {
+	listLimited(w, r, d.store.InboundDeadLetters)
+}
+
+func listLimited[T any](w http.ResponseWriter, r *http.Request, list func(context.Context, int) ([]T, error)) {
 	limit := 1000
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -176,12 +196,15 @@ func (d *Daemon) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	dead, err := d.store.DeadLetters(r.Context(), limit)
+	out, err := list(r.Context(), limit)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, dead)
+	if out == nil {
+		out = []T{}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // handleCode takes a code a person read during a login: the verify code

@@ -18,6 +18,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/outbox"
+	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
@@ -64,10 +66,10 @@ type Daemon struct {
 	stateMu       sync.Mutex
 	states        map[string]string // the session state last exported, by name
 	watchState    func(name, state string)
-	dispatcher    *dispatcher
+	outbox        *outbox.Outbox
 	sched         *scheduler
 	rules         *ruleHost
-	plugins       PluginCaller
+	plugins       outbox.PluginCaller
 	pluginManager *plugins.Manager
 	sim           *sim.Upstream
 	simURL        string
@@ -87,10 +89,9 @@ type Daemon struct {
 type account struct {
 	name   string
 	keeper *session.Keeper
+	poller *poller.Poller
 
 	// Owned by the account's step, which never runs twice at once.
-	cursor    string
-	loaded    bool
 	failures  int
 	nextCheck time.Time
 	loggingIn atomic.Bool
@@ -107,6 +108,7 @@ type account struct {
 	lastSync time.Time
 	lastErr  string
 	messages uint64
+	skipped  uint64
 }
 
 func (a *account) synced(n int) {
@@ -190,7 +192,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	}
 
 	d.tokens = session.NewTokens(d.client, member, password)
-	d.dispatcher = newDispatcher(d)
+	if err := d.newPlugins(); err != nil {
+		return nil, err
+	}
+	d.outbox = d.newOutbox()
 	d.sched = newScheduler(min(cfg.Sync.Concurrency, len(cfg.Accounts)), d.step)
 	for _, ac := range cfg.Accounts {
 		a := &account{name: ac.Name, index: -1, limiter: newLimiter(cfg.Send)}
@@ -202,14 +207,12 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 			OnSuspect: func() { d.sched.at(a, time.Now()) },
 			OnEvent:   d.onSessionEvent,
 		})
+		a.poller = d.newPoller(ac.Name)
 		d.accounts[ac.Name] = a
 		d.sessions[ac.Name] = a.keeper
 		d.order = append(d.order, ac.Name)
 	}
 	if err := d.buildSessions(hc); err != nil {
-		return nil, err
-	}
-	if err := d.newPlugins(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -251,21 +254,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return fmt.Errorf("engine: plugins: %w", err)
 		}
 	}
-	pending, err := d.store.Pending(ctx)
-	if err != nil {
+	if err := d.restoreCooldowns(ctx); err != nil {
 		d.cancel()
 		return err
 	}
-	clean, interrupted, err := d.store.TakeShutdown(ctx)
-	if err != nil {
+	if err := d.outbox.Recover(ctx); err != nil {
 		d.cancel()
 		return err
 	}
-	d.dispatcher.start(ctx)
-	d.dispatcher.recover(pending, clean, interrupted, d.cfg.Upstream.Timeout)
-	if len(pending) > 0 {
-		d.log.Info("resuming the outbox", "actions", len(pending))
-	}
+	d.outbox.Start(ctx)
 	now := time.Now()
 	for _, name := range d.order {
 		d.setSessionState(name, session.StateLoggedOut)
@@ -301,11 +298,8 @@ func (d *Daemon) close() error {
 	}
 	d.rules.stop()
 	d.wg.Wait()
-	interrupted := d.dispatcher.wait()
-	if d.store != nil && d.started != (time.Time{}) {
-		if err := d.store.MarkShutdown(context.Background(), interrupted); err != nil {
-			d.log.Error("cannot record the clean shutdown; the next start treats pending replies as in doubt", "err", err)
-		}
+	if d.outbox != nil {
+		d.outbox.Close()
 	}
 	if d.pluginManager != nil {
 		if err := d.pluginManager.Close(); err != nil {

@@ -21,6 +21,8 @@ type metrics struct {
 	sessionState *prometheus.GaugeVec
 	reloads      *prometheus.CounterVec
 	handOff      prometheus.Histogram
+
+	inboundSkipped *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -46,7 +48,7 @@ func newMetrics() *metrics {
 			Name: "finderbot_rules_failed_total", Help: "Rule evaluations that failed.",
 		}, []string{"rule"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "finderbot_actions_total", Help: "Outbox actions by kind and result (sent, retried, dead).",
+			Name: "finderbot_actions_total", Help: "Outbox actions by kind and result (sent, retried, in_doubt, resent, dead).",
 		}, []string{"kind", "result"}),
 		outboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "finderbot_outbox_depth", Help: "Actions waiting in the outbox.",
@@ -58,12 +60,15 @@ func newMetrics() *metrics {
 			Name: "finderbot_reply_latency_seconds", Help: "Time from a page's arrival to the hand-off of a reply it caused to the upstream, pacing included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
 		}),
+		inboundSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_inbound_skipped_total", Help: "Page items that could not be processed (no id, an id that does not decode), per account; see /api/inbound-dead-letters.",
+		}, []string{"account"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "finderbot_rule_reloads_total", Help: "Rule reloads by result (ok, failed).",
 		}, []string{"result"}),
 	}
 	m.reg.MustRegister(m.synced, m.syncedTypes, m.pollSeconds, m.pollErrors, m.rulesMatched, m.rulesFailed,
-		m.actions, m.outboxDepth, m.sessionState, m.reloads, m.handOff,
+		m.actions, m.outboxDepth, m.sessionState, m.reloads, m.handOff, m.inboundSkipped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/plugins"
 	"github.com/finderbot/finderbot/sdk"
@@ -36,7 +37,7 @@ func (d *Daemon) Plugins() *plugins.Manager { return d.pluginManager }
 // callPlugin performs a plugin action from the outbox and turns its answer
 // into outbox items: replies to the triggering message and sends.
 func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, error) {
-	req := &sdk.HandleRequest{Action: it.Action, Params: it.Params, Message: it.Msg, Account: it.Account}
+	req := &sdk.HandleRequest{ID: fmt.Sprintf("%s/%d", it.Account, it.ID), Action: it.Action, Params: it.Params, Message: it.Msg, Account: it.Account}
 	if it.Msg == nil {
 		req.Tick = &sdk.Tick{Schedule: it.Rule, Time: it.Created}
 	}
@@ -48,7 +49,7 @@ func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, e
 		if plugins.Retryable(err) && !errors.Is(err, plugins.ErrQuarantined) && !errors.Is(err, plugins.ErrRefused) {
 			return nil, err
 		}
-		return nil, errPermanent{err}
+		return nil, outbox.Permanent(err)
 	}
 	log := d.log.With("plugin", it.Plugin, "action", it.Action, "rule", it.Rule)
 	for _, dg := range resp.Diagnostics {
@@ -103,7 +104,7 @@ func (h pluginHost) Send(ctx context.Context, plugin string, msg sdk.Send) error
 	if err != nil {
 		return err
 	}
-	h.d.dispatcher.add(items)
+	h.d.outbox.Add(items)
 	return nil
 }
 

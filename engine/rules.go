@@ -12,6 +12,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/robfig/cron/v3"
 
+	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/rules"
@@ -192,50 +193,15 @@ func (h *ruleHost) enqueue(items []store.Item, what string) {
 		h.d.log.Error("cannot queue actions", "for", what, "err", err)
 		return
 	}
-	h.d.dispatcher.add(saved)
+	h.d.outbox.Add(saved)
 }
 
-// evaluate runs the message rules on m and returns the outbox items.
-func (h *ruleHost) evaluate(m *sdk.Message, now time.Time) []store.Item {
-	acts := h.set.Load().Match(nil, m, m.Account, now, h.cooldowns)
-	return h.items(acts, m.Account, m)
-}
-
-// items addresses rule actions for the outbox. Replies answer m; a reply
-// without a message to answer, or to a message that must not be answered
-// (the account's own, a system notice), is dropped.
+// items addresses rule actions for the outbox (see outbox.Items).
 func (h *ruleHost) items(acts []rules.Action, acct string, m *sdk.Message) []store.Item {
-	if len(acts) == 0 {
-		return nil
-	}
-	out := make([]store.Item, 0, len(acts))
 	for _, a := range acts {
 		h.d.metrics.rulesMatched.WithLabelValues(a.Rule).Inc()
-		it := store.Item{Account: acct, Kind: a.Kind, Rule: a.Rule, Text: a.Text}
-		switch a.Kind {
-		case rules.KindReply:
-			if m == nil || !addressReply(&it, m) {
-				h.d.log.Debug("reply dropped: nothing to answer", "rule", a.Rule)
-				continue
-			}
-		case rules.KindSend:
-			it.To, it.Conversation = a.To, "to:"+a.To
-		case rules.KindPlugin:
-			it.Plugin, it.Action, it.Params = a.Plugin, a.Name, a.Params
-			if m != nil {
-				it.Msg = m
-				it.MsgID = m.ID
-				it.Conversation = conversation(m)
-				if !m.FromSelf && m.From != "" {
-					it.To, it.My, it.Session = m.From, m.To, m.Session
-				}
-			} else {
-				it.Conversation = "plugin:" + a.Plugin
-			}
-		}
-		out = append(out, it)
 	}
-	return out
+	return outbox.Items(acts, acct, m)
 }
 
 // watch reloads the rules when a rule file changes. Editors replace files

@@ -3,41 +3,33 @@ package engine
 import (
 	"context"
 	"errors"
-	"strings"
+	"math/rand/v2"
 	"time"
 
-	"github.com/finderbot/finderbot/engine/store"
+	"golang.org/x/time/rate"
+
+	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/outbox"
+	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/upstream"
-	"github.com/finderbot/finderbot/sdk"
 )
 
 // Syncer is what the sync loop needs of the upstream.
-type Syncer interface {
-	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error)
-}
+type Syncer = poller.Syncer
+
+// Sender is what the outbox needs of the upstream.
+type Sender = outbox.Sender
 
 // step is one turn of an account: it makes sure the account is online
 // (starting a login in the background when it is not), checks the
-// instance now and then, and polls /syncFinder once. It returns the pause
-// until the next turn, or -1 when the login will schedule it.
-//
-// Each page is committed in one store transaction together with the
-// actions its new messages produced; only then does the cursor advance and
-// the dispatcher see the actions. A crash before the commit re-syncs the
-// page; a crash after it finds the actions in the outbox.
+// instance now and then, and has the account's poller fetch and commit one
+// page. It returns the pause until the next turn, or -1 when the login will
+// schedule it.
 func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
 	inst, ok := a.keeper.Current()
 	if !ok {
 		d.startLogin(ctx, a)
 		return -1
-	}
-	if !a.loaded {
-		cursor, err := d.store.Cursor(ctx, a.name)
-		if err != nil {
-			d.log.Error("cannot read the sync cursor", "account", a.name, "err", err)
-			return d.cfg.Sync.MaxBackoff
-		}
-		a.cursor, a.loaded = cursor, true
 	}
 	now := time.Now()
 	if a.keeper.TakeSuspicion(inst.Gen) || now.After(a.nextCheck) {
@@ -51,11 +43,8 @@ func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
 			d.log.Warn("online check failed", "account", a.name, "err", err)
 		}
 	}
-	page, err := d.sync.SyncFinder(ctx, inst.Token, inst.WID, a.cursor)
+	res, err := a.poller.Poll(ctx, inst.Token, inst.WID)
 	d.metrics.pollSeconds.Observe(time.Since(now).Seconds())
-	if err == nil {
-		_, err = d.commitPage(ctx, a, page)
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return -1
@@ -75,8 +64,12 @@ func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
 		return delay
 	}
 	a.failures = 0
-	a.cursor = page.KeyBuff
-	if len(page.Messages) > 0 {
+	a.synced(res.Fresh)
+	d.metrics.synced.WithLabelValues(a.name).Add(float64(res.Fresh))
+	if res.Fresh > 0 || res.Skipped > 0 {
+		d.log.Info("page synced", "account", a.name, "messages", res.Messages, "new", res.Fresh, "actions", res.Actions, "skipped", res.Skipped)
+	}
+	if res.Messages > 0 {
 		return d.cfg.Sync.BusyInterval
 	}
 	return d.cfg.Sync.IdleInterval
@@ -100,91 +93,12 @@ func (d *Daemon) startLogin(ctx context.Context, a *account) {
 	}()
 }
 
-// commitPage evaluates the page's new messages and commits the page. It
-// returns how many messages were new.
-func (d *Daemon) commitPage(ctx context.Context, a *account, page *sdk.Page) (int, error) {
-	if len(page.Messages) == 0 {
-		if page.KeyBuff != a.cursor {
-			// Nothing new, but the cursor moved: keep it.
-			if _, err := d.store.CommitPage(ctx, store.Commit{Account: a.name, KeyBuff: page.KeyBuff}); err != nil {
-				return 0, err
-			}
-		}
-		a.synced(0)
-		d.dispatcher.caughtUp(a.name)
-		return 0, nil
+func newLimiter(cfg config.Send) *rate.Limiter {
+	lim := rate.Inf
+	if cfg.Interval > 0 {
+		lim = rate.Every(cfg.Interval)
 	}
-	ids := make([]uint64, 0, len(page.Messages))
-	for i := range page.Messages {
-		ids = append(ids, page.Messages[i].ID)
-	}
-	unseen, err := d.store.Unseen(ctx, a.name, ids)
-	if err != nil {
-		return 0, err
-	}
-	fresh := make(map[uint64]bool, len(unseen))
-	for _, id := range unseen {
-		fresh[id] = true
-	}
-	now := d.now()
-	received := time.Now()
-	commit := store.Commit{Account: a.name, KeyBuff: page.KeyBuff, MsgIDs: unseen}
-	for i := range page.Messages {
-		m := &page.Messages[i]
-		if !fresh[m.ID] {
-			continue // seen on an earlier page, or earlier on this one
-		}
-		delete(fresh, m.ID)
-		m.Account = a.name
-		if m.FromSelf {
-			if id, ok := d.dispatcher.matchEcho(a.name, m); ok {
-				commit.Acks = append(commit.Acks, id)
-			}
-		} else if strings.HasSuffix(m.To, "@finder") {
-			a.learnFinderName(m.To)
-		}
-		if m.ParseError != "" {
-			d.log.Debug("message content did not parse", "account", a.name, "msg_id", m.ID, "err", m.ParseError)
-		}
-		d.metrics.syncedTypes.WithLabelValues(m.Type).Inc()
-		commit.Items = append(commit.Items, d.rules.evaluate(m, now)...)
-	}
-	items, err := d.store.CommitPage(ctx, commit)
-	if err != nil {
-		return 0, err
-	}
-	for i := range items {
-		items[i].Received = received
-	}
-	if len(unseen) > 0 {
-		d.log.Info("page synced", "account", a.name, "messages", len(page.Messages), "new", len(unseen), "actions", len(items))
-	}
-	d.dispatcher.echoedAcks(a.name, commit.Acks)
-	d.dispatcher.add(items)
-	a.synced(len(unseen))
-	d.metrics.synced.WithLabelValues(a.name).Add(float64(len(unseen)))
-	return len(unseen), nil
-}
-
-// addressReply fills in a reply to m: the conversation, the receiver, the
-// account's own Finder identity and the session. It reports false for
-// messages that must not be answered: the account's own messages and
-// messages without a sender (system notices).
-func addressReply(it *store.Item, m *sdk.Message) bool {
-	if m.FromSelf || m.From == "" || m.Type == sdk.TypeSystem {
-		return false
-	}
-	it.To, it.My, it.Session, it.MsgID = m.From, m.To, m.Session, m.ID
-	it.Conversation = conversation(m)
-	return true
-}
-
-// conversation names the conversation of m, in which actions keep order.
-func conversation(m *sdk.Message) string {
-	if m.Session != "" {
-		return m.Session
-	}
-	return m.From
+	return rate.NewLimiter(lim, cfg.Burst)
 }
 
 // backoff returns an exponential pause with jitter for the n-th consecutive
@@ -198,15 +112,10 @@ func backoff(minD, maxD time.Duration, n int) time.Duration {
 	return d/2 + jitter(d/2)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
+// jitter returns a random duration in [0, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
 	}
+	return rand.N(d + 1)
 }
-
-var _ Syncer = (*upstream.Client)(nil)

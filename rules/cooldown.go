@@ -34,20 +34,109 @@ func NewCooldowns(max int) *Cooldowns {
 	return &Cooldowns{max: max, entries: make(map[cooldownKey]cooldownEntry)}
 }
 
-// allow reports whether rule may fire in conv at now, and if so records that
-// it did.
-func (c *Cooldowns) allow(rule, conv string, d time.Duration, now time.Time) bool {
+// CooldownView is what rule evaluation needs of cooldowns: *Cooldowns
+// records at once; *CooldownTx records tentatively, until its Commit.
+type CooldownView interface {
+	// Allow reports whether rule may fire in conv at now, given its
+	// cooldown d, and if so records that it did.
+	Allow(rule, conv string, d time.Duration, now time.Time) bool
+}
+
+var (
+	_ CooldownView = (*Cooldowns)(nil)
+	_ CooldownView = (*CooldownTx)(nil)
+)
+
+// Allow implements CooldownView; a nil *Cooldowns allows everything.
+func (c *Cooldowns) Allow(rule, conv string, d time.Duration, now time.Time) bool {
+	if c == nil {
+		return true
+	}
 	k := cooldownKey{rule, conv}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.entries[k]; ok && now.Sub(e.fired) < d && !now.Before(e.fired) {
+	if c.coolingLocked(k, d, now) {
 		return false
 	}
+	c.setLocked(k, cooldownEntry{fired: now, until: now.Add(d)}, now)
+	return true
+}
+
+func (c *Cooldowns) coolingLocked(k cooldownKey, d time.Duration, now time.Time) bool {
+	e, ok := c.entries[k]
+	return ok && now.Sub(e.fired) < d && !now.Before(e.fired)
+}
+
+func (c *Cooldowns) setLocked(k cooldownKey, e cooldownEntry, now time.Time) {
 	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
 		c.evict(now)
 	}
-	c.entries[k] = cooldownEntry{fired: now, until: now.Add(d)}
+	c.entries[k] = e
+}
+
+// CooldownMark is a rule firing in a conversation, as recorded by a
+// CooldownTx: what a store keeps so that cooldowns survive a restart.
+type CooldownMark struct {
+	Rule, Conv   string
+	Fired, Until time.Time
+}
+
+// Restore records marks (read back from a store) as if their rules had
+// fired then.
+func (c *Cooldowns) Restore(marks []CooldownMark) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range marks {
+		c.setLocked(cooldownKey{m.Rule, m.Conv}, cooldownEntry{fired: m.Fired, until: m.Until}, m.Fired)
+	}
+}
+
+// Begin starts a tentative set of firings over c. Rules evaluated through
+// the CooldownTx see c's cooldowns and the ones it recorded itself, but c is
+// unchanged until Commit: when the page whose messages fired the rules
+// fails to commit, the firings are forgotten with it and the page's
+// messages are answered when it is synced again.
+func (c *Cooldowns) Begin() *CooldownTx { return &CooldownTx{base: c} }
+
+// CooldownTx is a tentative set of firings; see Cooldowns.Begin. It is not
+// safe for concurrent use.
+type CooldownTx struct {
+	base  *Cooldowns
+	marks []CooldownMark
+}
+
+// Allow implements CooldownView.
+func (t *CooldownTx) Allow(rule, conv string, d time.Duration, now time.Time) bool {
+	k := cooldownKey{rule, conv}
+	for i := len(t.marks) - 1; i >= 0; i-- {
+		if m := t.marks[i]; m.Rule == rule && m.Conv == conv {
+			if now.Sub(m.Fired) < d && !now.Before(m.Fired) {
+				return false
+			}
+			break
+		}
+	}
+	if t.base != nil {
+		t.base.mu.Lock()
+		cooling := t.base.coolingLocked(k, d, now)
+		t.base.mu.Unlock()
+		if cooling {
+			return false
+		}
+	}
+	t.marks = append(t.marks, CooldownMark{Rule: rule, Conv: conv, Fired: now, Until: now.Add(d)})
 	return true
+}
+
+// Marks returns the firings recorded so far.
+func (t *CooldownTx) Marks() []CooldownMark { return t.marks }
+
+// Commit records the firings in the Cooldowns the transaction began from.
+func (t *CooldownTx) Commit() {
+	if t.base != nil {
+		t.base.Restore(t.marks)
+	}
+	t.marks = nil
 }
 
 // evict makes room for at least one entry, keeping memory bounded.

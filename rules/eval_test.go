@@ -120,7 +120,7 @@ func TestCooldownsBounded(t *testing.T) {
 	cd := NewCooldowns(100)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 1000 {
-		if !cd.allow("r", strings.Repeat("x", i%7)+string(rune('a'+i%26))+time.Duration(i).String(), time.Hour, now.Add(time.Duration(i)*time.Second)) {
+		if !cd.Allow("r", strings.Repeat("x", i%7)+string(rune('a'+i%26))+time.Duration(i).String(), time.Hour, now.Add(time.Duration(i)*time.Second)) {
 			t.Fatal("a new conversation must be allowed")
 		}
 		if cd.Len() > 100 {
@@ -128,7 +128,7 @@ func TestCooldownsBounded(t *testing.T) {
 		}
 	}
 	// The most recent entry survives eviction.
-	if cd.allow("r", strings.Repeat("x", 999%7)+string(rune('a'+999%26))+time.Duration(999).String(), time.Hour, now.Add(1000*time.Second)) {
+	if cd.Allow("r", strings.Repeat("x", 999%7)+string(rune('a'+999%26))+time.Duration(999).String(), time.Hour, now.Add(1000*time.Second)) {
 		t.Error("the newest entry was evicted")
 	}
 }
@@ -336,4 +336,32 @@ func mustTime(s string) time.Time {
 		panic(err)
 	}
 	return t
+}
+
+// TestCooldownTxCommitsOnlyWhenAsked: firings recorded through a CooldownTx
+// count within it at once, but reach the Cooldowns only on Commit, so that a
+// page that fails to commit leaves no cooldown behind and its messages are
+// answered when it is synced again.
+func TestCooldownTxCommitsOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cd := NewCooldowns(0)
+	tx := cd.Begin()
+	if !tx.Allow("r", "c", time.Minute, now) {
+		t.Fatal("first firing refused")
+	}
+	if tx.Allow("r", "c", time.Minute, now.Add(time.Second)) {
+		t.Fatal("second firing within the transaction allowed")
+	}
+	// The page did not commit: a new attempt must fire again.
+	if !cd.Begin().Allow("r", "c", time.Minute, now.Add(2*time.Second)) {
+		t.Fatal("an uncommitted firing cooled the rule down")
+	}
+	tx.Commit()
+	if cd.Begin().Allow("r", "c", time.Minute, now.Add(3*time.Second)) {
+		t.Fatal("a committed firing did not cool the rule down")
+	}
+	if !cd.Begin().Allow("r", "c", time.Minute, now.Add(2*time.Minute)) {
+		t.Fatal("the cooldown never ended")
+	}
 }

@@ -205,14 +205,14 @@ func newEvaluator() *evaluator {
 // receiving account's name (msg.Account when empty). cd holds cooldowns;
 // nil means none apply. A rule whose evaluation fails is reported to
 // Options.OnFailure and does not match; the others go on.
-func (s *Set) Match(dst []Action, msg *sdk.Message, account string, now time.Time, cd *Cooldowns) []Action {
+func (s *Set) Match(dst []Action, msg *sdk.Message, account string, now time.Time, cd CooldownView) []Action {
 	e := s.pool.Get().(*evaluator)
 	dst = s.match(e, dst, msg, account, now, cd, true)
 	s.pool.Put(e)
 	return dst
 }
 
-func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string, now time.Time, cd *Cooldowns, indexed bool) []Action {
+func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string, now time.Time, cd CooldownView, indexed bool) []Action {
 	if account == "" {
 		account = msg.Account
 	}
@@ -283,7 +283,7 @@ func fillMsg(m *sdk.Message, loc *time.Location) {
 
 // try evaluates one rule and appends its actions when it fires. It reports
 // whether evaluation must stop.
-func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now time.Time, cd *Cooldowns) ([]Action, bool) {
+func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
 	ok, err := s.test(e, r, env)
 	if err != nil {
 		s.fail(r, err)
@@ -292,7 +292,7 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now
 	if !ok {
 		return dst, false
 	}
-	if r.Cooldown > 0 && cd != nil && !cd.allow(r.Name, conv, r.Cooldown, now) {
+	if r.Cooldown > 0 && cd != nil && !cd.Allow(r.Name, conv, r.Cooldown, now) {
 		// A rule cooling down still counts as matched for stop: it keeps
 		// lower rules from answering what it would have answered.
 		return dst, r.Stop
@@ -435,7 +435,7 @@ func writeValue(b *strings.Builder, v any) {
 // MatchEvent evaluates the event rules against ev at time now and appends
 // the actions of those that fire to dst. Cooldowns of event rules are kept
 // per session.
-func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd *Cooldowns) []Action {
+func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd CooldownView) []Action {
 	e := s.pool.Get().(*evaluator)
 	defer s.pool.Put(e)
 	env := Env{Now: now.In(s.opts.Location), Account: ev.Account, Event: *ev}

@@ -80,6 +80,7 @@ type Param struct {
 
 // HandleRequest asks a plugin to run one action.
 type HandleRequest struct {
+	ID string
 	// Action is the name of the action to run.
 	Action string
 	// Params are the action's parameters, with templates already rendered

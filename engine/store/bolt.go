@@ -29,7 +29,7 @@ type Options struct {
 	// not acknowledged, so nothing is lost: it is synced again later.
 	OutboxMax int
 	// DeadMax is the most dead letters kept (default 100,000); past it the
-	// oldest are dropped.
+	// oldest are dropped. The same bound applies to inbound dead letters.
 	DeadMax int
 	// KVMaxKeys and KVMaxValue bound each plugin's key-value space (default
 	// 10,000 keys of at most 64 KiB).
@@ -42,6 +42,11 @@ type Options struct {
 	Now func() time.Time
 	// NoSync turns off fsync, for benchmarks of everything but the disk.
 	NoSync bool
+	// NoBatch commits every write on its own instead of sharing
+	// transactions between concurrent callers, which costs a short wait
+	// per write; single-threaded callers (the deterministic simulation)
+	// want it.
+	NoBatch bool
 }
 
 func (o *Options) defaults() {
@@ -82,6 +87,10 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketSessions = []byte("sessions")
 	bucketLeases   = []byte("leases")
+	bucketAttempts = []byte("attempts")    // account -> {id -> nil}: items that may have reached the upstream
+	bucketAttemptA = []byte("attempt_acct") // id -> account, to keep the index on removal
+	bucketCooldown = []byte("cooldowns")    // rule \x00 conversation -> CooldownMark
+	bucketInbound  = []byte("inbound_dead") // sequence -> InboundDeadLetter
 	keyOutboxN     = []byte("outbox_n")
 )
 
@@ -114,7 +123,7 @@ func Open(dir string, opts Options) (*Bolt, error) {
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta, bucketSessions, bucketLeases} {
+		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta, bucketSessions, bucketLeases, bucketAttempts, bucketAttemptA, bucketCooldown, bucketInbound} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -141,6 +150,12 @@ func (s *Bolt) Commits() uint64 { return s.commits.Load() }
 func (s *Bolt) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.opts.NoBatch {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			tx.OnCommit(func() { s.commits.Add(1) })
+			return fn(tx)
+		})
 	}
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		if s.lastTx.Swap(tx) != tx {
@@ -232,11 +247,11 @@ func (s *Bolt) Unseen(ctx context.Context, account string, ids []uint64) ([]uint
 }
 
 // CommitPage implements Store.
-func (s *Bolt) CommitPage(ctx context.Context, c Commit) ([]Item, error) {
+func (s *Bolt) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	now := s.opts.Now()
-	var out []Item
+	var res PageResult
 	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		out = out[:0]
+		res = PageResult{}
 		seen, err := tx.Bucket(bucketSeen).CreateBucketIfNotExists([]byte(c.Account))
 		if err != nil {
 			return err
@@ -245,16 +260,23 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) ([]Item, error) {
 		if err != nil {
 			return err
 		}
-		skip := make(map[uint64]bool)
+		// Only ids seen before this commit skip their items: an id given
+		// twice here is one message, acted on once.
+		before := make(map[uint64]bool)
+		added := make(map[uint64]bool, len(c.MsgIDs))
 		stamp := u64(uint64(now.UnixNano()))
 		countKey := "seen_n:" + c.Account
 		n := count(tx, countKey)
 		for _, id := range c.MsgIDs {
-			k := u64(id)
-			if seen.Get(k) != nil {
-				skip[id] = true
+			if added[id] {
 				continue
 			}
+			k := u64(id)
+			if seen.Get(k) != nil {
+				before[id] = true
+				continue
+			}
+			added[id] = true
 			if err := seen.Put(k, stamp); err != nil {
 				return err
 			}
@@ -271,24 +293,201 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) ([]Item, error) {
 		}
 		var items []Item
 		for _, it := range c.Items {
-			if it.MsgID != 0 && skip[it.MsgID] {
+			if it.MsgID != 0 && before[it.MsgID] {
 				continue
 			}
 			items = append(items, it)
 		}
-		out, err = s.enqueue(tx, items, now)
-		if err != nil {
+		var echoes []Echo
+		for _, e := range c.Echoes {
+			if !before[e.ID] {
+				echoes = append(echoes, e)
+			}
+		}
+		if res.Settled, err = settleEchoes(tx, c.Account, echoes); err != nil {
 			return err
 		}
-		for _, id := range c.Acks {
-			if err := removeOutbox(tx, id); err != nil {
-				return err
-			}
+		if res.Items, err = s.enqueue(tx, items, now); err != nil {
+			return err
+		}
+		if err := putCooldowns(tx, c.Cooldowns); err != nil {
+			return err
+		}
+		if err := s.putInbound(tx, c.Skipped); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketCursors).Put([]byte(c.Account), []byte(c.KeyBuff))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: commit page of %s: %w", c.Account, err)
+		return PageResult{}, fmt.Errorf("store: commit page of %s: %w", c.Account, err)
+	}
+	return res, nil
+}
+
+// settleEchoes removes the account's attempted items that echoes prove
+// delivered and returns their ids.
+func settleEchoes(tx *bolt.Tx, account string, echoes []Echo) ([]uint64, error) {
+	if len(echoes) == 0 {
+		return nil, nil
+	}
+	idx := tx.Bucket(bucketAttempts).Bucket([]byte(account))
+	if idx == nil {
+		return nil, nil
+	}
+	ob := tx.Bucket(bucketOutbox)
+	var cands []Item
+	err := idx.ForEach(func(k, _ []byte) error {
+		v := ob.Get(k)
+		if v == nil {
+			return nil
+		}
+		var it Item
+		if err := json.Unmarshal(v, &it); err != nil {
+			return fmt.Errorf("outbox item %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		cands = append(cands, it)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	settled := MatchEchoes(cands, echoes)
+	for _, id := range settled {
+		if err := removeOutbox(tx, id); err != nil {
+			return nil, err
+		}
+	}
+	return settled, nil
+}
+
+// putItem stores it in the outbox and keeps the index of attempted items.
+func putItem(tx *bolt.Tx, it *Item) error {
+	v, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	k := u64(it.ID)
+	if err := tx.Bucket(bucketOutbox).Put(k, v); err != nil {
+		return err
+	}
+	byID := tx.Bucket(bucketAttemptA)
+	if it.State.Attempted() {
+		if byID.Get(k) != nil {
+			return nil
+		}
+		idx, err := tx.Bucket(bucketAttempts).CreateBucketIfNotExists([]byte(it.Account))
+		if err != nil {
+			return err
+		}
+		if err := idx.Put(k, nil); err != nil {
+			return err
+		}
+		return byID.Put(k, []byte(it.Account))
+	}
+	return unindex(tx, k)
+}
+
+// unindex drops an item from the index of attempted items.
+func unindex(tx *bolt.Tx, k []byte) error {
+	byID := tx.Bucket(bucketAttemptA)
+	acct := byID.Get(k)
+	if acct == nil {
+		return nil
+	}
+	if idx := tx.Bucket(bucketAttempts).Bucket(acct); idx != nil {
+		if err := idx.Delete(k); err != nil {
+			return err
+		}
+	}
+	return byID.Delete(k)
+}
+
+func putCooldowns(tx *bolt.Tx, marks []CooldownMark) error {
+	b := tx.Bucket(bucketCooldown)
+	for _, m := range marks {
+		v, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(m.Rule+"\x00"+m.Conv), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Bolt) putInbound(tx *bolt.Tx, skipped []InboundDeadLetter) error {
+	if len(skipped) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketInbound)
+	n := count(tx, "inbound_n")
+	for _, d := range skipped {
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		v, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(u64(id), v); err != nil {
+			return err
+		}
+		n++
+	}
+	cur := b.Cursor()
+	for k, _ := cur.First(); k != nil && n > s.opts.DeadMax; k, _ = cur.First() {
+		if err := cur.Delete(); err != nil {
+			return err
+		}
+		n--
+	}
+	return setCount(tx, "inbound_n", n)
+}
+
+// Cooldowns implements Store. Cooldowns that have ended are forgotten.
+func (s *Bolt) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error) {
+	var out []CooldownMark
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		out = out[:0]
+		cur := tx.Bucket(bucketCooldown).Cursor()
+		for k, v := cur.First(); k != nil; {
+			var m CooldownMark
+			if err := json.Unmarshal(v, &m); err != nil || !m.Until.After(now) {
+				if err := cur.Delete(); err != nil {
+					return err
+				}
+				k, v = cur.Seek(k)
+				continue
+			}
+			out = append(out, m)
+			k, v = cur.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: cooldowns: %w", err)
+	}
+	return out, nil
+}
+
+// InboundDeadLetters implements Store.
+func (s *Bolt) InboundDeadLetters(ctx context.Context, limit int) ([]InboundDeadLetter, error) {
+	var out []InboundDeadLetter
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		cur := tx.Bucket(bucketInbound).Cursor()
+		for k, v := cur.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = cur.Next() {
+			var d InboundDeadLetter
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: inbound dead letters: %w", err)
 	}
 	return out, nil
 }
@@ -336,11 +535,7 @@ func (s *Bolt) enqueue(tx *bolt.Tx, items []Item, now time.Time) ([]Item, error)
 		if it.Created.IsZero() {
 			it.Created = now
 		}
-		v, err := json.Marshal(&it)
-		if err != nil {
-			return nil, err
-		}
-		if err := ob.Put(u64(id), v); err != nil {
+		if err := putItem(tx, &it); err != nil {
 			return nil, err
 		}
 		out[i] = it
@@ -392,6 +587,9 @@ func removeOutbox(tx *bolt.Tx, id uint64) error {
 	if err := ob.Delete(k); err != nil {
 		return err
 	}
+	if err := unindex(tx, k); err != nil {
+		return err
+	}
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keyOutboxN); v != nil {
 		if n := binary.BigEndian.Uint64(v); n > 0 {
@@ -401,124 +599,76 @@ func removeOutbox(tx *bolt.Tx, id uint64) error {
 	return nil
 }
 
-// Ack implements Store.
-func (s *Bolt) Ack(ctx context.Context, ids ...uint64) error {
+// Record implements Store.
+func (s *Bolt) Record(ctx context.Context, c Changes) (Recorded, error) {
+	now := s.opts.Now()
+	var res Recorded
 	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		for _, id := range ids {
+		res = Recorded{}
+		ob := tx.Bucket(bucketOutbox)
+		for i := range c.Put {
+			it := &c.Put[i]
+			if ob.Get(u64(it.ID)) == nil {
+				res.Missing = append(res.Missing, it.ID)
+				continue
+			}
+			if err := putItem(tx, it); err != nil {
+				return err
+			}
+		}
+		for _, id := range c.Remove {
 			if err := removeOutbox(tx, id); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: ack %v: %w", ids, err)
-	}
-	return nil
-}
-
-// Complete implements Store.
-func (s *Bolt) Complete(ctx context.Context, id uint64, follow []Item) ([]Item, error) {
-	now := s.opts.Now()
-	var out []Item
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
-		if err := removeOutbox(tx, id); err != nil {
-			return err
-		}
-		var err error
-		out, err = s.enqueue(tx, follow, now)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: complete %d: %w", id, err)
-	}
-	return out, nil
-}
-
-var keyShutdown = []byte("clean_shutdown")
-
-// MarkShutdown implements Store.
-func (s *Bolt) MarkShutdown(ctx context.Context, interrupted []uint64) error {
-	v, err := json.Marshal(interrupted)
-	if err != nil {
-		return err
-	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyShutdown, v) })
-}
-
-// TakeShutdown implements Store.
-func (s *Bolt) TakeShutdown(ctx context.Context) (bool, []uint64, error) {
-	var clean bool
-	var ids []uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keyShutdown)
-		if v == nil {
-			return nil
-		}
-		clean = true
-		if err := json.Unmarshal(v, &ids); err != nil {
-			return err
-		}
-		return meta.Delete(keyShutdown)
-	})
-	if err != nil {
-		return false, nil, fmt.Errorf("store: shutdown record: %w", err)
-	}
-	return clean, ids, nil
-}
-
-// Update implements Store.
-func (s *Bolt) Update(ctx context.Context, it Item) error {
-	v, err := json.Marshal(&it)
-	if err != nil {
-		return fmt.Errorf("store: update %d: %w", it.ID, err)
-	}
-	err = s.batch(ctx, func(tx *bolt.Tx) error {
-		ob := tx.Bucket(bucketOutbox)
-		if ob.Get(u64(it.ID)) == nil {
-			return nil // acknowledged meanwhile
-		}
-		return ob.Put(u64(it.ID), v)
-	})
-	if err != nil {
-		return fmt.Errorf("store: update %d: %w", it.ID, err)
-	}
-	return nil
-}
-
-// Kill implements Store.
-func (s *Bolt) Kill(ctx context.Context, it Item, reason string) error {
-	v, err := json.Marshal(&DeadLetter{Item: it, Reason: reason, At: s.opts.Now()})
-	if err != nil {
-		return fmt.Errorf("store: dead-letter %d: %w", it.ID, err)
-	}
-	err = s.batch(ctx, func(tx *bolt.Tx) error {
-		if err := removeOutbox(tx, it.ID); err != nil {
-			return err
-		}
-		dead := tx.Bucket(bucketDead)
-		n := count(tx, "dead_n")
-		if dead.Get(u64(it.ID)) == nil {
-			n++
-		}
-		if err := dead.Put(u64(it.ID), v); err != nil {
-			return err
-		}
-		// Keep the newest DeadMax letters.
-		cur := dead.Cursor()
-		for k, _ := cur.First(); k != nil && n > s.opts.DeadMax; k, _ = cur.First() {
-			if err := cur.Delete(); err != nil {
+		for _, d := range c.Dead {
+			if ob.Get(u64(d.Item.ID)) == nil {
+				res.Missing = append(res.Missing, d.Item.ID)
+				continue
+			}
+			if err := s.kill(tx, d); err != nil {
 				return err
 			}
-			n--
 		}
-		return setCount(tx, "dead_n", n)
+		var err error
+		res.Added, err = s.enqueue(tx, c.Add, now)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: dead-letter %d: %w", it.ID, err)
+		return Recorded{}, fmt.Errorf("store: record delivery states: %w", err)
 	}
-	return nil
+	return res, nil
+}
+
+// kill moves an item from the outbox to the dead letters, keeping the
+// newest DeadMax letters.
+func (s *Bolt) kill(tx *bolt.Tx, d DeadLetter) error {
+	if d.At.IsZero() {
+		d.At = s.opts.Now()
+	}
+	v, err := json.Marshal(&d)
+	if err != nil {
+		return err
+	}
+	if err := removeOutbox(tx, d.Item.ID); err != nil {
+		return err
+	}
+	dead := tx.Bucket(bucketDead)
+	n := count(tx, "dead_n")
+	if dead.Get(u64(d.Item.ID)) == nil {
+		n++
+	}
+	if err := dead.Put(u64(d.Item.ID), v); err != nil {
+		return err
+	}
+	cur := dead.Cursor()
+	for k, _ := cur.First(); k != nil && n > s.opts.DeadMax; k, _ = cur.First() {
+		if err := cur.Delete(); err != nil {
+			return err
+		}
+		n--
+	}
+	return setCount(tx, "dead_n", n)
 }
 
 // DeadLetters implements Store.

@@ -37,13 +37,14 @@ func TestCommitPageIsAtomicAndDeduplicates(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := open(t, dir, Options{})
-	items, err := s.CommitPage(ctx, Commit{
+	res, err := s.CommitPage(ctx, Commit{
 		Account: "shop", KeyBuff: "k1", MsgIDs: []uint64{1, 9008843899058959155},
 		Items: []Item{{Account: "shop", Kind: KindReply, MsgID: 9008843899058959155, Text: "hi"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	items := res.Items
 	if len(items) != 1 || items[0].ID == 0 || items[0].Created.IsZero() {
 		t.Fatalf("items = %+v", items)
 	}
@@ -63,7 +64,7 @@ func TestCommitPageIsAtomicAndDeduplicates(t *testing.T) {
 		Account: "shop", KeyBuff: "k2", MsgIDs: []uint64{9008843899058959155},
 		Items: []Item{{Account: "shop", Kind: KindReply, MsgID: 9008843899058959155, Text: "hi"}},
 	})
-	if err != nil || len(again) != 0 {
+	if err != nil || len(again.Items) != 0 {
 		t.Fatalf("retried commit = %v, %v", again, err)
 	}
 	s.Close()
@@ -76,7 +77,7 @@ func TestCommitPageIsAtomicAndDeduplicates(t *testing.T) {
 	if err != nil || len(pending) != 1 || pending[0].Text != "hi" {
 		t.Fatalf("pending after reopen = %+v, %v", pending, err)
 	}
-	if err := s.Ack(ctx, pending[0].ID); err != nil {
+	if _, err := s.Record(ctx, Changes{Remove: []uint64{pending[0].ID}}); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := s.Pending(ctx); len(p) != 0 {
@@ -129,7 +130,7 @@ func TestOutboxAndDeadLettersAreBounded(t *testing.T) {
 		t.Error("message id remembered by a failed commit")
 	}
 	for _, it := range items {
-		if err := s.Kill(ctx, it, "gave up"); err != nil {
+		if _, err := s.Record(ctx, Changes{Dead: []DeadLetter{{Item: it, Reason: "gave up"}}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -56,6 +56,18 @@ type Item struct {
 	Params map[string]string `json:"params,omitempty"`
 	// Msg is the triggering message, kept for plugin actions.
 	Msg *sdk.Message `json:"msg,omitempty"`
+	// State is where the item stands in its delivery; see State.
+	State State `json:"state,omitempty"`
+	// AttemptAt is when the latest attempt began: the moment from which an
+	// echo can prove it delivered, and from which an attempt in doubt
+	// waits before it may be made again.
+	AttemptAt time.Time `json:"attempt_at,omitzero"`
+	// NewMsgID is the id the upstream gave a delivered reply; its echo
+	// carries it.
+	NewMsgID uint64 `json:"new_msg_id,omitempty"`
+	// DeliveredAt is when the upstream's acceptance of a reply was
+	// recorded.
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
 	// Attempts counts the failed attempts so far.
 	Attempts int `json:"attempts,omitempty"`
 	// NextAt is the earliest time of the next attempt.
@@ -69,11 +81,120 @@ type Item struct {
 	Received time.Time `json:"-"`
 }
 
+// State is an outbox item's place in its delivery:
+//
+//	queued ──▶ attempting ──▶ delivered (a reply awaiting its echo) | gone (accepted)
+//	  ▲             │
+//	  └── refused ◀─┼──▶ in doubt ──▶ gone (echo) | queued (no echo in time) | dead
+//	                └──▶ dead (attempts exhausted, or a send in doubt)
+//
+// The store keeps the state with the item; engine/outbox documents the
+// transitions and why they make replies exactly-once.
+type State string
+
+// Delivery states, as found in Item.State.
+const (
+	// StateQueued waits for its turn (and for NextAt after a refusal).
+	StateQueued State = ""
+	// StateAttempting is recorded before the action is handed to the
+	// upstream: until its outcome is recorded, it may have been accepted.
+	StateAttempting State = "attempting"
+	// StateInDoubt is an attempt whose outcome does not prove a refusal: a
+	// timeout, a cut or malformed answer, a crash.
+	StateInDoubt State = "in_doubt"
+	// StateDelivered is a reply the upstream accepted with a known
+	// newMsgId, kept until its echo arrives so that the echo cannot be
+	// credited to another reply of the same text.
+	StateDelivered State = "delivered"
+)
+
+// Attempted reports whether an item in state s may have reached the
+// upstream, so that its echo may settle it.
+func (s State) Attempted() bool {
+	return s == StateAttempting || s == StateInDoubt || s == StateDelivered
+}
+
 // DeadLetter is an item given up on, with the reason.
 type DeadLetter struct {
 	Item   Item      `json:"item"`
 	Reason string    `json:"reason"`
 	At     time.Time `json:"at"`
+	// InDoubt marks an action that may have been performed: the upstream
+	// may have accepted it, and nothing can tell (a /sendText has no
+	// echo). Retrying it may perform it twice; the operator decides.
+	InDoubt bool `json:"in_doubt,omitempty"`
+}
+
+// InboundDeadLetter is a page item that could not be processed (no id, an id
+// that does not decode): it is skipped alone, so that its account never
+// stalls on it, and kept here for the operator.
+type InboundDeadLetter struct {
+	Account string    `json:"account"`
+	Index   int       `json:"index"`
+	Reason  string    `json:"reason"`
+	Raw     string    `json:"raw,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// Echo is one of the account's own messages on a synced page: the upstream
+// echoes every accepted reply this way, which settles replies in doubt.
+type Echo struct {
+	// ID is the message's NewMsgId, the newMsgId /privateSend answered.
+	ID uint64
+	// From is the account's Finder name (a reply's myUserName), To the
+	// receiver (its toUserName), Session the msgSessionId.
+	From, To, Session string
+	// Text is the message's content.
+	Text string
+	// Time is the message's CreateTime.
+	Time time.Time
+}
+
+// CooldownMark records that a rule fired in a conversation, so that its
+// cooldown survives a restart. It is committed with the page whose message
+// fired the rule, never before.
+type CooldownMark struct {
+	Rule  string    `json:"rule"`
+	Conv  string    `json:"conv"`
+	Fired time.Time `json:"fired"`
+	Until time.Time `json:"until"`
+}
+
+// Changes are delivery-state transitions recorded in one transaction.
+type Changes struct {
+	// Put stores items whose state changed. An item no longer in the
+	// outbox (settled by its echo meanwhile) is not brought back: its id
+	// is reported in Recorded.Missing instead.
+	Put []Item
+	// Remove takes items out of the outbox: delivered, or settled.
+	Remove []uint64
+	// Dead moves items to the dead letters.
+	Dead []DeadLetter
+	// Add enqueues new items (a plugin's answers); their IDs are assigned.
+	Add []Item
+}
+
+// Empty reports whether c changes nothing.
+func (c *Changes) Empty() bool {
+	return len(c.Put) == 0 && len(c.Remove) == 0 && len(c.Dead) == 0 && len(c.Add) == 0
+}
+
+// Recorded is the outcome of Record.
+type Recorded struct {
+	// Added are Changes.Add with their IDs assigned.
+	Added []Item
+	// Missing are the ids of Changes.Put and Changes.Dead items that were
+	// no longer in the outbox and were left alone.
+	Missing []uint64
+}
+
+// PageResult is the outcome of CommitPage.
+type PageResult struct {
+	// Items are the new actions with their IDs assigned.
+	Items []Item
+	// Settled are the outbox items the page's echoes proved delivered;
+	// they left the outbox with the page.
+	Settled []uint64
 }
 
 // Account is what the store keeps of one account's login.
@@ -128,9 +249,14 @@ type Commit struct {
 	// Items are the actions the page's new messages produced; the store
 	// assigns their IDs.
 	Items []Item
-	// Acks are outbox items the page shows delivered (their echo arrived
-	// as the account's own message); they leave the outbox with the page.
-	Acks []uint64
+	// Echoes are the page's new own messages. Within the transaction they
+	// settle the replies they prove delivered (see MatchEchoes), which
+	// leave the outbox with the page.
+	Echoes []Echo
+	// Cooldowns are the rule cooldowns the page's messages started.
+	Cooldowns []CooldownMark
+	// Skipped are the page's items that could not be processed.
+	Skipped []InboundDeadLetter
 }
 
 // Store is the daemon's durable state. Implementations are safe for
@@ -146,31 +272,24 @@ type Store interface {
 	// Unseen returns the subset of ids not yet committed for the account,
 	// in the order given.
 	Unseen(ctx context.Context, account string, ids []uint64) ([]uint64, error)
-	// CommitPage stores the new cursor, the message ids and the items in
-	// one transaction and returns the items with their IDs assigned. Ids
-	// already seen are skipped, so a commit retried after a crash is
-	// harmless.
-	CommitPage(ctx context.Context, c Commit) ([]Item, error)
-	// Enqueue adds items that no page produced (cron, plugin sends) and
-	// returns them with their IDs assigned.
+	// CommitPage stores the new cursor, the message ids, the items, the
+	// cooldowns and the inbound dead letters in one transaction, settles
+	// the replies the page's echoes prove delivered, and returns the items
+	// with their IDs assigned. Ids seen before this commit are skipped
+	// with the items they produced, so a page synced again is harmless.
+	CommitPage(ctx context.Context, c Commit) (PageResult, error)
+	// Enqueue adds items that no page produced (cron, events, plugin
+	// sends) and returns them with their IDs assigned.
 	Enqueue(ctx context.Context, items []Item) ([]Item, error)
 	// Pending returns every item in the outbox, in ID order.
 	Pending(ctx context.Context) ([]Item, error)
-	// Ack removes items the upstream accepted, in one transaction.
-	Ack(ctx context.Context, ids ...uint64) error
-	// Complete removes a performed item and adds the items it led to (a
-	// plugin's answers) in one transaction, returning the new items with
-	// their IDs assigned.
-	Complete(ctx context.Context, id uint64, follow []Item) ([]Item, error)
-	// MarkShutdown records a clean shutdown and the items whose attempts
-	// it interrupted; TakeShutdown returns and clears that record. A start
-	// that finds none follows a crash.
-	MarkShutdown(ctx context.Context, interrupted []uint64) error
-	TakeShutdown(ctx context.Context) (clean bool, interrupted []uint64, err error)
-	// Update stores a changed item (its attempts, next time, last error).
-	Update(ctx context.Context, it Item) error
-	// Kill moves an item from the outbox to the dead letters.
-	Kill(ctx context.Context, it Item, reason string) error
+	// Record applies delivery-state changes in one transaction.
+	Record(ctx context.Context, c Changes) (Recorded, error)
+	// Cooldowns returns the recorded rule cooldowns still running at now.
+	Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error)
+	// InboundDeadLetters returns up to limit skipped page items, oldest
+	// first.
+	InboundDeadLetters(ctx context.Context, limit int) ([]InboundDeadLetter, error)
 	// DeadLetters returns up to limit dead letters, oldest first.
 	DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
 	// Session returns the stored tokens of a named session (token and

@@ -1,0 +1,862 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
+)
+
+// Store is what the outbox needs of the store.
+type Store interface {
+	// Pending returns every item in the outbox, in ID order.
+	Pending(ctx context.Context) ([]store.Item, error)
+	// Record applies delivery-state changes in one transaction.
+	Record(ctx context.Context, c store.Changes) (store.Recorded, error)
+}
+
+// Sender is what the outbox needs of the upstream.
+type Sender interface {
+	PrivateSend(ctx context.Context, token string, req upstream.PrivateSendRequest) (*upstream.Sent, error)
+	GetSessionID(ctx context.Context, token string, req upstream.SessionIDRequest) (string, error)
+	SendText(ctx context.Context, token string, req upstream.SendTextRequest) (*upstream.Sent, error)
+}
+
+var _ Sender = (*upstream.Client)(nil)
+
+// PluginCaller performs a plugin action and returns the actions its answer
+// asks for (replies and sends), addressed and ready for the outbox. An error
+// wrapped with Permanent sends the action to the dead letters at once.
+type PluginCaller func(ctx context.Context, it store.Item) ([]store.Item, error)
+
+// Instance is an account's current login: what a send is made with.
+type Instance struct {
+	Token, WID string
+	// Gen tells logins apart, so that a stale report does not end a newer
+	// one.
+	Gen uint64
+}
+
+// Sessions gives the outbox each account's login.
+type Sessions interface {
+	// Wait returns the account's current instance, waiting while it logs
+	// in. An error other than ctx's sends the action to the dead letters.
+	Wait(ctx context.Context, account string) (Instance, error)
+	// ReportOffline says the upstream refused inst as offline.
+	ReportOffline(account string, inst Instance)
+	// ReportUnauthorized says the upstream refused inst's token.
+	ReportUnauthorized(account string, inst Instance)
+}
+
+// Observer receives the outbox's figures, for metrics. Its methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	// Depth adds delta to the number of queued actions.
+	Depth(delta int)
+	// Result counts an outcome: "sent", "retried", "in_doubt", "resent",
+	// "dead".
+	Result(kind, result string)
+	// HandOff is the time from a page's arrival to the hand-off of an
+	// action it caused.
+	HandOff(d time.Duration)
+}
+
+// Config is the outbox's policy.
+type Config struct {
+	// MaxAttempts is how many failed attempts an action gets before it
+	// goes to the dead letters.
+	MaxAttempts int
+	// RetryBackoff is the pause after the first failure, doubling up to
+	// MaxRetryBackoff.
+	RetryBackoff, MaxRetryBackoff time.Duration
+	// Doubt is how long after an attempt began the upstream may still
+	// accept it: its call timeout. A reply in doubt is sent again only
+	// once a sync that began later than that found no echo.
+	Doubt time.Duration
+}
+
+// Deps are the outbox's collaborators. Store, Sender and Sessions are
+// required.
+type Deps struct {
+	Store    Store
+	Sender   Sender
+	Sessions Sessions
+	// Plugins performs plugin actions; nil sends them to the dead letters.
+	Plugins PluginCaller
+	// Pace returns how long the account must wait before its next send
+	// (its rate limit and jitter), reserving that turn; nil means no wait.
+	Pace func(account string) time.Duration
+	// Now is the clock (default time.Now); Sleep waits on it (default a
+	// timer), returning false when ctx ends first.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) bool
+	// Rand returns a random duration in [0, d], for retry jitter (default
+	// none: the full backoff).
+	Rand func(d time.Duration) time.Duration
+	// Log receives the outbox's log (default: discard).
+	Log *slog.Logger
+	// Observer receives figures; nil for none.
+	Observer Observer
+}
+
+// Permanent marks an error that retrying cannot fix.
+func Permanent(err error) error { return permanent{err} }
+
+type permanent struct{ err error }
+
+func (e permanent) Error() string { return e.err.Error() }
+func (e permanent) Unwrap() error { return e.err }
+
+// notSent marks a failure before the action was handed to the upstream.
+type notSent struct{ err error }
+
+func (e notSent) Error() string { return e.err.Error() }
+func (e notSent) Unwrap() error { return e.err }
+
+// Outbox performs outbox items. Step is one attempt of one account and is
+// all the deterministic simulation drives; Start runs a worker per account
+// with work on top of it.
+type Outbox struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	accounts map[string]*queue
+	ctx      context.Context // set by Start: workers run while it lasts
+	stopped  bool
+	wg       sync.WaitGroup
+}
+
+// queue is one account's items, by conversation.
+type queue struct {
+	account string
+	convs   map[string][]*entry
+	order   []string // conversations, round-robin
+	depth   int
+	doubts  int
+	running bool // a worker serves the queue
+	wake    chan struct{}
+
+	// caughtUp is when the latest sync that read everything began.
+	caughtUp time.Time
+	// pending are outcomes not yet written: they go with the next begin.
+	pending store.Changes
+	// delivered are replies accepted with a newMsgId whose echo has not
+	// come, kept in the store so the echo is credited to them alone; they
+	// are dropped once the sync has caught up well past their delivery.
+	delivered []delivered
+
+	inflight        uint64 // the item being attempted
+	settledInFlight bool   // its echo arrived during the attempt
+}
+
+type delivered struct {
+	id uint64
+	at time.Time
+}
+
+// entry is a queued item; doubt marks the head of a conversation waiting to
+// learn whether its attempt was accepted.
+type entry struct {
+	it    store.Item
+	doubt bool
+}
+
+// New returns an outbox; nothing runs until Recover and Start.
+func New(cfg Config, deps Deps) *Outbox {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 2 * time.Second
+	}
+	if cfg.MaxRetryBackoff < cfg.RetryBackoff {
+		cfg.MaxRetryBackoff = max(cfg.RetryBackoff, 5*time.Minute)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Sleep == nil {
+		deps.Sleep = sleep
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Observer == nil {
+		deps.Observer = nopObserver{}
+	}
+	return &Outbox{cfg: cfg, deps: deps, log: deps.Log, accounts: map[string]*queue{}}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Depth(int)             {}
+func (nopObserver) Result(string, string) {}
+func (nopObserver) HandOff(time.Duration) {}
+
+// Recover loads the outbox a previous run left in the store. Items that may
+// have reached the upstream (attempting, in doubt) are in doubt: replies
+// wait for their echo or for the sync to catch up past their attempt plus
+// Config.Doubt; sends go to the dead letters marked in doubt; plugin actions
+// are called again with the same idempotency key. Delivered replies stay
+// in the store until their echo arrives.
+func (o *Outbox) Recover(ctx context.Context) error {
+	items, err := o.deps.Store.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: recover: %w", err)
+	}
+	var dead []store.DeadLetter
+	var queued []*entry
+	now := o.deps.Now()
+	o.mu.Lock()
+	for _, it := range items {
+		switch {
+		case it.State == store.StateDelivered:
+			q := o.queue(it.Account)
+			q.delivered = append(q.delivered, delivered{id: it.ID, at: it.DeliveredAt})
+		case it.State.Attempted() && it.Kind == store.KindSend:
+			dead = append(dead, store.DeadLetter{Item: it, At: now, InDoubt: true,
+				Reason: "in doubt: the daemon stopped during the attempt, and a /sendText leaves no echo to tell whether the upstream accepted it; retry it only if the receiver did not get it"})
+		case it.State.Attempted() && it.Kind == store.KindReply:
+			it.State = store.StateInDoubt
+			queued = append(queued, &entry{it: it, doubt: true})
+		default:
+			if it.Kind == store.KindPlugin {
+				it.State = store.StateQueued // called again, same idempotency key
+			}
+			queued = append(queued, &entry{it: it})
+		}
+	}
+	o.mu.Unlock()
+	if len(dead) > 0 {
+		if _, err := o.deps.Store.Record(ctx, store.Changes{Dead: dead}); err != nil {
+			return fmt.Errorf("outbox: recover: %w", err)
+		}
+		for _, d := range dead {
+			o.log.Warn("send in doubt after a restart; moved to the dead letters", "account", d.Item.Account, "item", d.Item.ID)
+			o.deps.Observer.Result(d.Item.Kind, "dead")
+		}
+	}
+	o.addEntries(queued)
+	return nil
+}
+
+// Add queues items already committed to the store's outbox.
+func (o *Outbox) Add(items []store.Item) {
+	es := make([]*entry, len(items))
+	for i := range items {
+		es[i] = &entry{it: items[i]}
+	}
+	o.addEntries(es)
+}
+
+func (o *Outbox) addEntries(es []*entry) {
+	if len(es) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, e := range es {
+		q := o.queue(e.it.Account)
+		conv := e.it.Conversation
+		if _, ok := q.convs[conv]; !ok {
+			q.order = append(q.order, conv)
+		}
+		q.convs[conv] = append(q.convs[conv], e)
+		q.depth++
+		if e.doubt {
+			q.doubts++
+		}
+		o.wakeLocked(q)
+	}
+	o.deps.Observer.Depth(len(es))
+}
+
+// queue returns the account's queue, creating it. The caller holds o.mu.
+func (o *Outbox) queue(account string) *queue {
+	q := o.accounts[account]
+	if q == nil {
+		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1)}
+		o.accounts[account] = q
+	}
+	return q
+}
+
+// wakeLocked nudges the account's worker, starting one when the outbox runs
+// and none serves the account. The caller holds o.mu.
+func (o *Outbox) wakeLocked(q *queue) {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	if !q.running && o.ctx != nil && !o.stopped {
+		q.running = true
+		o.wg.Add(1)
+		go o.work(q)
+	}
+}
+
+// Settled takes the replies a committed page's echoes proved delivered out
+// of the queue: the store already removed them with the page. An attempt in
+// flight for one of them counts as delivered, whatever its answer says.
+func (o *Outbox) Settled(account string, ids []uint64) {
+	if len(ids) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.accounts[account]
+	if q == nil {
+		return
+	}
+	for _, id := range ids {
+		q.delivered = slices.DeleteFunc(q.delivered, func(d delivered) bool { return d.id == id })
+		q.pending.Put = slices.DeleteFunc(q.pending.Put, func(it store.Item) bool { return it.ID == id })
+		if q.inflight == id {
+			q.settledInFlight = true
+			continue
+		}
+		for conv, es := range q.convs {
+			if e := es[0]; e.it.ID == id {
+				o.popLocked(q, conv, e)
+				o.deps.Observer.Result(e.it.Kind, "sent")
+				o.log.Info("reply confirmed delivered by its echo", "account", account, "item", id)
+				break
+			}
+		}
+	}
+}
+
+// CaughtUp tells the outbox that a sync of the account which began at start
+// read everything the upstream had. Replies in doubt whose attempt began
+// more than Config.Doubt before start, and whose echo has not come, were
+// not accepted: they may go again.
+func (o *Outbox) CaughtUp(account string, start time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.accounts[account]
+	if q == nil || !start.After(q.caughtUp) {
+		return
+	}
+	q.caughtUp = start
+	// Delivered replies whose echo should long have come: keeping them
+	// would only grow the store.
+	keep := q.delivered[:0]
+	for _, d := range q.delivered {
+		if start.After(d.at.Add(o.cfg.Doubt)) {
+			q.pending.Remove = append(q.pending.Remove, d.id)
+			continue
+		}
+		keep = append(keep, d)
+	}
+	q.delivered = keep
+	if q.doubts > 0 || len(q.pending.Remove) > 0 {
+		o.wakeLocked(q)
+	}
+}
+
+// Depth returns the number of actions queued for the account, and how
+// many of them are in doubt.
+func (o *Outbox) Depth(account string) (queued, inDoubt int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.accounts[account]; q != nil {
+		return q.depth, q.doubts
+	}
+	return 0, 0
+}
+
+// popLocked removes e, the head of conv. The caller holds o.mu.
+func (o *Outbox) popLocked(q *queue, conv string, e *entry) {
+	es := q.convs[conv]
+	if len(es) == 0 || es[0] != e {
+		return
+	}
+	if len(es) == 1 {
+		delete(q.convs, conv)
+		if i := slices.Index(q.order, conv); i >= 0 {
+			q.order = slices.Delete(q.order, i, i+1)
+		}
+	} else {
+		es[0] = nil
+		q.convs[conv] = es[1:]
+	}
+	q.depth--
+	if e.doubt {
+		q.doubts--
+		e.doubt = false
+	}
+	o.deps.Observer.Depth(-1)
+}
+
+// next picks the head of the next conversation that is due, round-robin,
+// and marks it in flight. Otherwise it returns the time to wait (-1: until
+// woken).
+func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	wait := time.Duration(-1)
+	for i, conv := range q.order {
+		e := q.convs[conv][0]
+		due := e.it.NextAt
+		if e.doubt {
+			// Waiting for its echo, or for a sync that began after its
+			// attempt could still be accepted and found nothing.
+			if !q.caughtUp.After(e.it.AttemptAt.Add(o.cfg.Doubt)) {
+				continue
+			}
+			due = time.Time{}
+		}
+		if !due.After(now) {
+			q.order = append(append(q.order[:i:i], q.order[i+1:]...), conv)
+			q.inflight, q.settledInFlight = e.it.ID, false
+			return e, 0
+		}
+		if w := due.Sub(now); wait < 0 || w < wait {
+			wait = w
+		}
+	}
+	return nil, wait
+}
+
+// Step makes one attempt at the account's next due action. It returns how
+// long to wait before the next Step (-1: until new work or a caught-up sync
+// arrives) and false when the account has nothing left, its outcomes all
+// written.
+func (o *Outbox) Step(ctx context.Context, account string) (time.Duration, bool) {
+	o.mu.Lock()
+	q := o.accounts[account]
+	o.mu.Unlock()
+	if q == nil {
+		return -1, false
+	}
+	e, wait := o.next(q, o.deps.Now())
+	if e == nil {
+		if err := o.flush(ctx, q); err != nil {
+			return o.cfg.RetryBackoff, true
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if len(q.order) == 0 && q.pending.Empty() {
+			return -1, false
+		}
+		return wait, true
+	}
+	defer func() {
+		o.mu.Lock()
+		q.inflight = 0
+		o.mu.Unlock()
+	}()
+	if e.it.Kind == store.KindPlugin {
+		return o.callPlugin(ctx, q, e), true
+	}
+	return o.send(ctx, q, e), true
+}
+
+// flush writes the outcomes waiting to be written.
+func (o *Outbox) flush(ctx context.Context, q *queue) error {
+	o.mu.Lock()
+	c := q.pending
+	q.pending = store.Changes{}
+	o.mu.Unlock()
+	if c.Empty() {
+		return nil
+	}
+	if _, err := o.deps.Store.Record(ctx, c); err != nil {
+		o.restore(q, c)
+		o.log.Error("cannot record delivery outcomes; will try again", "account", q.account, "err", err)
+		return err
+	}
+	return nil
+}
+
+// restore puts back changes that could not be written, ahead of newer
+// ones.
+func (o *Outbox) restore(q *queue, c store.Changes) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q.pending = store.Changes{
+		Put:    append(c.Put, q.pending.Put...),
+		Remove: append(c.Remove, q.pending.Remove...),
+		Dead:   append(c.Dead, q.pending.Dead...),
+	}
+}
+
+// begin records the attempt of e, with the outcomes waiting to be written,
+// before anything is handed to the upstream. It reports false when the
+// attempt must not happen: the write failed, or the item is gone (its echo
+// settled it meanwhile).
+func (o *Outbox) begin(ctx context.Context, q *queue, e *entry) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	it := e.it
+	it.State, it.AttemptAt = store.StateAttempting, o.deps.Now()
+	o.mu.Lock()
+	c := q.pending
+	q.pending = store.Changes{}
+	o.mu.Unlock()
+	c.Put = append(c.Put, it)
+	res, err := o.deps.Store.Record(ctx, c)
+	if err != nil {
+		c.Put = c.Put[:len(c.Put)-1]
+		o.restore(q, c)
+		o.log.Error("cannot record the start of an attempt; the action waits", "account", q.account, "item", it.ID, "err", err)
+		o.mu.Lock()
+		e.it.NextAt = o.deps.Now().Add(o.cfg.RetryBackoff)
+		o.mu.Unlock()
+		return false
+	}
+	if slices.Contains(res.Missing, it.ID) {
+		o.mu.Lock()
+		o.popLocked(q, it.Conversation, e)
+		o.mu.Unlock()
+		return false
+	}
+	o.mu.Lock()
+	e.it = it
+	if e.doubt {
+		e.doubt = false
+		q.doubts--
+	}
+	o.mu.Unlock()
+	return true
+}
+
+// send makes one attempt at a reply or a send.
+func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
+	log := o.log.With("account", q.account, "item", e.it.ID, "kind", e.it.Kind, "rule", e.it.Rule)
+	if e.doubt {
+		if e.it.Attempts >= o.cfg.MaxAttempts {
+			o.finish(q, e, func(c *store.Changes) {
+				c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(),
+					Reason: fmt.Sprintf("gave up after %d attempts: the last one was in doubt and its echo never came", e.it.Attempts)})
+			}, "dead")
+			return 0
+		}
+		log.Warn("reply in doubt was not echoed; sending it again", "attempt_at", e.it.AttemptAt)
+		o.deps.Observer.Result(e.it.Kind, "resent")
+	}
+	inst, err := o.deps.Sessions.Wait(ctx, q.account)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		log.Error("action cannot be performed; moved to the dead letters", "err", err)
+		o.finish(q, e, func(c *store.Changes) {
+			c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(), Reason: err.Error()})
+		}, "dead")
+		return 0
+	}
+	if o.deps.Pace != nil {
+		if d := o.deps.Pace(q.account); d > 0 {
+			// Outcomes are written before a pause, not after it: a crash
+			// during the pause must not find them unwritten.
+			if o.flush(ctx, q) != nil && ctx.Err() != nil {
+				return 0
+			}
+			if !o.deps.Sleep(ctx, d) {
+				return 0
+			}
+		}
+	}
+	if !o.begin(ctx, q, e) {
+		return 0
+	}
+	if !e.it.Received.IsZero() {
+		o.deps.Observer.HandOff(o.deps.Now().Sub(e.it.Received))
+	}
+	sent, err := o.deliver(ctx, inst, e.it)
+	o.mu.Lock()
+	settled := q.settledInFlight
+	o.mu.Unlock()
+	switch {
+	case settled:
+		// Its echo arrived while the answer was on its way: the page that
+		// carried it already removed the item.
+		o.mu.Lock()
+		o.popLocked(q, e.it.Conversation, e)
+		o.mu.Unlock()
+		o.deps.Observer.Result(e.it.Kind, "sent")
+		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
+	case err == nil:
+		o.finish(q, e, func(c *store.Changes) {
+			if e.it.Kind != store.KindReply {
+				c.Remove = append(c.Remove, e.it.ID)
+				return
+			}
+			it := e.it
+			it.State, it.NewMsgID, it.DeliveredAt = store.StateDelivered, sent.NewMsgID, o.deps.Now()
+			c.Put = append(c.Put, it)
+			q.delivered = append(q.delivered, delivered{id: it.ID, at: it.DeliveredAt})
+		}, "sent")
+		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
+	case upstream.Rejected(err) || errors.As(err, new(notSent)):
+		return o.refused(ctx, q, e, inst, err, log)
+	case e.it.Kind == store.KindReply:
+		it := e.it
+		it.State = store.StateInDoubt
+		it.Attempts++
+		it.LastError = err.Error()
+		o.mu.Lock()
+		e.it, e.doubt = it, true
+		q.doubts++
+		q.pending.Put = append(q.pending.Put, it)
+		o.mu.Unlock()
+		o.deps.Observer.Result(it.Kind, "in_doubt")
+		log.Warn("reply in doubt: the upstream may have accepted it; its echo decides", "err", err)
+	default:
+		o.finish(q, e, func(c *store.Changes) {
+			c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(), InDoubt: true,
+				Reason: "in doubt: " + err.Error() + "; a /sendText leaves no echo to tell whether the upstream accepted it; retry it only if the receiver did not get it"})
+		}, "dead")
+		log.Error("send in doubt; moved to the dead letters for the operator", "err", err)
+	}
+	return 0
+}
+
+// finish ends e's time in the queue with the changes record adds, written
+// with the account's next write.
+func (o *Outbox) finish(q *queue, e *entry, record func(*store.Changes), result string) {
+	o.mu.Lock()
+	record(&q.pending)
+	o.popLocked(q, e.it.Conversation, e)
+	o.mu.Unlock()
+	o.deps.Observer.Result(e.it.Kind, result)
+}
+
+// refused handles an attempt the upstream proved it did not act on.
+func (o *Outbox) refused(ctx context.Context, q *queue, e *entry, inst Instance, err error, log *slog.Logger) time.Duration {
+	it := e.it
+	it.State = store.StateQueued
+	switch {
+	case ctx.Err() != nil:
+		o.requeue(q, e, it) // shutdown cut it short before it went out
+		return 0
+	case errors.Is(err, upstream.ErrOffline):
+		// Not the action's fault: wait for the new login, without counting
+		// an attempt.
+		o.deps.Sessions.ReportOffline(q.account, inst)
+		log.Warn("send refused: the instance is offline; waiting for the login", "err", err)
+		o.requeue(q, e, it)
+		return o.cfg.RetryBackoff
+	case errors.Is(err, upstream.ErrUnauthorized):
+		o.deps.Sessions.ReportUnauthorized(q.account, inst)
+		log.Warn("send refused: the token was refused; waiting for a new one", "err", err)
+		o.requeue(q, e, it)
+		return o.cfg.RetryBackoff
+	}
+	o.retry(q, e, it, err, log)
+	return 0
+}
+
+// requeue puts e back, in state it, without counting an attempt.
+func (o *Outbox) requeue(q *queue, e *entry, it store.Item) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e.doubt {
+		e.doubt = false
+		q.doubts--
+	}
+	e.it = it
+	q.pending.Put = append(q.pending.Put, it)
+}
+
+// retry counts a failed attempt and schedules the next, or gives up into
+// the dead letters.
+func (o *Outbox) retry(q *queue, e *entry, it store.Item, err error, log *slog.Logger) {
+	it.Attempts++
+	it.LastError = err.Error()
+	var perm permanent
+	if errors.As(err, &perm) || it.Attempts >= o.cfg.MaxAttempts {
+		reason := err.Error()
+		if !errors.As(err, &perm) {
+			reason = fmt.Sprintf("gave up after %d attempts: %v", it.Attempts, err)
+		}
+		log.Error("action failed for good; moved to the dead letters", "attempts", it.Attempts, "err", err)
+		e.it = it
+		o.finish(q, e, func(c *store.Changes) {
+			c.Dead = append(c.Dead, store.DeadLetter{Item: it, At: o.deps.Now(), Reason: reason})
+		}, "dead")
+		return
+	}
+	wait := o.backoff(it.Attempts)
+	it.NextAt = o.deps.Now().Add(wait)
+	log.Warn("action failed; will retry", "attempt", it.Attempts, "retry_in", wait.Round(time.Millisecond), "err", err)
+	o.deps.Observer.Result(it.Kind, "retried")
+	o.requeue(q, e, it)
+}
+
+// backoff is the pause after the n-th consecutive failure: exponential,
+// with jitter in its upper half.
+func (o *Outbox) backoff(n int) time.Duration {
+	d := o.cfg.RetryBackoff
+	for i := 1; i < n && d < o.cfg.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, o.cfg.MaxRetryBackoff)
+	if o.deps.Rand == nil {
+		return d
+	}
+	return d/2 + o.deps.Rand(d/2)
+}
+
+// deliver hands a reply or a send to the upstream.
+func (o *Outbox) deliver(ctx context.Context, inst Instance, it store.Item) (*upstream.Sent, error) {
+	switch it.Kind {
+	case store.KindReply:
+		sessionID := it.Session
+		if sessionID == "" {
+			var err error
+			sessionID, err = o.deps.Sender.GetSessionID(ctx, inst.Token, upstream.SessionIDRequest{WID: inst.WID, ToUserName: it.To, MyUserName: it.My})
+			if err != nil {
+				return nil, notSent{err}
+			}
+		}
+		return o.deps.Sender.PrivateSend(ctx, inst.Token, upstream.PrivateSendRequest{
+			WID: inst.WID, ToUserName: it.To, MyUserName: it.My, SessionID: sessionID, Content: it.Text,
+		})
+	case store.KindSend:
+		return o.deps.Sender.SendText(ctx, inst.Token, upstream.SendTextRequest{WID: inst.WID, WcID: it.To, Content: it.Text})
+	}
+	return nil, notSent{Permanent(fmt.Errorf("unknown action kind %q", it.Kind))}
+}
+
+// callPlugin performs a plugin action. Its answer's actions replace it in
+// one transaction: a crash can neither lose them nor have the plugin called
+// again for an answer already recorded.
+func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Duration {
+	it := e.it
+	log := o.log.With("account", q.account, "item", it.ID, "kind", it.Kind, "rule", it.Rule, "plugin", it.Plugin)
+	var follow []store.Item
+	var err error
+	if o.deps.Plugins == nil {
+		err = Permanent(fmt.Errorf("plugin %s.%s: no plugins are configured", it.Plugin, it.Action))
+	} else {
+		follow, err = o.deps.Plugins(ctx, it)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0 // called again after the restart
+		}
+		o.retry(q, e, it, err, log)
+		return 0
+	}
+	o.mu.Lock()
+	c := q.pending
+	q.pending = store.Changes{}
+	o.mu.Unlock()
+	c.Remove = append(c.Remove, it.ID)
+	c.Add = follow
+	// The answer is recorded even when shutdown began meanwhile, or the
+	// next start would call the plugin again.
+	res, rerr := o.deps.Store.Record(context.WithoutCancel(ctx), c)
+	if rerr != nil {
+		c.Remove, c.Add = c.Remove[:len(c.Remove)-1], nil
+		o.restore(q, c)
+		log.Error("cannot record a plugin's answer; the action will be performed again", "err", rerr)
+		o.retry(q, e, it, rerr, log)
+		return 0
+	}
+	o.mu.Lock()
+	o.popLocked(q, it.Conversation, e)
+	o.mu.Unlock()
+	o.deps.Observer.Result(it.Kind, "sent")
+	log.Info("action performed", "answers", len(res.Added))
+	o.Add(res.Added)
+	return 0
+}
+
+// Start runs a worker for every account with work until ctx ends; Close
+// waits for them.
+func (o *Outbox) Start(ctx context.Context) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ctx = ctx
+	for _, q := range o.accounts {
+		o.wakeLocked(q)
+	}
+}
+
+// Close waits for the workers to end (their ctx must be done) and writes
+// the outcomes they left. Actions in flight stay in doubt; nothing else is
+// lost.
+func (o *Outbox) Close() {
+	o.mu.Lock()
+	o.stopped = true
+	o.mu.Unlock()
+	o.wg.Wait()
+	o.mu.Lock()
+	qs := make([]*queue, 0, len(o.accounts))
+	for _, q := range o.accounts {
+		qs = append(qs, q)
+	}
+	o.mu.Unlock()
+	for _, q := range qs {
+		o.flush(context.Background(), q)
+	}
+}
+
+// work serves one account until it has nothing left or ctx ends.
+func (o *Outbox) work(q *queue) {
+	defer o.wg.Done()
+	ctx := o.ctx
+	for {
+		wait, ok := o.Step(ctx, q.account)
+		if ctx.Err() != nil {
+			return
+		}
+		if !ok {
+			o.mu.Lock()
+			// Work may have arrived between Step and here.
+			if len(q.order) == 0 && q.pending.Empty() {
+				q.running = false
+				// Idle accounts cost nothing here; one with delivered
+				// replies awaiting their echo keeps its queue (but no
+				// worker) until CaughtUp drops them.
+				if o.accounts[q.account] == q && len(q.delivered) == 0 {
+					delete(o.accounts, q.account)
+				}
+				o.mu.Unlock()
+				return
+			}
+			o.mu.Unlock()
+			continue
+		}
+		if wait == 0 {
+			continue
+		}
+		var t *time.Timer
+		var timeout <-chan time.Time
+		if wait > 0 {
+			t = time.NewTimer(wait)
+			timeout = t.C
+		}
+		select {
+		case <-timeout:
+		case <-q.wake:
+		case <-ctx.Done():
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,247 @@
+// Package poller is an account's Finder sync loop turn: it fetches the next
+// /syncFinder page with the cursor it owns, runs the page's new messages
+// through the rules, and commits the page — its keyBuff, its message ids,
+// the actions, the rule cooldowns they started, the items it could not read
+// and the echoes that settle replies in doubt — in one store transaction.
+// Only after that commit does the outbox hear of the page.
+package poller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/finderbot/finderbot/engine/outbox"
+	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/rules"
+	"github.com/finderbot/finderbot/sdk"
+)
+
+// Syncer is what the poller needs of the upstream.
+type Syncer interface {
+	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error)
+}
+
+// Store is what the poller needs of the store.
+type Store interface {
+	Cursor(ctx context.Context, account string) (string, error)
+	Unseen(ctx context.Context, account string, ids []uint64) ([]uint64, error)
+	CommitPage(ctx context.Context, c store.Commit) (store.PageResult, error)
+}
+
+// Sink hears what each committed page means for the outbox.
+type Sink interface {
+	// Add queues the page's new actions.
+	Add(items []store.Item)
+	// Settled reports the replies the page's echoes proved delivered.
+	Settled(account string, ids []uint64)
+	// CaughtUp reports that a sync which began at start read everything.
+	CaughtUp(account string, start time.Time)
+}
+
+var _ Sink = (*outbox.Outbox)(nil)
+
+// Observer receives the poller's figures and findings; its methods must be
+// safe for concurrent use.
+type Observer interface {
+	// Synced counts a committed page's new messages by type.
+	Synced(account string, msgType string)
+	// Matched counts a rule's match.
+	Matched(rule string)
+	// Skipped counts a page item that could not be processed.
+	Skipped(account, reason string)
+	// FinderName reports the account's own Finder user name, learned from
+	// the messages it receives.
+	FinderName(account, name string)
+}
+
+// Deps are the poller's collaborators; Observer and Log may be nil.
+type Deps struct {
+	Syncer Syncer
+	Store  Store
+	Sink   Sink
+	// Rules returns the rule set in force (it changes on reload).
+	Rules func() *rules.Set
+	// Cooldowns are the rules' cooldowns, shared by the account's pollers;
+	// a page's firings reach them only once the page is committed.
+	Cooldowns *rules.Cooldowns
+	// Now is the clock (default time.Now).
+	Now      func() time.Time
+	Log      *slog.Logger
+	Observer Observer
+}
+
+// Poller owns one account's cursor. Its methods must not run concurrently.
+type Poller struct {
+	account string
+	deps    Deps
+	cursor  string
+	loaded  bool
+}
+
+// New returns the poller of account.
+func New(account string, deps Deps) *Poller {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Observer == nil {
+		deps.Observer = nopObserver{}
+	}
+	return &Poller{account: account, deps: deps}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Synced(string, string)     {}
+func (nopObserver) Matched(string)            {}
+func (nopObserver) Skipped(string, string)    {}
+func (nopObserver) FinderName(string, string) {}
+
+// Result is what one Poll found.
+type Result struct {
+	// Messages is the number of items on the page, Fresh of messages not
+	// seen before, Actions of the actions they produced, Skipped of items
+	// that could not be processed.
+	Messages, Fresh, Actions, Skipped int
+}
+
+// Poll fetches the next page with the given login and commits it. On any
+// error the cursor stays where it was, nothing is recorded, and the page
+// is fetched again by the next Poll.
+func (p *Poller) Poll(ctx context.Context, token, wID string) (Result, error) {
+	if !p.loaded {
+		cursor, err := p.deps.Store.Cursor(ctx, p.account)
+		if err != nil {
+			return Result{}, fmt.Errorf("poller: %s: read the cursor: %w", p.account, err)
+		}
+		p.cursor, p.loaded = cursor, true
+	}
+	start := p.deps.Now()
+	page, err := p.deps.Syncer.SyncFinder(ctx, token, wID, p.cursor)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Commit(ctx, page, start)
+}
+
+// Commit processes a page fetched at start and commits it.
+func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (Result, error) {
+	res := Result{Messages: len(page.Messages) + len(page.Skipped)}
+	commit := store.Commit{Account: p.account, KeyBuff: page.KeyBuff}
+	for _, s := range page.Skipped {
+		commit.Skipped = append(commit.Skipped, p.skip(s.Index, s.Reason, s.Raw, start))
+	}
+	// One message per id: a page may repeat an item, which is one message.
+	msgs := make([]*sdk.Message, 0, len(page.Messages))
+	ids := make([]uint64, 0, len(page.Messages))
+	inPage := make(map[uint64]bool, len(page.Messages))
+	for i := range page.Messages {
+		m := &page.Messages[i]
+		if m.ID == 0 {
+			commit.Skipped = append(commit.Skipped, p.skip(i, "NewMsgId is missing", "", start))
+			continue
+		}
+		if inPage[m.ID] {
+			continue
+		}
+		inPage[m.ID] = true
+		msgs = append(msgs, m)
+		ids = append(ids, m.ID)
+	}
+	res.Skipped = len(commit.Skipped)
+	if len(msgs) == 0 && len(commit.Skipped) == 0 {
+		if page.KeyBuff != p.cursor {
+			if _, err := p.deps.Store.CommitPage(ctx, commit); err != nil {
+				return Result{}, err
+			}
+			p.cursor = page.KeyBuff
+		}
+		if len(page.Messages) == 0 {
+			p.deps.Sink.CaughtUp(p.account, start)
+		}
+		return res, nil
+	}
+	unseen, err := p.deps.Store.Unseen(ctx, p.account, ids)
+	if err != nil {
+		return Result{}, fmt.Errorf("poller: %s: %w", p.account, err)
+	}
+	fresh := make(map[uint64]bool, len(unseen))
+	for _, id := range unseen {
+		fresh[id] = true
+	}
+	commit.MsgIDs = unseen
+	set := p.deps.Rules()
+	var cd *rules.CooldownTx
+	if p.deps.Cooldowns != nil {
+		cd = p.deps.Cooldowns.Begin()
+	}
+	now := p.deps.Now()
+	var acts []rules.Action
+	for _, m := range msgs {
+		if !fresh[m.ID] {
+			continue
+		}
+		m.Account = p.account
+		if m.FromSelf {
+			commit.Echoes = append(commit.Echoes, store.Echo{ID: m.ID, From: m.From, To: m.To, Session: m.Session, Text: m.Content, Time: m.Time})
+		} else if strings.HasSuffix(m.To, "@finder") {
+			p.deps.Observer.FinderName(p.account, m.To)
+		}
+		if m.ParseError != "" {
+			p.deps.Log.Debug("message content did not parse", "account", p.account, "msg_id", m.ID, "err", m.ParseError)
+		}
+		p.deps.Observer.Synced(p.account, m.Type)
+		var view rules.CooldownView
+		if cd != nil {
+			view = cd
+		}
+		acts = set.Match(acts[:0], m, p.account, now, view)
+		for _, a := range acts {
+			p.deps.Observer.Matched(a.Rule)
+		}
+		commit.Items = append(commit.Items, outbox.Items(acts, p.account, m)...)
+	}
+	if cd != nil {
+		for _, mk := range cd.Marks() {
+			commit.Cooldowns = append(commit.Cooldowns, store.CooldownMark{Rule: mk.Rule, Conv: mk.Conv, Fired: mk.Fired, Until: mk.Until})
+		}
+	}
+	out, err := p.deps.Store.CommitPage(ctx, commit)
+	if err != nil {
+		return Result{}, err
+	}
+	if cd != nil {
+		cd.Commit()
+	}
+	p.cursor = page.KeyBuff
+	for i := range out.Items {
+		out.Items[i].Received = start
+	}
+	for _, s := range commit.Skipped {
+		p.deps.Observer.Skipped(p.account, s.Reason)
+		p.deps.Log.Warn("page item skipped", "account", p.account, "index", s.Index, "reason", s.Reason, "item", s.Raw)
+	}
+	p.deps.Sink.Settled(p.account, out.Settled)
+	p.deps.Sink.Add(out.Items)
+	res.Fresh, res.Actions = len(unseen), len(out.Items)
+	return res, nil
+}
+
+// skip describes a page item that cannot be processed.
+func (p *Poller) skip(index int, reason, raw string, at time.Time) store.InboundDeadLetter {
+	const maxRaw = 1 << 10
+	if len(raw) > maxRaw {
+		cut := maxRaw
+		for cut > 0 && !utf8.RuneStart(raw[cut]) {
+			cut--
+		}
+		raw = raw[:cut]
+	}
+	return store.InboundDeadLetter{Account: p.account, Index: index, Reason: reason, Raw: raw, At: at}
+}

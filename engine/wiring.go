@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/finderbot/finderbot/engine/outbox"
+	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/rules"
+)
+
+// newOutbox wires the outbox to the store, the upstream, the sessions and
+// the metrics.
+func (d *Daemon) newOutbox() *outbox.Outbox {
+	cfg := d.cfg.Send
+	return outbox.New(outbox.Config{
+		MaxAttempts: cfg.MaxAttempts, RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff,
+		Doubt: d.cfg.Upstream.Timeout,
+	}, outbox.Deps{
+		Store: d.store, Sender: d.sender, Sessions: accountSessions{d}, Plugins: d.plugins,
+		Pace:     d.pace,
+		Rand:     jitter,
+		Log:      d.log,
+		Observer: outboxMetrics{d},
+	})
+}
+
+// newPoller wires an account's poller.
+func (d *Daemon) newPoller(name string) *poller.Poller {
+	return poller.New(name, poller.Deps{
+		Syncer: d.sync, Store: d.store, Sink: d.outbox,
+		Rules: d.rules.set.Load, Cooldowns: d.rules.cooldowns,
+		Now: d.now, Log: d.log, Observer: pollerMetrics{d},
+	})
+}
+
+// pace reserves the account's next send turn: its rate limit plus jitter.
+func (d *Daemon) pace(account string) time.Duration {
+	var wait time.Duration
+	if a := d.accounts[account]; a != nil {
+		wait = a.limiter.Reserve().Delay()
+	}
+	return wait + jitter(d.cfg.Send.Jitter)
+}
+
+// accountSessions gives the outbox the accounts' logins.
+type accountSessions struct{ d *Daemon }
+
+func (s accountSessions) Wait(ctx context.Context, account string) (outbox.Instance, error) {
+	a := s.d.accounts[account]
+	if a == nil {
+		return outbox.Instance{}, fmt.Errorf("engine: account %q is not configured", account)
+	}
+	inst, err := a.keeper.Wait(ctx)
+	if err != nil {
+		return outbox.Instance{}, err
+	}
+	return outbox.Instance{Token: inst.Token, WID: inst.WID, Gen: inst.Gen}, nil
+}
+
+func (s accountSessions) ReportOffline(account string, inst outbox.Instance) {
+	if a := s.d.accounts[account]; a != nil {
+		a.keeper.ReportOffline(inst.Gen)
+	}
+}
+
+func (s accountSessions) ReportUnauthorized(account string, inst outbox.Instance) {
+	if a := s.d.accounts[account]; a != nil {
+		a.keeper.ReportUnauthorized(inst.Token)
+	}
+}
+
+// outboxMetrics turns the outbox's figures into metrics.
+type outboxMetrics struct{ d *Daemon }
+
+func (m outboxMetrics) Depth(delta int) { m.d.metrics.outboxDepth.Add(float64(delta)) }
+func (m outboxMetrics) Result(kind, result string) {
+	m.d.metrics.actions.WithLabelValues(kind, result).Inc()
+}
+func (m outboxMetrics) HandOff(lat time.Duration) {
+	m.d.metrics.handOff.Observe(lat.Seconds())
+	if m.d.opts.HandOff != nil {
+		m.d.opts.HandOff(lat)
+	}
+}
+
+// pollerMetrics turns the poller's figures into metrics.
+type pollerMetrics struct{ d *Daemon }
+
+func (m pollerMetrics) Synced(_ string, msgType string) {
+	m.d.metrics.syncedTypes.WithLabelValues(msgType).Inc()
+}
+func (m pollerMetrics) Matched(rule string) { m.d.metrics.rulesMatched.WithLabelValues(rule).Inc() }
+func (m pollerMetrics) Skipped(account, _ string) {
+	m.d.metrics.inboundSkipped.WithLabelValues(account).Inc()
+	if a := m.d.accounts[account]; a != nil {
+		a.mu.Lock()
+		a.skipped++
+		a.mu.Unlock()
+	}
+}
+func (m pollerMetrics) FinderName(account, name string) {
+	if a := m.d.accounts[account]; a != nil {
+		a.learnFinderName(name)
+	}
+}
+
+// restoreCooldowns brings back the rule cooldowns the store recorded.
+func (d *Daemon) restoreCooldowns(ctx context.Context) error {
+	marks, err := d.store.Cooldowns(ctx, d.now())
+	if err != nil {
+		return err
+	}
+	rm := make([]rules.CooldownMark, len(marks))
+	for i, m := range marks {
+		rm[i] = rules.CooldownMark{Rule: m.Rule, Conv: m.Conv, Fired: m.Fired, Until: m.Until}
+	}
+	d.rules.cooldowns.Restore(rm)
+	return nil
+}
