@@ -87,7 +87,7 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketSessions = []byte("sessions")
 	bucketLeases   = []byte("leases")
-	bucketAttempts = []byte("attempts")    // account -> {id -> nil}: items that may have reached the upstream
+	bucketAttempts = []byte("attempts")     // account -> {id -> nil}: items that may have reached the upstream
 	bucketAttemptA = []byte("attempt_acct") // id -> account, to keep the index on removal
 	bucketCooldown = []byte("cooldowns")    // rule \x00 conversation -> CooldownMark
 	bucketInbound  = []byte("inbound_dead") // sequence -> InboundDeadLetter

@@ -80,8 +80,18 @@ func TestMatchEchoes(t *testing.T) {
 // with a known newMsgId is credited to it alone.
 func TestCommitPageSettlesEchoesInItsTransaction(t *testing.T) {
 	t.Parallel()
+	forEachStore(t, testSettlesEchoes)
+}
+
+// forEachStore runs test against the bbolt store and the in-memory one,
+// which must behave alike.
+func forEachStore(t *testing.T, test func(*testing.T, Store)) {
+	t.Run("bolt", func(t *testing.T) { t.Parallel(); test(t, open(t, t.TempDir(), Options{})) })
+	t.Run("memory", func(t *testing.T) { t.Parallel(); test(t, NewMemory(Options{})) })
+}
+
+func testSettlesEchoes(t *testing.T, s Store) {
 	ctx := context.Background()
-	s := open(t, t.TempDir(), Options{})
 	items, err := s.Enqueue(ctx, []Item{reply(0, StateQueued, "收到"), reply(0, StateQueued, "收到")})
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +135,11 @@ func TestCommitPageSettlesEchoesInItsTransaction(t *testing.T) {
 // its action is kept (not dropped as "seen"), once.
 func TestRepeatedIDInOnePageActsOnce(t *testing.T) {
 	t.Parallel()
+	forEachStore(t, testRepeatedID)
+}
+
+func testRepeatedID(t *testing.T, s Store) {
 	ctx := context.Background()
-	s := open(t, t.TempDir(), Options{})
 	res, err := s.CommitPage(ctx, Commit{Account: "a", KeyBuff: "k", MsgIDs: []uint64{7, 7},
 		Items: []Item{{Account: "a", Kind: KindReply, MsgID: 7, Text: "hi"}}})
 	if err != nil || len(res.Items) != 1 {

@@ -1,0 +1,392 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Memory is a Store held in memory, with the transactional semantics of the
+// bbolt store: every method is atomic, and a failed one changes nothing. It
+// keeps nothing across a process restart; the deterministic simulation uses
+// it to model one (the store outlives the daemon's in-memory state), and
+// tests use it where a file is not the point. It does not forget old
+// message ids: there is no retention bound.
+type Memory struct {
+	opts Options
+
+	mu        sync.Mutex
+	accounts  map[string]Account
+	sessions  map[string]SessionState
+	leases    map[string]Lease
+	cursors   map[string]string
+	seen      map[string]map[uint64]bool
+	outbox    map[uint64]Item
+	nextID    uint64
+	dead      map[uint64]DeadLetter
+	inbound   []InboundDeadLetter
+	cooldowns map[string]CooldownMark
+	kv        map[string]map[string][]byte
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory store bounded by opts like Open's.
+func NewMemory(opts Options) *Memory {
+	opts.defaults()
+	return &Memory{
+		opts: opts, accounts: map[string]Account{}, sessions: map[string]SessionState{}, leases: map[string]Lease{},
+		cursors: map[string]string{}, seen: map[string]map[uint64]bool{}, outbox: map[uint64]Item{},
+		dead: map[uint64]DeadLetter{}, cooldowns: map[string]CooldownMark{}, kv: map[string]map[string][]byte{},
+	}
+}
+
+// Close implements Store.
+func (m *Memory) Close() error { return nil }
+
+// Account implements Store.
+func (m *Memory) Account(ctx context.Context, name string) (Account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.accounts[name], ctx.Err()
+}
+
+// SaveAccount implements Store.
+func (m *Memory) SaveAccount(ctx context.Context, name string, a Account) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.accounts[name] = a
+	return nil
+}
+
+// Cursor implements Store.
+func (m *Memory) Cursor(ctx context.Context, account string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cursors[account], ctx.Err()
+}
+
+// Unseen implements Store.
+func (m *Memory) Unseen(ctx context.Context, account string, ids []uint64) ([]uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		if !m.seen[account][id] {
+			out = append(out, id)
+		}
+	}
+	return out, ctx.Err()
+}
+
+// CommitPage implements Store.
+func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
+	if err := ctx.Err(); err != nil {
+		return PageResult{}, err
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := m.seen[c.Account]
+	before := map[uint64]bool{}
+	for _, id := range c.MsgIDs {
+		if seen[id] {
+			before[id] = true
+		}
+	}
+	var items []Item
+	for _, it := range c.Items {
+		if it.MsgID == 0 || !before[it.MsgID] {
+			items = append(items, it)
+		}
+	}
+	if err := m.roomFor(len(items)); err != nil {
+		return PageResult{}, fmt.Errorf("store: commit page of %s: %w", c.Account, err)
+	}
+	// Nothing can fail past this point: the commit is whole.
+	if seen == nil {
+		seen = map[uint64]bool{}
+		m.seen[c.Account] = seen
+	}
+	for _, id := range c.MsgIDs {
+		seen[id] = true
+	}
+	var echoes []Echo
+	for _, e := range c.Echoes {
+		if !before[e.ID] {
+			echoes = append(echoes, e)
+		}
+	}
+	var res PageResult
+	if len(echoes) > 0 {
+		var cands []Item
+		for _, it := range m.sortedOutbox() {
+			if it.Account == c.Account && it.State.Attempted() {
+				cands = append(cands, it)
+			}
+		}
+		res.Settled = MatchEchoes(cands, echoes)
+		for _, id := range res.Settled {
+			delete(m.outbox, id)
+		}
+	}
+	res.Items = m.enqueue(items, now)
+	for _, mk := range c.Cooldowns {
+		m.cooldowns[mk.Rule+"\x00"+mk.Conv] = mk
+	}
+	m.inbound = append(m.inbound, c.Skipped...)
+	if over := len(m.inbound) - m.opts.DeadMax; over > 0 {
+		m.inbound = slices.Delete(m.inbound, 0, over)
+	}
+	m.cursors[c.Account] = c.KeyBuff
+	return res, nil
+}
+
+func (m *Memory) roomFor(n int) error {
+	if n > 0 && len(m.outbox)+n > m.opts.OutboxMax {
+		return fmt.Errorf("%w: the outbox holds %d items, the limit is %d", ErrFull, len(m.outbox), m.opts.OutboxMax)
+	}
+	return nil
+}
+
+func (m *Memory) enqueue(items []Item, now time.Time) []Item {
+	if len(items) == 0 {
+		return nil
+	}
+	out := make([]Item, len(items))
+	for i, it := range items {
+		m.nextID++
+		it.ID = m.nextID
+		if it.Created.IsZero() {
+			it.Created = now
+		}
+		m.outbox[it.ID] = it
+		out[i] = it
+	}
+	return out
+}
+
+func (m *Memory) sortedOutbox() []Item {
+	out := make([]Item, 0, len(m.outbox))
+	for _, it := range m.outbox {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Enqueue implements Store.
+func (m *Memory) Enqueue(ctx context.Context, items []Item) ([]Item, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.roomFor(len(items)); err != nil {
+		return nil, fmt.Errorf("store: enqueue: %w", err)
+	}
+	return m.enqueue(items, m.opts.Now()), nil
+}
+
+// Pending implements Store.
+func (m *Memory) Pending(ctx context.Context) ([]Item, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sortedOutbox(), ctx.Err()
+}
+
+// Record implements Store.
+func (m *Memory) Record(ctx context.Context, c Changes) (Recorded, error) {
+	if err := ctx.Err(); err != nil {
+		return Recorded{}, err
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.roomFor(len(c.Add)); err != nil {
+		return Recorded{}, fmt.Errorf("store: record delivery states: %w", err)
+	}
+	var res Recorded
+	for _, it := range c.Put {
+		if _, ok := m.outbox[it.ID]; !ok {
+			res.Missing = append(res.Missing, it.ID)
+			continue
+		}
+		m.outbox[it.ID] = it
+	}
+	for _, id := range c.Remove {
+		delete(m.outbox, id)
+	}
+	for _, d := range c.Dead {
+		if _, ok := m.outbox[d.Item.ID]; !ok {
+			res.Missing = append(res.Missing, d.Item.ID)
+			continue
+		}
+		delete(m.outbox, d.Item.ID)
+		if d.At.IsZero() {
+			d.At = now
+		}
+		m.dead[d.Item.ID] = d
+		if len(m.dead) > m.opts.DeadMax {
+			delete(m.dead, slices.Min(mapKeys(m.dead)))
+		}
+	}
+	res.Added = m.enqueue(c.Add, now)
+	return res, nil
+}
+
+func mapKeys[V any](mp map[uint64]V) []uint64 {
+	out := make([]uint64, 0, len(mp))
+	for k := range mp {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Cooldowns implements Store.
+func (m *Memory) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	keys := make([]string, 0, len(m.cooldowns))
+	for k, mk := range m.cooldowns {
+		if !mk.Until.After(now) {
+			delete(m.cooldowns, k)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]CooldownMark, len(keys))
+	for i, k := range keys {
+		out[i] = m.cooldowns[k]
+	}
+	return out, ctx.Err()
+}
+
+// InboundDeadLetters implements Store.
+func (m *Memory) InboundDeadLetters(ctx context.Context, limit int) ([]InboundDeadLetter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := m.inbound
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return slices.Clone(out), ctx.Err()
+}
+
+// DeadLetters implements Store.
+func (m *Memory) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := mapKeys(m.dead)
+	slices.Sort(ids)
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	out := make([]DeadLetter, len(ids))
+	for i, id := range ids {
+		out[i] = m.dead[id]
+	}
+	return out, ctx.Err()
+}
+
+// Session implements Store.
+func (m *Memory) Session(ctx context.Context, name string) (SessionState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sessions[name], ctx.Err()
+}
+
+// SaveSession implements Store.
+func (m *Memory) SaveSession(ctx context.Context, name string, s SessionState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sessions[name] = s
+	return nil
+}
+
+// Lease implements Store.
+func (m *Memory) Lease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return Lease{}, err
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.leases[key]; ok && l.Holder != holder && now.Before(l.Until) {
+		return l, nil
+	}
+	l := Lease{Key: key, Holder: holder, Until: now.Add(ttl)}
+	m.leases[key] = l
+	return l, nil
+}
+
+// KV implements Store.
+func (m *Memory) KV(plugin string) KV { return &memoryKV{m: m, name: plugin} }
+
+type memoryKV struct {
+	m    *Memory
+	name string
+}
+
+func (k *memoryKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	v, ok := k.m.kv[k.name][key]
+	return bytes.Clone(v), ok, ctx.Err()
+}
+
+func (k *memoryKV) Put(ctx context.Context, key string, value []byte) error {
+	if key == "" {
+		return fmt.Errorf("store: kv %s: empty key", k.name)
+	}
+	if len(value) > k.m.opts.KVMaxValue || len(key) > 1024 {
+		return fmt.Errorf("%w: kv %s: %q: value of %d bytes, the limit is %d (keys up to 1024)", ErrFull, k.name, key, len(value), k.m.opts.KVMaxValue)
+	}
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	space := k.m.kv[k.name]
+	if space == nil {
+		space = map[string][]byte{}
+		k.m.kv[k.name] = space
+	}
+	if _, ok := space[key]; !ok && len(space) >= k.m.opts.KVMaxKeys {
+		return fmt.Errorf("%w: kv %s holds %d keys, the limit", ErrFull, k.name, k.m.opts.KVMaxKeys)
+	}
+	space[key] = bytes.Clone(value)
+	return ctx.Err()
+}
+
+func (k *memoryKV) Delete(ctx context.Context, key string) error {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	delete(k.m.kv[k.name], key)
+	return ctx.Err()
+}
+
+func (k *memoryKV) List(ctx context.Context, prefix string, limit int) ([]string, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	var out []string
+	for key := range k.m.kv[k.name] {
+		if strings.HasPrefix(key, prefix) {
+			out = append(out, key)
+		}
+	}
+	slices.Sort(out)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, ctx.Err()
+}
