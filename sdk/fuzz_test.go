@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 
 	"google.golang.org/protobuf/proto"
 
@@ -15,6 +18,8 @@ func FuzzDecodePage(f *testing.F) {
 	f.Add(textPage(3))
 	f.Add([]byte(`{"list":[],"keyBuff":""}`))
 	f.Add([]byte(`{"list":[{"content":{"msg":{"NewMsgId":18446744073709551615,"MsgType":10002,"Content":{"string":"<sysmsg type=\"a\"><a><b>1</b></a></sysmsg>"}}}}],"keyBuff":"x"}`))
+	f.Add([]byte(`{"list":[{"content":{"msg":{"NewMsgId":1}}},{},"x",{"content":{"msg":{"NewMsgId":-3}}},{"content":{"msg":{"NewMsgId":2,"MsgType":"1"}}}],"keyBuff":""}`))
+	f.Add([]byte(`{"list":[{"content":{"msg":{"NewMsgId":0}}},{"content":{"msg":{"NewMsgId":"\u597d"}}}],"keyBuff":""}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePage(data)
 		if err != nil {
@@ -23,7 +28,31 @@ func FuzzDecodePage(f *testing.F) {
 		if len(p.Messages) > MaxPageItems {
 			t.Fatalf("%d messages past the bound", len(p.Messages))
 		}
+		// Every item of the list, as the same JSON decoder splits it, is
+		// either a message or skipped.
+		var rp rawPage
+		if err := json.UnmarshalNoEscape(data, &rp); err != nil {
+			t.Fatalf("page decoded, but its list does not split into items: %v", err)
+		}
+		if got, want := len(p.Messages)+len(p.Skipped), len(rp.List); got != want {
+			t.Fatalf("%d messages + %d skipped for %d items", len(p.Messages), len(p.Skipped), want)
+		}
+		last := -1
+		for _, s := range p.Skipped {
+			if s.Index <= last || s.Index >= len(rp.List) {
+				t.Fatalf("skipped index %d after %d, of %d items", s.Index, last, len(rp.List))
+			}
+			last = s.Index
+			item := string(rp.List[s.Index])
+			if s.Reason == "" || len(s.Raw) > maxSkippedRaw || !strings.HasPrefix(item, s.Raw) ||
+				(len(item) <= maxSkippedRaw && s.Raw != item) || (utf8.ValidString(item) && !utf8.ValidString(s.Raw)) {
+				t.Fatalf("skipped item %d: %+v for item %q", s.Index, s, item)
+			}
+		}
 		for _, m := range p.Messages {
+			if m.ID == 0 {
+				t.Fatalf("message with ID 0: %+v", m)
+			}
 			if m.Type == TypeText && m.Text != m.Content {
 				t.Fatalf("text message with Text %q != Content %q", m.Text, m.Content)
 			}
