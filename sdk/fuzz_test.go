@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
@@ -155,6 +156,39 @@ func FuzzHandleResponse(f *testing.F) {
 		again, err := handleResponseFromProto(handleResponseToProto(r))
 		if err != nil || !reflect.DeepEqual(r, again) {
 			t.Fatalf("round trip: %+v -> %+v, %v", r, again, err)
+		}
+	})
+}
+
+// FuzzHandleRequest decodes arbitrary bytes as a request the way a plugin
+// receives it: whatever it holds converts to sdk types and back without
+// loss, the action's ID included, and nothing panics.
+func FuzzHandleRequest(f *testing.F) {
+	for _, r := range []*HandleRequest{
+		{ID: "acc/9008843899058959155/r0", Action: "echo", Params: map[string]string{"prefix": "» "},
+			Message: &Message{ID: 1<<63 + 1, Type: TypeText, Text: "你好", Sys: &SysMsg{Type: "t", Fields: map[string]string{"a": "b"}},
+				Image: &Image{AESKey: "k", Attrs: map[string]string{"x": "y"}}}, Account: "shop"},
+		{ID: "tick-1", Tick: &Tick{Schedule: "hourly", Time: time.Unix(0, 1700000000123456789)}},
+		{},
+	} {
+		b, err := proto.Marshal(handleRequestToProto(r))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var pr pluginpb.HandleRequest
+		if proto.Unmarshal(data, &pr) != nil {
+			return
+		}
+		r := handleRequestFromProto(&pr)
+		if r.ID != pr.GetId() {
+			t.Fatalf("ID %q arrived as %q", pr.GetId(), r.ID)
+		}
+		again := handleRequestFromProto(handleRequestToProto(r))
+		if !reflect.DeepEqual(r, again) {
+			t.Fatalf("round trip: %+v -> %+v", r, again)
 		}
 	})
 }
