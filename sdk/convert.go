@@ -74,6 +74,7 @@ func describeFromProto(d *pluginpb.DescribeResponse) (*DescribeResponse, error) 
 
 func handleRequestToProto(r *HandleRequest) *pluginpb.HandleRequest {
 	out := &pluginpb.HandleRequest{
+		Id:      r.ID,
 		Action:  r.Action,
 		Params:  r.Params,
 		Message: messageToProto(r.Message),
@@ -87,6 +88,7 @@ func handleRequestToProto(r *HandleRequest) *pluginpb.HandleRequest {
 
 func handleRequestFromProto(r *pluginpb.HandleRequest) *HandleRequest {
 	out := &HandleRequest{
+		ID:      r.GetId(),
 		Action:  r.GetAction(),
 		Params:  r.GetParams(),
 		Message: messageFromProto(r.GetMessage()),

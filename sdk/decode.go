@@ -3,7 +3,10 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 )
@@ -52,26 +55,185 @@ type wirePage struct {
 //
 //	{"list": [{"content": {"msg": {...}, "isSender": 0, ...}}, ...], "keyBuff": "..."}
 //
-// Every item becomes a Message, including types finderbot does not know.
-// System notices and images get their XML parsed into Sys and Image; XML that
-// does not parse leaves the message intact with ParseError set. A page without
-// a keyBuff, or whose JSON is malformed, is an error.
+// Every item with a usable NewMsgId becomes a Message, including types
+// finderbot does not know. System notices and images get their XML parsed
+// into Sys and Image; XML that does not parse leaves the message intact with
+// ParseError set.
+//
+// One bad item never fails the page: an item whose NewMsgId is missing, 0 or
+// not an unsigned 64-bit integer, or which does not decode at all, goes to
+// Page.Skipped instead of Messages. Failing the page would make the daemon
+// sync the same page forever, and a message with ID 0 would make every later
+// one a duplicate. Only a problem with the page itself is an error: JSON that
+// is malformed, a missing keyBuff, a list that is not an array or has more
+// than MaxPageItems items.
+//
+// DecodePage does not deduplicate: a NewMsgId repeated within the page, or
+// seen on an earlier page, is in Messages each time. Deduplication is the
+// daemon's job, which remembers the ids it has committed.
 func DecodePage(data []byte) (*Page, error) {
+	// Fast path: one pass over the whole page. A page the upstream sent as
+	// documented has no bad item, so the per-item decode below runs only
+	// for the rare page that needs it.
 	var w wirePage
 	if err := json.UnmarshalNoEscape(data, &w); err != nil {
-		return nil, fmt.Errorf("sdk: decode sync page: %w", err)
+		return decodePageByItem(data)
 	}
 	if w.KeyBuff == nil {
-		return nil, errors.New("sdk: decode sync page: keyBuff is missing")
+		return nil, errNoKeyBuff
 	}
 	if len(w.List) > MaxPageItems {
-		return nil, fmt.Errorf("sdk: decode sync page: %d items, more than the limit of %d", len(w.List), MaxPageItems)
+		return nil, tooManyItems(len(w.List))
+	}
+	for i := range w.List {
+		if w.List[i].Content.Msg.NewMsgID == 0 {
+			return decodePageByItem(data)
+		}
 	}
 	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, len(w.List))}
 	for i := range w.List {
 		fromWire(&p.Messages[i], &w.List[i].Content)
 	}
 	return p, nil
+}
+
+var errNoKeyBuff = errors.New("sdk: decode sync page: keyBuff is missing")
+
+func tooManyItems(n int) error {
+	return fmt.Errorf("sdk: decode sync page: %d items, more than the limit of %d", n, MaxPageItems)
+}
+
+// rawPage is a page whose items are left undecoded, so that each can fail on
+// its own.
+type rawPage struct {
+	List    []json.RawMessage `json:"list"`
+	KeyBuff *string           `json:"keyBuff"`
+}
+
+// decodePageByItem is DecodePage's slow path: the page first, then each item
+// on its own, so that a bad item is skipped rather than failing the page.
+func decodePageByItem(data []byte) (*Page, error) {
+	var w rawPage
+	if err := json.UnmarshalNoEscape(data, &w); err != nil {
+		return nil, fmt.Errorf("sdk: decode sync page: %w", err)
+	}
+	if w.KeyBuff == nil {
+		return nil, errNoKeyBuff
+	}
+	if len(w.List) > MaxPageItems {
+		return nil, tooManyItems(len(w.List))
+	}
+	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, 0, len(w.List))}
+	for i, raw := range w.List {
+		var item wireItem
+		err := json.UnmarshalNoEscape(raw, &item)
+		if err == nil && item.Content.Msg.NewMsgID != 0 {
+			p.Messages = append(p.Messages, Message{})
+			fromWire(&p.Messages[len(p.Messages)-1], &item.Content)
+			continue
+		}
+		p.Skipped = append(p.Skipped, SkippedItem{Index: i, Reason: skipReason(raw, err), Raw: cutRaw(raw)})
+	}
+	return p, nil
+}
+
+// idProbe reads nothing of an item but its NewMsgId, as written, to say what
+// is wrong with it.
+type idProbe struct {
+	Content struct {
+		Msg struct {
+			NewMsgID json.RawMessage `json:"NewMsgId"`
+		} `json:"msg"`
+	} `json:"content"`
+}
+
+// skipReason explains why the item raw, which decoded with err (nil when it
+// decoded with a zero NewMsgId), is skipped. The id is looked at first: it
+// is what the daemon needs, and a bad id also fails the decode.
+func skipReason(raw json.RawMessage, err error) string {
+	if len(raw) == 0 {
+		return "item is empty"
+	}
+	switch raw[0] {
+	case '{':
+	case '"':
+		return "item is a string, not an object"
+	case '[':
+		return "item is an array, not an object"
+	case 'n':
+		return "item is null, not an object"
+	case 't', 'f':
+		return "item is a boolean, not an object"
+	default:
+		return "item is a number, not an object"
+	}
+	var probe idProbe
+	if perr := json.UnmarshalNoEscape(raw, &probe); perr == nil {
+		switch id := string(probe.Content.Msg.NewMsgID); id {
+		case "":
+			return "NewMsgId is missing"
+		case "null":
+			return "NewMsgId is null"
+		case "0":
+			return "NewMsgId is 0"
+		default:
+			if _, perr := strconv.ParseUint(id, 10, 64); perr != nil {
+				shown := cutString(id, 64)
+				if len(shown) < len(id) {
+					shown += "..."
+				}
+				return "NewMsgId does not decode: " + shown + " is not an unsigned 64-bit integer"
+			}
+		}
+	}
+	if err == nil {
+		// Not expected: an item that decodes with NewMsgId 0 has one of
+		// the ids above. Kept so that no item is skipped without a reason.
+		return "NewMsgId is 0"
+	}
+	return "item does not decode: " + describeDecodeErr(err)
+}
+
+// describeDecodeErr says where in the item a decode error is and what was
+// there, in the item's own terms rather than the decoder's Go types.
+func describeDecodeErr(err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" || te.Type == nil {
+		return err.Error()
+	}
+	want := "an object"
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		want = "an integer"
+	case reflect.String:
+		want = "a string"
+	case reflect.Slice, reflect.Array:
+		want = "an array"
+	case reflect.Bool:
+		want = "a boolean"
+	}
+	return fmt.Sprintf("%s: got JSON %s, want %s", te.Field, te.Value, want)
+}
+
+// maxSkippedRaw bounds SkippedItem.Raw: enough to recognise an item in a
+// log, and a page of huge bad items cannot make the daemon log megabytes.
+const maxSkippedRaw = 1 << 10
+
+func cutRaw(raw json.RawMessage) string {
+	return cutString(string(raw), maxSkippedRaw)
+}
+
+// cutString returns at most the first n bytes of s, cut before a rune that
+// would not fit so that valid UTF-8 stays valid.
+func cutString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := 0; i < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return s[:n]
 }
 
 // UnmarshalJSON decodes a /syncFinder "data" object; see DecodePage.

@@ -40,8 +40,9 @@
 // "plugin: greeter.greet" and the action's params. The plugin's name in rules
 // is its executable's name.
 //
-// Handle gets the action's name, its params (templates already rendered), the
-// triggering Message or cron Tick, the account, and a Host. Its ctx carries
+// Handle gets the action's ID (see below) and name, its params (templates
+// already rendered), the triggering Message or cron Tick, the account, and a
+// Host. Its ctx carries
 // the daemon's deadline and is cancelled when the daemon gives up; pass it to
 // everything that blocks. The response carries:
 //
@@ -53,6 +54,37 @@
 // rate limit, like the actions of rules. Return an error when the action
 // could not be done; wrap it with RetryLater when trying again later may work
 // (a service the plugin depends on is down).
+//
+// # Doing an action once
+//
+// The daemon performs plugin actions at least once: after a timeout, a
+// plugin crash or a daemon crash it calls Handle again for the same action.
+// HandleRequest.ID is the same on every such retry and differs between
+// actions, so a plugin whose effect must happen once (an order placed, a
+// ticket opened) records the IDs it has handled and answers a repeated ID as
+// it did the first time:
+//
+//	func (p *crm) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.HandleResponse, error) {
+//		key := "done/" + req.ID
+//		_, done, err := req.Host.Get(ctx, key)
+//		if err != nil {
+//			return nil, err
+//		}
+//		if !done || req.ID == "" { // "": the caller gave no ID to go by
+//			if err := p.openTicket(ctx, req.ID, req.Message); err != nil {
+//				return nil, sdk.RetryLater(err)
+//			}
+//			if err := req.Host.Put(ctx, key, nil); err != nil {
+//				return nil, err
+//			}
+//		}
+//		return sdk.TextReply("已为您登记"), nil
+//	}
+//
+// A crash between the effect and the Put still repeats the effect on the
+// retry; where the service the plugin calls accepts an idempotency key of its
+// own, pass it the ID too, as openTicket does above. The store keeps the
+// recorded IDs until the plugin deletes them.
 //
 // # Calling back into the daemon
 //

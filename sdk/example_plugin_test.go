@@ -77,6 +77,48 @@ func Example() {
 	// 你好！这是您第 2 次来访。
 }
 
+// ticketer opens a support ticket per message, once per action however
+// often the daemon retries it.
+type ticketer struct{ opened []string }
+
+func (t *ticketer) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.HandleResponse, error) {
+	key := "done/" + req.ID
+	_, done, err := req.Host.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if !done || req.ID == "" { // "": the caller gave no ID to go by
+		t.opened = append(t.opened, req.ID+" "+req.Message.Text) // the effect that must happen once
+		if err := req.Host.Put(ctx, key, nil); err != nil {
+			return nil, err
+		}
+	}
+	return sdk.TextReply("已为您登记"), nil
+}
+
+// The daemon may call Handle again for an action it already performed; the
+// retry carries the same ID, which the plugin remembers in its store.
+func ExampleHandleRequest_id() {
+	host := sdktest.NewHost() // in a plugin: req.Host
+	p := &ticketer{}
+	for _, id := range []string{"a1", "a1", "a2"} { // a1 is retried once
+		resp, err := p.Handle(context.Background(), &sdk.HandleRequest{
+			ID: id, Action: "ticket", Message: sdktest.Text("退货"), Host: host,
+		})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(id, resp.Replies[0].Text)
+	}
+	fmt.Println(p.opened)
+	// Output:
+	// a1 已为您登记
+	// a1 已为您登记
+	// a2 已为您登记
+	// [a1 退货 a2 退货]
+}
+
 func ExampleServe() {
 	// A plugin's whole main function:
 	sdk.Serve(greeter{})

@@ -4,6 +4,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 
 	"google.golang.org/protobuf/proto"
 
@@ -15,6 +19,8 @@ func FuzzDecodePage(f *testing.F) {
 	f.Add(textPage(3))
 	f.Add([]byte(`{"list":[],"keyBuff":""}`))
 	f.Add([]byte(`{"list":[{"content":{"msg":{"NewMsgId":18446744073709551615,"MsgType":10002,"Content":{"string":"<sysmsg type=\"a\"><a><b>1</b></a></sysmsg>"}}}}],"keyBuff":"x"}`))
+	f.Add([]byte(`{"list":[{"content":{"msg":{"NewMsgId":1}}},{},"x",{"content":{"msg":{"NewMsgId":-3}}},{"content":{"msg":{"NewMsgId":2,"MsgType":"1"}}}],"keyBuff":""}`))
+	f.Add([]byte(`{"list":[{"content":{"msg":{"NewMsgId":0}}},{"content":{"msg":{"NewMsgId":"\u597d"}}}],"keyBuff":""}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePage(data)
 		if err != nil {
@@ -23,7 +29,31 @@ func FuzzDecodePage(f *testing.F) {
 		if len(p.Messages) > MaxPageItems {
 			t.Fatalf("%d messages past the bound", len(p.Messages))
 		}
+		// Every item of the list, as the same JSON decoder splits it, is
+		// either a message or skipped.
+		var rp rawPage
+		if err := json.UnmarshalNoEscape(data, &rp); err != nil {
+			t.Fatalf("page decoded, but its list does not split into items: %v", err)
+		}
+		if got, want := len(p.Messages)+len(p.Skipped), len(rp.List); got != want {
+			t.Fatalf("%d messages + %d skipped for %d items", len(p.Messages), len(p.Skipped), want)
+		}
+		last := -1
+		for _, s := range p.Skipped {
+			if s.Index <= last || s.Index >= len(rp.List) {
+				t.Fatalf("skipped index %d after %d, of %d items", s.Index, last, len(rp.List))
+			}
+			last = s.Index
+			item := string(rp.List[s.Index])
+			if s.Reason == "" || len(s.Raw) > maxSkippedRaw || !strings.HasPrefix(item, s.Raw) ||
+				(len(item) <= maxSkippedRaw && s.Raw != item) || (utf8.ValidString(item) && !utf8.ValidString(s.Raw)) {
+				t.Fatalf("skipped item %d: %+v for item %q", s.Index, s, item)
+			}
+		}
 		for _, m := range p.Messages {
+			if m.ID == 0 {
+				t.Fatalf("message with ID 0: %+v", m)
+			}
 			if m.Type == TypeText && m.Text != m.Content {
 				t.Fatalf("text message with Text %q != Content %q", m.Text, m.Content)
 			}
@@ -126,6 +156,39 @@ func FuzzHandleResponse(f *testing.F) {
 		again, err := handleResponseFromProto(handleResponseToProto(r))
 		if err != nil || !reflect.DeepEqual(r, again) {
 			t.Fatalf("round trip: %+v -> %+v, %v", r, again, err)
+		}
+	})
+}
+
+// FuzzHandleRequest decodes arbitrary bytes as a request the way a plugin
+// receives it: whatever it holds converts to sdk types and back without
+// loss, the action's ID included, and nothing panics.
+func FuzzHandleRequest(f *testing.F) {
+	for _, r := range []*HandleRequest{
+		{ID: "acc/9008843899058959155/r0", Action: "echo", Params: map[string]string{"prefix": "» "},
+			Message: &Message{ID: 1<<63 + 1, Type: TypeText, Text: "你好", Sys: &SysMsg{Type: "t", Fields: map[string]string{"a": "b"}},
+				Image: &Image{AESKey: "k", Attrs: map[string]string{"x": "y"}}}, Account: "shop"},
+		{ID: "tick-1", Tick: &Tick{Schedule: "hourly", Time: time.Unix(0, 1700000000123456789)}},
+		{},
+	} {
+		b, err := proto.Marshal(handleRequestToProto(r))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var pr pluginpb.HandleRequest
+		if proto.Unmarshal(data, &pr) != nil {
+			return
+		}
+		r := handleRequestFromProto(&pr)
+		if r.ID != pr.GetId() {
+			t.Fatalf("ID %q arrived as %q", pr.GetId(), r.ID)
+		}
+		again := handleRequestFromProto(handleRequestToProto(r))
+		if !reflect.DeepEqual(r, again) {
+			t.Fatalf("round trip: %+v -> %+v", r, again)
 		}
 	})
 }

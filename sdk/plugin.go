@@ -80,6 +80,16 @@ type Param struct {
 
 // HandleRequest asks a plugin to run one action.
 type HandleRequest struct {
+	// ID identifies the action being performed; it is the same on every
+	// retry of the same action (after a timeout, a plugin crash or a daemon
+	// crash) and differs between actions. A plugin whose effect must happen
+	// once records the IDs it has handled (for example in req.Host's
+	// key-value store) and answers a repeated ID as it did the first time.
+	//
+	// The daemon performs actions at least once, so without ID a plugin
+	// cannot tell a retry from a new action that looks the same. ID is ""
+	// only when the caller set none (a daemon older than this field, or a
+	// test); a plugin must not treat "" as an action it has already done.
 	ID string
 	// Action is the name of the action to run.
 	Action string

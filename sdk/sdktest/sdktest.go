@@ -15,6 +15,10 @@
 //		})
 //		...
 //	}
+//
+// A HandleRequest reaches the plugin as the test gives it, ID included, so a
+// test retries an action the way the daemon does by calling Handle again
+// with the same ID.
 package sdktest
 
 import (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,6 +55,8 @@ func (p *probe) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.Handle
 			Sends:       []sdk.Send{{Account: req.Account, To: "wxid_a", Text: "copy"}},
 			Diagnostics: []sdk.Diagnostic{{Severity: sdk.SeverityWarning, Summary: "s", Detail: "d"}},
 		}, nil
+	case "id":
+		return sdk.TextReply(req.ID), nil
 	case "message":
 		// Return the message as the plugin saw it, to check the conversion.
 		b, err := json.Marshal(req.Message)
@@ -185,6 +188,27 @@ func TestStart(t *testing.T) {
 		}
 		if got, want := resp.Replies[0].Text, string(b); got != want {
 			t.Errorf("plugin saw\n%s\nwant\n%s", got, want)
+		}
+	})
+	t.Run("id survives the wire", func(t *testing.T) {
+		for name, id := range map[string]string{
+			"none":       "",
+			"outbox key": "acc/9008843899058959155/r0/plugin:crm.record",
+			"unicode":    "动作-1\u00e9",
+			"long":       strings.Repeat("0123456789abcdef", 256),
+		} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				for attempt := range 2 { // a retry carries the ID as given
+					resp, err := rp.Handle(ctx, &sdk.HandleRequest{ID: id, Action: "id", Message: sdktest.Text("x")})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := resp.Replies[0].Text; got != id {
+						t.Errorf("attempt %d: plugin saw ID %q, want %q", attempt+1, got, id)
+					}
+				}
+			})
 		}
 	})
 	t.Run("host callbacks", func(t *testing.T) {

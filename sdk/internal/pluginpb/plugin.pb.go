@@ -390,12 +390,15 @@ func (x *Param) GetDefault() string {
 }
 
 type HandleRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
-	Params        map[string]string      `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Message       *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Tick          *Tick                  `protobuf:"bytes,4,opt,name=tick,proto3" json:"tick,omitempty"`
-	Account       string                 `protobuf:"bytes,5,opt,name=account,proto3" json:"account,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Action  string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Params  map[string]string      `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Message *Message               `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Tick    *Tick                  `protobuf:"bytes,4,opt,name=tick,proto3" json:"tick,omitempty"`
+	Account string                 `protobuf:"bytes,5,opt,name=account,proto3" json:"account,omitempty"`
+	// id identifies the action: the same on every retry of it, different
+	// between actions, so that a plugin can perform it once.
+	Id            string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +464,13 @@ func (x *HandleRequest) GetTick() *Tick {
 func (x *HandleRequest) GetAccount() string {
 	if x != nil {
 		return x.Account
+	}
+	return ""
+}
+
+func (x *HandleRequest) GetId() string {
+	if x != nil {
+		return x.Id
 	}
 	return ""
 }
@@ -1873,13 +1883,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1a\n" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12\x18\n" +
-	"\adefault\x18\x04 \x01(\tR\adefault\"\xab\x02\n" +
+	"\adefault\x18\x04 \x01(\tR\adefault\"\xbb\x02\n" +
 	"\rHandleRequest\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12F\n" +
 	"\x06params\x18\x02 \x03(\v2..finderbot.plugin.v1.HandleRequest.ParamsEntryR\x06params\x126\n" +
 	"\amessage\x18\x03 \x01(\v2\x1c.finderbot.plugin.v1.MessageR\amessage\x12-\n" +
 	"\x04tick\x18\x04 \x01(\v2\x19.finderbot.plugin.v1.TickR\x04tick\x12\x18\n" +
-	"\aaccount\x18\x05 \x01(\tR\aaccount\x1a9\n" +
+	"\aaccount\x18\x05 \x01(\tR\aaccount\x12\x0e\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"H\n" +
