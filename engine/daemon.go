@@ -137,9 +137,9 @@ func (a *account) setSyncError(err error) {
 	a.mu.Unlock()
 }
 
-// New prepares a daemon: it opens the store, connects the upstream client
-// (starting the simulator in-process when base_url is "sim") and compiles
-// the rules. Nothing runs until Start.
+// New prepares a daemon: it compiles the rules, opens the store and
+// connects the upstream client (starting the simulator in-process when
+// base_url is "sim"). Nothing runs until Start.
 func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -154,6 +154,25 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 			d.closeAll()
 		}
 	}()
+
+	// The checks an operator's mistake fails come first, before anything
+	// logs or starts goroutines: a refused start-up then prints its one
+	// error and nothing else. The rules go before the store so that a
+	// broken rule file creates no state directory.
+	d.rules, err = newRuleHost(d)
+	if err != nil {
+		return nil, err
+	}
+	sopts := opts.StoreOptions
+	if sopts.Now == nil {
+		sopts.Now = opts.Now
+	}
+	st, err := store.Open(cfg.StateDir, sopts)
+	if err != nil {
+		return nil, err
+	}
+	d.store = st
+	d.closers = append(d.closers, st.Close)
 
 	baseURL, member, password := cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password.Reveal()
 	if baseURL == config.SimURL {
@@ -174,22 +193,6 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	d.sync, d.sender = d.client, d.client
-
-	sopts := opts.StoreOptions
-	if sopts.Now == nil {
-		sopts.Now = opts.Now
-	}
-	st, err := store.Open(cfg.StateDir, sopts)
-	if err != nil {
-		return nil, err
-	}
-	d.store = st
-	d.closers = append(d.closers, st.Close)
-
-	d.rules, err = newRuleHost(d)
-	if err != nil {
-		return nil, err
-	}
 
 	d.tokens = session.NewTokens(d.client, member, password)
 	if err := d.newPlugins(); err != nil {

@@ -111,7 +111,9 @@ var _ Store = (*Bolt)(nil)
 func Open(dir string, opts Options) (*Bolt, error) {
 	opts.defaults()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("store: create state directory: %w", err)
+		// The failing path may be a parent (a regular file in the way):
+		// name the state directory too, as the operator configured it.
+		return nil, fmt.Errorf("store: create state directory %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, "finderbot.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// runMainEnv, when set, makes the test binary run main instead of the tests,
+// so that the tests can start the real command as a separate process and see
+// its stderr and exit status exactly as an operator does.
+const runMainEnv = "FINDERBOT_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// deadline bounds every wait on a child process; a daemon that hangs fails
+// the test instead of the whole run.
+const deadline = 30 * time.Second
+
+// finderbot returns the command `finderbot args...`, killed when ctx ends.
+func finderbot(t *testing.T, ctx context.Context, args ...string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	return cmd
+}
+
+// startupCase is a configuration `finderbot run` must refuse, or the files
+// of one it runs.
+type startupCase struct {
+	// files are written under a fresh directory, {dir} replaced by it.
+	files map[string]string
+	// config is the --config argument, relative to the directory.
+	config string
+	// want are fragments the one line on stderr must hold, {dir} replaced.
+	want []string
+}
+
+// simConfig is a configuration with the in-process simulated upstream, whose
+// start is logged: a refused start-up must fail before it.
+func simConfig(stateDir, rulesPath string) string {
+	return fmt.Sprintf(`state_dir: %s
+upstream: {base_url: sim}
+accounts:
+  - name: shop
+rules:
+  - %s
+admin: {listen: 127.0.0.1:0}
+`, stateDir, rulesPath)
+}
+
+const goodRule = `rules:
+  - name: greet
+    when: msg.Text == "哈喽"
+    actions:
+      - reply: "你好"
+`
+
+var startupCases = map[string]startupCase{
+	"rule with a bad expression": {
+		files: map[string]string{
+			"finderbot.yaml": simConfig("./data", "./rules"),
+			"rules/bad.yaml": "rules:\n  - name: greet\n    when: msg.Text == \"x\" && nosuch(1)\n    actions:\n      - reply: \"hi\"\n",
+		},
+		config: "finderbot.yaml",
+		want:   []string{"rules: {dir}/rules/bad.yaml:3:30: ", "nosuch"},
+	},
+	"rule file with two bad expressions": {
+		files: map[string]string{
+			"finderbot.yaml": simConfig("./data", "./rules"),
+			"rules/bad.yaml": "rules:\n  - name: a\n    when: nosuch\n    actions:\n      - reply: \"hi\"\n" +
+				"  - name: b\n    when: msg.Text ==\n    actions:\n      - reply: \"hi\"\n",
+		},
+		config: "finderbot.yaml",
+		want:   []string{"rules: {dir}/rules/bad.yaml:3:11: ", "; {dir}/rules/bad.yaml:7:", `rule "b"`},
+	},
+	"rule file with a YAML syntax error": {
+		files: map[string]string{
+			"finderbot.yaml":    simConfig("./data", "./rules"),
+			"rules/broken.yaml": "rules:\n  - name: greet\n    when: a: b\n",
+		},
+		config: "finderbot.yaml",
+		// The YAML reader names the line of a syntax error, not its column.
+		want: []string{"rules: {dir}/rules/broken.yaml:3: invalid YAML: "},
+	},
+	"rules path that does not exist": {
+		files:  map[string]string{"finderbot.yaml": simConfig("./data", "./nosuch")},
+		config: "finderbot.yaml",
+		want:   []string{"rules: ", "{dir}/nosuch: no such file or directory"},
+	},
+	"state_dir under a regular file": {
+		files: map[string]string{
+			"finderbot.yaml": simConfig("./file/state", "./rules"),
+			"rules/ok.yaml":  goodRule,
+			"file":           "not a directory\n",
+		},
+		config: "finderbot.yaml",
+		want:   []string{"store: ", "state directory {dir}/file/state: ", "not a directory"},
+	},
+	"state_dir that is a regular file": {
+		files: map[string]string{
+			"finderbot.yaml": simConfig("./file", "./rules"),
+			"rules/ok.yaml":  goodRule,
+			"file":           "not a directory\n",
+		},
+		config: "finderbot.yaml",
+		want:   []string{"store: ", "state directory {dir}/file: ", "not a directory"},
+	},
+	"missing config file": {
+		config: "finderbot.yaml",
+		want:   []string{"config: ", "finderbot.yaml does not exist"},
+	},
+	"config with an unknown key": {
+		files: map[string]string{
+			"finderbot.yaml": "state_dir: ./data\nupstream: {base_urll: sim}\n",
+		},
+		config: "finderbot.yaml",
+		want:   []string{"config: ", "finderbot.yaml:2:12: upstream.base_urll: unknown key"},
+	},
+}
+
+// setUp writes the case's files under a new directory and returns it and
+// the case's expected fragments with {dir} filled in.
+func (c startupCase) setUp(t *testing.T) (dir string, want []string) {
+	t.Helper()
+	dir = t.TempDir()
+	for name, text := range c.files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range c.want {
+		want = append(want, strings.ReplaceAll(w, "{dir}", dir))
+	}
+	return dir, want
+}
+
+func TestRunRefusesBadStartUp(t *testing.T) {
+	t.Parallel()
+	for name, c := range startupCases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir, want := c.setUp(t)
+			ctx, cancel := context.WithTimeout(t.Context(), deadline)
+			defer cancel()
+			cmd := finderbot(t, ctx, "run", "--config", filepath.Join(dir, c.config))
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			checkRefused(t, err, stdout.String(), stderr.String(), want...)
+		})
+	}
+}
+
+// checkRefused checks that a start-up failed the way an operator needs it
+// to: exit status 1 and one plain line on stderr that says what is wrong.
+func checkRefused(t *testing.T, err error, stdout, stderr string, want ...string) {
+	t.Helper()
+	var problems []string
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		problems = append(problems, fmt.Sprintf("exit: %v, want exit status 1", err))
+	}
+	if stdout != "" {
+		problems = append(problems, fmt.Sprintf("stdout is not empty: %q", stdout))
+	}
+	line, ok := strings.CutSuffix(stderr, "\n")
+	if !ok || strings.Contains(line, "\n") {
+		problems = append(problems, "stderr is not one line")
+	}
+	if !strings.HasPrefix(line, "finderbot: ") {
+		problems = append(problems, `stderr does not start with "finderbot: "`)
+	}
+	for _, w := range want {
+		if !strings.Contains(line, w) {
+			problems = append(problems, fmt.Sprintf("stderr does not hold %q", w))
+		}
+	}
+	for _, bad := range []string{"panic", "goroutine "} {
+		if strings.Contains(stderr, bad) {
+			problems = append(problems, fmt.Sprintf("stderr holds %q", bad))
+		}
+	}
+	if len(problems) > 0 {
+		t.Errorf("%s\nstderr:\n%s", strings.Join(problems, "\n"), stderr)
+	}
+}
+
+func TestRunRefusesAStateDirInUse(t *testing.T) {
+	t.Parallel()
+	dir, _ := startupCase{files: map[string]string{
+		"finderbot.yaml": simConfig("./data", "./rules"),
+		"rules/ok.yaml":  goodRule,
+	}}.setUp(t)
+	cfg := filepath.Join(dir, "finderbot.yaml")
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+
+	first := finderbot(t, ctx, "run", "--config", cfg)
+	pipe, err := first.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Read the first daemon's stderr to its end, so that it never blocks on
+	// a full pipe, and say when it has started.
+	var log bytes.Buffer
+	started, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(pipe)
+		seen := false
+		for sc.Scan() {
+			log.Write(sc.Bytes())
+			log.WriteByte('\n')
+			if !seen && strings.Contains(sc.Text(), `msg="finderbot started"`) {
+				seen = true
+				close(started)
+			}
+		}
+		io.Copy(io.Discard, pipe)
+	}()
+	select {
+	case <-started:
+	case <-drained:
+		first.Wait()
+		t.Fatalf("the first daemon stopped before it started:\n%s", log.String())
+	case <-ctx.Done():
+		first.Process.Kill()
+		<-drained
+		first.Wait()
+		t.Fatalf("the first daemon did not start in %v:\n%s", deadline, log.String())
+	}
+
+	second := finderbot(t, ctx, "run", "--config", cfg)
+	var stdout, stderr bytes.Buffer
+	second.Stdout, second.Stderr = &stdout, &stderr
+	begin := time.Now()
+	err = second.Run()
+	took := time.Since(begin)
+	checkRefused(t, err, stdout.String(), stderr.String(), "store: the state directory is in use by another finderbot process")
+	// The store waits a second for the lock before it gives up; the rest is
+	// slack for a loaded machine, far below the deadline of a hang.
+	if took > 10*time.Second {
+		t.Errorf("the second daemon took %v to give up", took)
+	}
+
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-drained
+	if err := first.Wait(); err != nil {
+		t.Errorf("the first daemon after SIGTERM: %v, want exit status 0\n%s", err, log.String())
+	}
+}
+
+// TestRunRefusalLeaksNothing runs the refused start-ups in this process, to
+// see that everything opened before the failure is closed again.
+func TestRunRefusalLeaksNothing(t *testing.T) {
+	// Not parallel: goleak looks at every goroutine of the process.
+	before := goleak.IgnoreCurrent()
+	for name, c := range startupCases {
+		t.Run(name, func(t *testing.T) {
+			dir, _ := c.setUp(t)
+			root := newRootCmd()
+			root.SetArgs([]string{"run", "--config", filepath.Join(dir, c.config)})
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetErr(&out)
+			ctx, cancel := context.WithTimeout(t.Context(), deadline)
+			defer cancel()
+			if err := root.ExecuteContext(ctx); err == nil {
+				t.Fatalf("run succeeded:\n%s", out.String())
+			}
+			if out.Len() > 0 {
+				t.Errorf("run wrote before it failed:\n%s", out.String())
+			}
+		})
+	}
+	goleak.VerifyNone(t, before)
+}
