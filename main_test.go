@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,6 +211,23 @@ func checkRefused(t *testing.T, err error, stdout, stderr string, want ...string
 	if len(problems) > 0 {
 		t.Errorf("%s\nstderr:\n%s", strings.Join(problems, "\n"), stderr)
 	}
+}
+
+func TestRunRefusesAnAdminAddressInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := strings.Replace(simConfig("./data", "./rules"), "127.0.0.1:0", ln.Addr().String(), 1)
+	dir, _ := startupCase{files: map[string]string{"finderbot.yaml": cfg, "rules/ok.yaml": goodRule}}.setUp(t)
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	cmd := finderbot(t, ctx, "run", "--config", filepath.Join(dir, "finderbot.yaml"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	checkRefused(t, cmd.Run(), stdout.String(), stderr.String(), "admin listener", ln.Addr().String())
 }
 
 func TestRunRefusesAStateDirInUse(t *testing.T) {

@@ -98,7 +98,9 @@ func (d *Daemon) AdminAddr() string {
 	return d.adminLn.Addr().String()
 }
 
-func (d *Daemon) startAdmin() error {
+// listenAdmin binds the admin listener. New does it before anything logs,
+// so that an address in use is refused like any other start-up mistake.
+func (d *Daemon) listenAdmin() error {
 	if d.cfg.Admin.Listen == "" {
 		return nil
 	}
@@ -107,6 +109,20 @@ func (d *Daemon) startAdmin() error {
 		return fmt.Errorf("engine: admin listener: %w", err)
 	}
 	d.adminLn = ln
+	d.closers = append(d.closers, func() error {
+		if d.admin == nil {
+			return ln.Close()
+		}
+		return nil
+	})
+	return nil
+}
+
+func (d *Daemon) startAdmin() error {
+	ln := d.adminLn
+	if ln == nil {
+		return nil
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", d.handleReady)

@@ -173,6 +173,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	}
 	d.store = st
 	d.closers = append(d.closers, st.Close)
+	if err := d.listenAdmin(); err != nil {
+		return nil, err
+	}
 
 	baseURL, member, password := cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password.Reveal()
 	if baseURL == config.SimURL {
