@@ -7,7 +7,9 @@
 // *StatusError (HTTP status not 2xx), *TransportError (no reply at all),
 // *MalformedError (a reply that could not be understood), or ErrBodyTooLarge.
 // errors.Is(err, ErrOffline) tells that a wkteam instance must log in again,
-// and Retryable(err) tells transient failures from permanent ones.
+// Retryable(err) tells transient failures from permanent ones, and
+// Rejected(err) tells whether the failure proves the upstream did not act on
+// the call, which a send must know before it is made again.
 //
 // The simulator in package upstream/sim serves all three APIs for tests and
 // for trying finderbot without a real account.
@@ -20,8 +22,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -232,6 +236,20 @@ func (b *base) do(ctx context.Context, r request) ([]byte, error) {
 	if path == "" {
 		path = r.endpoint
 	}
+	// written records whether the whole request reached the connection, so
+	// that a failure can tell "never sent" (safe to repeat) from "sent, no
+	// usable answer" (the upstream may have acted). The transport calls
+	// WroteRequest from its own goroutine, hence the atomic. It is never
+	// reset: when the transport retries on a fresh connection, an earlier
+	// attempt that was written keeps the call marked as written.
+	var written atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				written.Store(true)
+			}
+		},
+	})
 	req, err := http.NewRequestWithContext(ctx, r.method, b.url+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %s: %w", r.endpoint, err)
@@ -249,7 +267,7 @@ func (b *base) do(ctx context.Context, r request) ([]byte, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, &TransportError{Endpoint: r.endpoint, Err: err}
+		return nil, &TransportError{Endpoint: r.endpoint, Err: err, Written: written.Load()}
 	}
 	defer resp.Body.Close()
 	data, err := readCapped(resp, b.maxBody)
@@ -257,7 +275,9 @@ func (b *base) do(ctx context.Context, r request) ([]byte, error) {
 		return nil, fmt.Errorf("upstream: %s: %w (limit %d bytes)", r.endpoint, ErrBodyTooLarge, b.maxBody)
 	}
 	if err != nil {
-		return nil, &TransportError{Endpoint: r.endpoint, Err: fmt.Errorf("read reply: %w", err)}
+		// The upstream started answering, so it had the request: whatever
+		// the trace saw, the call counts as written.
+		return nil, &TransportError{Endpoint: r.endpoint, Err: fmt.Errorf("read reply: %w", err), Written: true}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		snippet := data

@@ -82,6 +82,15 @@ type TransportError struct {
 	// Err is the underlying error, for example a *net.OpError or
 	// context.DeadlineExceeded.
 	Err error
+	// Written is true when the whole request had been written to the
+	// connection before the failure, so the upstream may have received
+	// and acted on it: a reset or a deadline while waiting for the answer,
+	// or an answer cut short. It is false when the request never went out
+	// whole: a failed dial, a refused connection, a ctx done before the
+	// request was sent. It errs towards true: a request that sat written
+	// in the connection's buffer when the connection failed counts as
+	// written.
+	Written bool
 }
 
 // Error describes the failure with its endpoint.
@@ -134,6 +143,53 @@ func Retryable(err error) bool {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// Rejected reports whether err proves that the upstream did not act on the
+// call, so that making the same call again cannot do anything twice (send a
+// message twice, for instance). It is true for:
+//   - a refusal envelope (*Error), including offline and token refusals:
+//     the upstream answered that it did not perform the call;
+//   - an HTTP status 4xx (including 401, 403 and 429) or 503: the request
+//     was refused before it was served;
+//   - a *TransportError whose Written is false: the request never reached
+//     the connection whole.
+//
+// It is false for everything else, because none of it rules out that the
+// upstream acted: a nil error (the call succeeded), a *TransportError whose
+// Written is true (a reset or a timeout after the request was sent), a
+// *MalformedError (the upstream answered 2xx, so it may have performed the
+// call; this includes a /privateSend answer without newMsgId),
+// ErrBodyTooLarge (a 2xx answer too big to read), other 5xx statuses (a
+// 500, 502 or 504 may come from a proxy after the upstream acted), and
+// errors of any other kind.
+//
+// Rejected is about safety, Retryable about the chance of success: a 429 is
+// both, a timeout after the request was written is retryable but not
+// rejected, and a refusal is rejected but not retryable.
+func Rejected(err error) bool {
+	if err == nil || errors.Is(err, ErrBodyTooLarge) {
+		return false
+	}
+	var (
+		me *MalformedError
+		e  *Error
+		se *StatusError
+		te *TransportError
+	)
+	switch {
+	case errors.As(err, &me):
+		// Checked first: a 2xx answer that could not be understood means the
+		// call may have been performed, whatever else err wraps.
+		return false
+	case errors.As(err, &e):
+		return true
+	case errors.As(err, &se):
+		return (se.StatusCode >= 400 && se.StatusCode <= 499) || se.StatusCode == http.StatusServiceUnavailable
+	case errors.As(err, &te):
+		return !te.Written
+	}
+	return false
 }
 
 // matchAny reports whether s contains any of the patterns.

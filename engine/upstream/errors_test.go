@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
@@ -321,4 +324,175 @@ func stubTokenAuth(t *testing.T, body string) *upstream.TokenAuth {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// errShape names the kind of a client error, for TestRejected.
+func errShape(err error) string {
+	var (
+		e  *upstream.Error
+		se *upstream.StatusError
+		te *upstream.TransportError
+		me *upstream.MalformedError
+	)
+	switch {
+	case err == nil:
+		return "nil"
+	case errors.Is(err, upstream.ErrBodyTooLarge):
+		return "too large"
+	case errors.As(err, &me):
+		return "malformed"
+	case errors.As(err, &e):
+		return "refusal"
+	case errors.As(err, &se):
+		return fmt.Sprintf("status %d", se.StatusCode)
+	case errors.As(err, &te):
+		shape := "unwritten"
+		if te.Written {
+			shape = "written"
+		}
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			shape += " timeout"
+		case errors.Is(err, context.Canceled):
+			shape += " cancelled"
+		}
+		return shape
+	}
+	return "other"
+}
+
+// answer is a handler that answers every request with status and body.
+func answer(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+// TestRejected makes /privateSend fail in every way a network and an
+// upstream can, and checks the error's shape and whether it proves the
+// upstream did not act. Against the simulator it also checks the promise
+// itself: a rejected send was not performed.
+func TestRejected(t *testing.T) {
+	t.Parallel()
+	const sentOK = `{"code":"1000","message":"处理成功","data":{"type":1,"msgId":7,"newMsgId":9008843899058959155,"createTime":1711566487}}`
+	tests := map[string]struct {
+		// Exactly one of these makes the failure.
+		handler http.HandlerFunc // a server answering the call
+		closed  bool             // nothing listens at the address
+		fault   *sim.Fault       // a simulator fault on /privateSend
+		sent    int              // with fault: how many the simulator sent
+		err     error            // no call: the error itself
+
+		opts   []upstream.Option
+		cancel bool // the ctx is done before the call
+		shape  string
+		want   bool
+	}{
+		"nil":                     {handler: answer(200, sentOK), shape: "nil"},
+		"refused connection":      {closed: true, shape: "unwritten", want: true},
+		"ctx done before sending": {handler: answer(200, sentOK), cancel: true, shape: "unwritten cancelled", want: true},
+		"reset after reading the body": {handler: func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // close with a reset, not a FIN
+			}
+			_ = conn.Close()
+		}, shape: "written"},
+		"hangs past the call timeout": {handler: func(w http.ResponseWriter, r *http.Request) {
+			// Reading the whole body lets the server notice when the client
+			// goes away, which ends r's context.
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		}, opts: []upstream.Option{upstream.WithCallTimeout(100 * time.Millisecond)}, shape: "written timeout"},
+		"body cut short": {handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(sentOK)))
+			_, _ = w.Write([]byte(sentOK[:20]))
+			_ = http.NewResponseController(w).Flush()
+			panic(http.ErrAbortHandler)
+		}, shape: "written"},
+		"malformed JSON": {handler: answer(200, `{"code":"1000","message":"处理成功","data":{`), shape: "malformed"},
+		"no newMsgId":    {handler: answer(200, `{"code":"1000","message":"处理成功","data":{"msgId":7}}`), shape: "malformed"},
+		"body over the cap": {handler: answer(200, sentOK), opts: []upstream.Option{upstream.WithMaxBodySize(16)},
+			shape: "too large"},
+		"code 1001":              {handler: answer(200, `{"code":"1001","message":"失败","data":null}`), shape: "refusal", want: true},
+		"offline":                {handler: answer(200, `{"code":"1001","message":"实例不存在","data":null}`), shape: "refusal", want: true},
+		"token refused":          {handler: answer(200, `{"code":"1001","message":"Authorization已过期","data":null}`), shape: "refusal", want: true},
+		"400":                    {handler: answer(400, "bad request"), shape: "status 400", want: true},
+		"401":                    {handler: answer(401, ""), shape: "status 401", want: true},
+		"403":                    {handler: answer(403, ""), shape: "status 403", want: true},
+		"404":                    {handler: answer(404, ""), shape: "status 404", want: true},
+		"429":                    {handler: answer(429, "slow down"), shape: "status 429", want: true},
+		"500":                    {handler: answer(500, ""), shape: "status 500"},
+		"502":                    {handler: answer(502, "<html>bad gateway</html>"), shape: "status 502"},
+		"503":                    {handler: answer(503, "<html>unavailable</html>"), shape: "status 503", want: true},
+		"504":                    {handler: answer(504, ""), shape: "status 504"},
+		"sim refuse":             {fault: &sim.Fault{Kind: sim.FaultRefuse}, shape: "refusal", want: true},
+		"sim 503":                {fault: &sim.Fault{Kind: sim.FaultStatus, Status: 503}, shape: "status 503", want: true},
+		"sim malformed":          {fault: &sim.Fault{Kind: sim.FaultMalformed}, shape: "malformed"},
+		"sim truncated":          {fault: &sim.Fault{Kind: sim.FaultTruncated}, sent: 1, shape: "written"},
+		"sim late":               {fault: &sim.Fault{Kind: sim.FaultLate, Latency: time.Hour}, opts: []upstream.Option{upstream.WithCallTimeout(100 * time.Millisecond)}, sent: 1, shape: "written timeout"},
+		"sim accepted malformed": {fault: &sim.Fault{Kind: sim.FaultAcceptedMalformed}, sent: 1, shape: "malformed"},
+		"wrapped unwritten": {err: fmt.Errorf("outbox: %w", &upstream.TransportError{Endpoint: "/privateSend", Err: errors.New("dial tcp: connection refused")}),
+			shape: "unwritten", want: true},
+		"wrapped 429": {err: fmt.Errorf("outbox: %w", &upstream.StatusError{Endpoint: "/privateSend", StatusCode: 429}),
+			shape: "status 429", want: true},
+		"bare deadline": {err: context.DeadlineExceeded, shape: "other"},
+		"other error":   {err: errors.New("outbox: store closed"), shape: "other"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t)
+			if tc.cancel {
+				c, cancel := context.WithCancel(ctx)
+				cancel()
+				ctx = c
+			}
+			err := tc.err
+			switch {
+			case tc.handler != nil || tc.closed:
+				srv := httptest.NewServer(tc.handler)
+				if tc.closed {
+					srv.Close() // nothing listens at srv.URL now
+				} else {
+					defer srv.Close()
+				}
+				c, cerr := upstream.New(srv.URL, tc.opts...)
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				_, err = c.PrivateSend(ctx, "t", upstream.PrivateSendRequest{WID: "w", ToUserName: "to", MyUserName: "me", SessionID: "s", Content: "hi"})
+			case tc.fault != nil:
+				f := newFixture(t, sim.Options{AutoConfirm: true})
+				tok, li := f.login(t)
+				fault := *tc.fault
+				fault.Endpoint = "/privateSend"
+				if _, ferr := f.srv.AddFault(fault); ferr != nil {
+					t.Fatal(ferr)
+				}
+				c, cerr := upstream.New(f.srv.URL, tc.opts...)
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				_, err = c.PrivateSend(ctx, tok, upstream.PrivateSendRequest{WID: li.WID,
+					ToUserName: "fv1_abc@findermsgstranger", MyUserName: "v2_me@finder", SessionID: "abc@findermsg", Content: "reply"})
+				// The promise Rejected makes: a rejected send was not sent.
+				if sent := len(f.srv.Sent()); sent != tc.sent || (upstream.Rejected(err) && sent != 0) {
+					t.Errorf("the simulator sent %d, want %d", sent, tc.sent)
+				}
+			}
+			if got := errShape(err); got != tc.shape {
+				t.Fatalf("err = %v: shape %q, want %q", err, got, tc.shape)
+			}
+			if got := upstream.Rejected(err); got != tc.want {
+				t.Errorf("Rejected(%v) = %v, want %v", err, got, tc.want)
+			}
+		})
+	}
 }

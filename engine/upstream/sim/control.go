@@ -247,8 +247,10 @@ POST   /_sim/kick-device           {"mobile": "..."}                  token API:
 POST   /_sim/expire                {"token": "..."}                   expire any token of the three APIs
 GET    /_sim/appkey/token?token=   state of an app-key token: valid, expired, kicked, unknown
 POST   /_sim/faults                {"endpoint": "/syncFinder", "kind": "latency"|"refuse"|"status"|"malformed"|
-                                     "truncated"|"duplicate", "rate": 0.5, "count": 3, "latency": "2s",
-                                     "status": 502, "duplicates": 3}
+                                     "accepted_malformed"|"truncated"|"late"|"duplicate"|"repeat_id"|"bad_id",
+                                     "rate": 0.5, "count": 3, "latency": "2s", "status": 502, "duplicates": 3}
+                                   refuse, status, malformed: the call is not performed; accepted_malformed,
+                                   truncated, late: it is, then the answer is spoilt, cut, or held for latency
 DELETE /_sim/faults                remove every fault;  DELETE /_sim/faults/{id} removes one
 `
 

@@ -15,32 +15,64 @@ import (
 // FaultKind is what a Fault does to the calls it hits.
 type FaultKind string
 
-// Fault kinds.
+// Fault kinds. Whether a kind performs the call before it spoils the answer
+// matters to a client deciding if a failed send may be repeated: a call that
+// was performed has had its effect (a /privateSend is recorded in Sent and
+// echoed into the account's next /syncFinder) whatever the client received.
 const (
-	// FaultLatency delays the reply by Fault.Latency (on the simulator's
-	// clock), then answers normally.
+	// FaultLatency delays the call by Fault.Latency (on the simulator's
+	// clock), then performs it and answers normally.
 	FaultLatency FaultKind = "latency"
 	// FaultRefuse answers with the API's failure envelope ("1001" for
-	// wkteam, code 500 for the other two).
+	// wkteam, code 500 for the other two) without performing the call.
 	FaultRefuse FaultKind = "refuse"
 	// FaultStatus answers with HTTP Fault.Status (default 502) and an HTML
-	// body, as a failing proxy would.
+	// body, as a failing proxy would, without performing the call.
 	FaultStatus FaultKind = "status"
-	// FaultMalformed answers 200 with a body that is not valid JSON.
+	// FaultMalformed answers 200 with a body that is not valid JSON,
+	// without performing the call: a /privateSend sends nothing.
 	FaultMalformed FaultKind = "malformed"
-	// FaultTruncated sends half of the real reply, then drops the
-	// connection.
+	// FaultAcceptedMalformed performs the call (a /privateSend is sent and
+	// echoed), then replaces its answer with the malformed body of
+	// FaultMalformed: the upstream acted, the client cannot tell.
+	FaultAcceptedMalformed FaultKind = "accepted_malformed"
+	// FaultTruncated performs the call (a /privateSend is sent and echoed),
+	// then sends half of its answer and drops the connection.
 	FaultTruncated FaultKind = "truncated"
+	// FaultLate performs the call at once (a /privateSend is sent, and its
+	// echo is in the next /syncFinder), then holds its answer for
+	// Fault.Latency on the simulator's clock before writing it: the answer
+	// that arrives after the client's call timeout. The answer is dropped
+	// if the client goes away first, and written at once if the simulator
+	// closes.
+	FaultLate FaultKind = "late"
 	// FaultDuplicate makes /syncFinder repeat up to Fault.Duplicates
 	// (default 3) messages already delivered before the new ones.
 	FaultDuplicate FaultKind = "duplicate"
+	// FaultRepeatID makes a /syncFinder page repeat its first message
+	// within the page: Fault.Duplicates (default 1) extra copies, same
+	// NewMsgId, right after the original. The cursor is as without the
+	// fault. A page without messages is left as it is, but the call still
+	// counts against Fault.Count.
+	FaultRepeatID FaultKind = "repeat_id"
+	// FaultBadID adds two junk items to a /syncFinder page besides its real
+	// messages: one without NewMsgId, first, and one whose NewMsgId is the
+	// string "not-a-number", last. Every real message is delivered as
+	// without the fault and the cursor is the same; empty pages get the
+	// junk too.
+	FaultBadID FaultKind = "bad_id"
 )
+
+// pageEndpoint is the one endpoint whose answer is a page of messages, the
+// only one FaultDuplicate, FaultRepeatID and FaultBadID can change.
+const pageEndpoint = "/syncFinder"
 
 // Fault makes some calls fail. Add one with AddFault.
 type Fault struct {
 	// Endpoint is the path the fault applies to, for example "/syncFinder"
 	// or "/wx/pc/check-login-status"; "" means every API endpoint (never the
-	// control API).
+	// control API), except for the kinds that change /syncFinder pages,
+	// where it means "/syncFinder".
 	Endpoint string `json:"endpoint,omitempty"`
 	// Kind is what the fault does.
 	Kind FaultKind `json:"kind"`
@@ -50,11 +82,13 @@ type Fault struct {
 	// Count is how many calls the fault hits before it retires; 0 means no
 	// limit.
 	Count int `json:"count,omitempty"`
-	// Latency is FaultLatency's delay.
+	// Latency is FaultLatency's delay and how long FaultLate holds the
+	// answer.
 	Latency time.Duration `json:"latency,omitempty"`
 	// Status is FaultStatus's HTTP status; 0 means 502.
 	Status int `json:"status,omitempty"`
-	// Duplicates is FaultDuplicate's number of repeated messages; 0 means 3.
+	// Duplicates is FaultDuplicate's number of repeated messages (0 means
+	// 3) and FaultRepeatID's number of extra copies (0 means 1).
 	Duplicates int `json:"duplicates,omitempty"`
 }
 
@@ -67,7 +101,7 @@ type activeFault struct {
 // validate checks a fault and fills in its defaults.
 func (f *Fault) validate() error {
 	switch f.Kind {
-	case FaultLatency:
+	case FaultLatency, FaultLate:
 		if f.Latency <= 0 {
 			return fmt.Errorf("sim: fault %s: latency must be positive", f.Kind)
 		}
@@ -83,11 +117,26 @@ func (f *Fault) validate() error {
 			f.Duplicates = 3
 		}
 		if f.Endpoint == "" {
-			f.Endpoint = "/syncFinder"
+			f.Endpoint = pageEndpoint
 		}
-	case FaultRefuse, FaultMalformed, FaultTruncated:
+	case FaultRepeatID:
+		if f.Duplicates == 0 {
+			f.Duplicates = 1
+		}
+		if f.Duplicates < 0 {
+			return fmt.Errorf("sim: fault %s: duplicates %d is negative", f.Kind, f.Duplicates)
+		}
+		fallthrough
+	case FaultBadID:
+		if f.Endpoint == "" {
+			f.Endpoint = pageEndpoint
+		}
+		if f.Endpoint != pageEndpoint {
+			return fmt.Errorf("sim: fault %s: endpoint %q: only %s answers with pages", f.Kind, f.Endpoint, pageEndpoint)
+		}
+	case FaultRefuse, FaultMalformed, FaultAcceptedMalformed, FaultTruncated:
 	default:
-		return fmt.Errorf("sim: fault kind %q: want latency, refuse, status, malformed, truncated or duplicate", f.Kind)
+		return fmt.Errorf("sim: fault kind %q: want latency, refuse, status, malformed, accepted_malformed, truncated, late, duplicate, repeat_id or bad_id", f.Kind)
 	}
 	if f.Rate < 0 || f.Rate > 1 {
 		return fmt.Errorf("sim: fault %s: rate %v is not within [0, 1]", f.Kind, f.Rate)
@@ -169,6 +218,20 @@ const (
 	faultInt                      // int codes
 )
 
+// pageFaults is what the faults hitting a /syncFinder call do to its page;
+// withFaults passes it to the handler in the request's context.
+type pageFaults struct {
+	prior  int  // messages already delivered to repeat before the new ones
+	repeat int  // extra copies of the page's first message
+	junk   bool // add the items with a missing and a non-numeric NewMsgId
+}
+
+type pageFaultsKey struct{}
+
+// malformedBody is the answer of FaultMalformed and FaultAcceptedMalformed:
+// a wkteam success cut off mid-object.
+const malformedBody = `{"code":"1000","message":"处理成功","data":{"list":[{"content":{"msg":`
+
 // withFaults wraps an endpoint's handler with the active faults. With none
 // active it costs one atomic load.
 func (u *Upstream) withFaults(endpoint string, fl apiFlavour, h http.HandlerFunc) http.Handler {
@@ -182,8 +245,10 @@ func (u *Upstream) withFaults(endpoint string, fl apiFlavour, h http.HandlerFunc
 			h(w, r)
 			return
 		}
-		var outcome *activeFault
-		dup := 0
+		var (
+			outcome *activeFault
+			page    pageFaults
+		)
 		for _, f := range *p {
 			if !f.hit(endpoint) {
 				continue
@@ -197,15 +262,19 @@ func (u *Upstream) withFaults(endpoint string, fl apiFlavour, h http.HandlerFunc
 				case <-u.done:
 				}
 			case FaultDuplicate:
-				dup += f.Duplicates
+				page.prior += f.Duplicates
+			case FaultRepeatID:
+				page.repeat += f.Duplicates
+			case FaultBadID:
+				page.junk = true
 			default:
 				if outcome == nil {
 					outcome = f
 				}
 			}
 		}
-		if dup > 0 {
-			r = r.WithContext(context.WithValue(r.Context(), dupKey{}, dup))
+		if page != (pageFaults{}) {
+			r = r.WithContext(context.WithValue(r.Context(), pageFaultsKey{}, page))
 		}
 		if outcome == nil {
 			h(w, r)
@@ -223,7 +292,20 @@ func (u *Upstream) withFaults(endpoint string, fl apiFlavour, h http.HandlerFunc
 				outcome.Status, http.StatusText(outcome.Status))
 			writeBody(w, outcome.Status, "text/html", []byte(body))
 		case FaultMalformed:
-			writeBody(w, http.StatusOK, jsonCType, []byte(`{"code":"1000","message":"处理成功","data":{"list":[{"content":{"msg":`))
+			writeBody(w, http.StatusOK, jsonCType, []byte(malformedBody))
+		case FaultAcceptedMalformed:
+			h(&recorder{header: http.Header{}, status: http.StatusOK}, r)
+			writeBody(w, http.StatusOK, jsonCType, []byte(malformedBody))
+		case FaultLate:
+			rec := &recorder{header: http.Header{}, status: http.StatusOK}
+			h(rec, r)
+			select {
+			case <-u.clock.After(outcome.Latency):
+			case <-r.Context().Done():
+				return
+			case <-u.done:
+			}
+			rec.replay(w)
 		case FaultTruncated:
 			rec := &recorder{header: http.Header{}, status: http.StatusOK}
 			h(rec, r)
@@ -250,3 +332,12 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(status int)      { r.status = status }
+
+// replay writes the captured reply to w.
+func (r *recorder) replay(w http.ResponseWriter) {
+	for k, v := range r.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(r.status)
+	_, _ = w.Write(r.body.Bytes())
+}

@@ -300,7 +300,19 @@ func (u *Upstream) Inject(wcID string, msgs ...Message) ([]Message, error) {
 	return a.add(u, msgs...), nil
 }
 
-type dupKey struct{}
+// junkItems returns FaultBadID's items for account a: a text from its
+// stranger without NewMsgId, and one whose NewMsgId is the string
+// "not-a-number". Their seq is 0, below any real message's, so that a
+// client reading seqs is not moved by them.
+func (a *account) junkItems(now time.Time) (noID, badID []byte) {
+	const id = `,"NewMsgId":0,` // as render writes a zero ID
+	m := Message{Type: TypeText, From: a.stranger, To: a.finderName, Session: sessionFor(a.stranger, a.finderName), Time: now}
+	m.Content = "sim: junk item without NewMsgId"
+	noID = bytes.Replace(render(&m), []byte(id), []byte(","), 1)
+	m.Content = "sim: junk item with a non-numeric NewMsgId"
+	badID = bytes.Replace(render(&m), []byte(id), []byte(`,"NewMsgId":"not-a-number",`), 1)
+	return noID, badID
+}
 
 func (u *Upstream) syncFinder(w http.ResponseWriter, r *http.Request) {
 	m := u.auth(w, r)
@@ -323,27 +335,49 @@ func (u *Upstream) syncFinder(w http.ResponseWriter, r *http.Request) {
 		wkFail(w, msgBadKeyBuff)
 		return
 	}
-	dup, _ := r.Context().Value(dupKey{}).(int)
+	pf, _ := r.Context().Value(pageFaultsKey{}).(pageFaults)
+	var junkNoID, junkBadID []byte
+	if pf.junk {
+		junkNoID, junkBadID = a.junkItems(u.clock.Now())
+	}
 
 	b := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(b)
 	b.Reset()
 	b.WriteString(`{"code":"1000","message":"处理成功","data":{"list":[`)
-	a.mu.Lock()
-	start := sort.Search(len(a.msgs), func(i int) bool { return a.msgs[i].seq > cursor })
-	from := max(start-dup, 0)
-	end := min(start+u.opts.PageSize, len(a.msgs))
-	for i := from; i < end; i++ {
-		if i > from {
+	items := 0
+	item := func(data []byte) {
+		if items > 0 {
 			b.WriteByte(',')
 		}
-		b.Write(a.msgs[i].item)
+		b.Write(data)
+		items++
 	}
+	if pf.junk {
+		item(junkNoID)
+	}
+	a.mu.Lock()
+	start := sort.Search(len(a.msgs), func(i int) bool { return a.msgs[i].seq > cursor })
+	from := max(start-pf.prior, 0)
+	end := min(start+u.opts.PageSize, len(a.msgs))
+	for i := from; i < end; i++ {
+		item(a.msgs[i].item)
+		if i == from {
+			for range pf.repeat {
+				item(a.msgs[i].item)
+			}
+		}
+	}
+	// The cursor comes from the real messages alone, so that no fault
+	// moves it.
 	next := cursor
 	if end > start {
 		next = a.msgs[end-1].seq
 	}
 	a.mu.Unlock()
+	if pf.junk {
+		item(junkBadID)
+	}
 	kb := req.KeyBuff
 	if next != cursor || kb == "" {
 		kb = encodeKeyBuff(next)

@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -175,10 +178,268 @@ func TestFaults(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []Fault{{Kind: "nope"}, {Kind: FaultLatency}, {Kind: FaultStatus, Status: 42}, {Kind: FaultRefuse, Rate: 2}} {
+	for _, bad := range []Fault{
+		{Kind: "nope"}, {Kind: FaultLatency}, {Kind: FaultStatus, Status: 42}, {Kind: FaultRefuse, Rate: 2},
+		{Kind: FaultLate}, {Kind: FaultRepeatID, Duplicates: -1}, {Kind: FaultBadID, Endpoint: "/isOnline"},
+	} {
 		if _, err := s.AddFault(bad); err == nil {
 			t.Errorf("AddFault(%+v) accepted", bad)
 		}
+	}
+}
+
+// sendBody is a /privateSend request body of instance wID.
+func sendBody(wID, content string) string {
+	return `{"wId":"` + wID + `","toUserName":"fv1_abc@findermsgstranger","myUserName":"v2_me@finder","sessionId":"abc@findermsg","content":"` + content + `"}`
+}
+
+// postRaw posts body and returns the reply's status and bytes, or the error
+// that cut the exchange short (raw fails the test on one).
+func postRaw(url, token, body string) (int, []byte, error) {
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// echoOf returns the NewMsgId of the account's own message with the given
+// text in the page after SeedKeyBuff, "" if there is none.
+func echoOf(t *testing.T, url, tok, wID, text string) string {
+	t.Helper()
+	for _, it := range sync1(t, url, tok, wID, SeedKeyBuff).Data.List {
+		if it.Content.IsSender == 1 && it.Content.Msg.Content.String == text {
+			return it.Content.Msg.NewMsgID.String()
+		}
+	}
+	return ""
+}
+
+// TestSendFaultsPerform checks, for every fault that spoils an answer,
+// whether the /privateSend behind it was performed: recorded as sent and
+// echoed into the account's messages.
+func TestSendFaultsPerform(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		kind      FaultKind
+		performed bool
+		status    int
+		body      string // the reply's start; "" when the exchange is cut
+	}{
+		"refuse":             {kind: FaultRefuse, status: 200, body: `{"code":"1001"`},
+		"status":             {kind: FaultStatus, status: 502, body: "<html>"},
+		"malformed":          {kind: FaultMalformed, status: 200, body: malformedBody},
+		"accepted_malformed": {kind: FaultAcceptedMalformed, performed: true, status: 200, body: malformedBody},
+		"truncated":          {kind: FaultTruncated, performed: true, status: 200},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := NewServer(Options{AutoConfirm: true})
+			defer s.Close()
+			tok, wID, _ := session(t, s.URL)
+			if _, err := s.AddFault(Fault{Kind: tc.kind, Endpoint: "/privateSend", Count: 1}); err != nil {
+				t.Fatal(err)
+			}
+			st, data, err := postRaw(s.URL+"/privateSend", tok, sendBody(wID, name))
+			switch {
+			case tc.body == "" && err == nil:
+				t.Fatalf("reply %d %s arrived whole, want it cut", st, data)
+			case tc.body != "" && err != nil:
+				t.Fatal(err)
+			case st != tc.status || !strings.HasPrefix(string(data), tc.body):
+				t.Fatalf("reply %d %.80s, want %d %s", st, data, tc.status, tc.body)
+			}
+			if sent := s.Sent(); (len(sent) == 1) != tc.performed || len(sent) > 1 {
+				t.Errorf("%d sent, performed = %v", len(sent), tc.performed)
+			}
+			if echo := echoOf(t, s.URL, tok, wID, name); (echo != "") != tc.performed {
+				t.Errorf("echo %q, performed = %v", echo, tc.performed)
+			}
+		})
+	}
+}
+
+// TestLateFault checks that a late answer's call is performed at once: its
+// echo is in /syncFinder while the answer is still held, and the answer,
+// with the echo's id, comes when the clock has moved by the latency.
+func TestLateFault(t *testing.T) {
+	t.Parallel()
+	clock := NewFakeClock(time.Unix(1700000000, 0))
+	s := NewServer(Options{AutoConfirm: true, Clock: clock})
+	defer s.Close()
+	tok, wID, _ := session(t, s.URL)
+	if _, err := s.AddFault(Fault{Kind: FaultLate, Endpoint: "/privateSend", Latency: time.Minute, Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
+	before := clock.Waiters()
+	done := make(chan answer, 1)
+	go func() {
+		st, body, err := postRaw(s.URL+"/privateSend", tok, sendBody(wID, "late"))
+		done <- answer{st, body, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The fault waits on the clock only after the call was performed.
+	if err := clock.BlockUntil(ctx, before+1); err != nil {
+		t.Fatal(err)
+	}
+	echo := echoOf(t, s.URL, tok, wID, "late")
+	if echo == "" || len(s.Sent()) != 1 {
+		t.Fatalf("echo %q and %d sent while the answer is held, want both", echo, len(s.Sent()))
+	}
+	select {
+	case a := <-done:
+		t.Fatalf("answered before the clock moved: %d %s %v", a.status, a.body, a.err)
+	default:
+	}
+	clock.Advance(time.Minute)
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		t.Fatal("no answer after the latency")
+	}
+	var r struct {
+		Code string
+		Data struct {
+			NewMsgID json.Number `json:"newMsgId"`
+		}
+	}
+	if a.err != nil || a.status != 200 || json.Unmarshal(a.body, &r) != nil || r.Code != "1000" || r.Data.NewMsgID.String() != echo {
+		t.Fatalf("answer %d %s %v, want 1000 with newMsgId %s", a.status, a.body, a.err, echo)
+	}
+	// Count 1: the next send is answered at once.
+	if st, body, err := postRaw(s.URL+"/privateSend", tok, sendBody(wID, "on time")); err != nil || st != 200 || !bytes.HasPrefix(body, []byte(`{"code":"1000"`)) {
+		t.Fatalf("after the fault: %d %s %v", st, body, err)
+	}
+}
+
+// rawPage is a /syncFinder reply with its items kept as they were sent.
+type rawPage struct {
+	Code string `json:"code"`
+	Data struct {
+		List    []json.RawMessage `json:"list"`
+		KeyBuff string            `json:"keyBuff"`
+	} `json:"data"`
+}
+
+// newMsgID returns an item's NewMsgId as sent, nil when it has none.
+func newMsgID(t *testing.T, item json.RawMessage) json.RawMessage {
+	t.Helper()
+	var it struct {
+		Content struct {
+			Msg map[string]json.RawMessage `json:"msg"`
+		} `json:"content"`
+	}
+	if err := json.Unmarshal(item, &it); err != nil {
+		t.Fatalf("item %s: %v", item, err)
+	}
+	return it.Content.Msg["NewMsgId"]
+}
+
+// Items of TestPageFaults' layouts that are not real messages.
+const (
+	junkNoID  = -1 // an item without NewMsgId
+	junkBadID = -2 // an item whose NewMsgId is "not-a-number"
+)
+
+// TestPageFaults compares the raw /syncFinder page served with a fault to
+// the one served without: the same real items byte for byte, in the
+// layout the fault makes, and the same keyBuff.
+func TestPageFaults(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		faults []Fault
+		inject int
+		// layout lists the faulted page's items: an index into the page
+		// without the fault, or junkNoID or junkBadID.
+		layout []int
+	}{
+		"repeat_id":           {faults: []Fault{{Kind: FaultRepeatID}}, inject: 3, layout: []int{0, 0, 1, 2}},
+		"repeat_id, 3 copies": {faults: []Fault{{Kind: FaultRepeatID, Duplicates: 3}}, inject: 2, layout: []int{0, 0, 0, 0, 1}},
+		"repeat_id, no news":  {faults: []Fault{{Kind: FaultRepeatID}}, layout: []int{}},
+		"bad_id":              {faults: []Fault{{Kind: FaultBadID}}, inject: 3, layout: []int{junkNoID, 0, 1, 2, junkBadID}},
+		"bad_id, no news":     {faults: []Fault{{Kind: FaultBadID}}, layout: []int{junkNoID, junkBadID}},
+		"bad_id and repeat_id": {
+			faults: []Fault{{Kind: FaultBadID}, {Kind: FaultRepeatID}}, inject: 2,
+			layout: []int{junkNoID, 0, 0, 1, junkBadID},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := NewServer(Options{AutoConfirm: true})
+			defer s.Close()
+			tok, wID, wcID := session(t, s.URL)
+			for i := range tc.inject {
+				if _, err := s.Inject(wcID, Text("", fmt.Sprintf("news %d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fetch := func() ([]byte, rawPage) {
+				t.Helper()
+				st, data, _ := raw(t, "POST", s.URL+"/syncFinder", tok, `{"wId":"`+wID+`","keyBuff":"`+SeedKeyBuff+`"}`)
+				var p rawPage
+				if err := json.Unmarshal(data, &p); err != nil || st != 200 || p.Code != "1000" {
+					t.Fatalf("reply %d %s: %v", st, data, err)
+				}
+				return data, p
+			}
+			_, plain := fetch()
+			for _, f := range tc.faults {
+				f.Count = 1
+				if _, err := s.AddFault(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data, got := fetch()
+			if got.Data.KeyBuff != plain.Data.KeyBuff {
+				t.Errorf("keyBuff %q, want %q as without the fault", got.Data.KeyBuff, plain.Data.KeyBuff)
+			}
+			if len(got.Data.List) != len(tc.layout) {
+				t.Fatalf("%d items, want %d: %s", len(got.Data.List), len(tc.layout), data)
+			}
+			copies := make([]int, len(plain.Data.List))
+			for i, want := range tc.layout {
+				item := got.Data.List[i]
+				switch id := newMsgID(t, item); want {
+				case junkNoID:
+					if id != nil {
+						t.Errorf("item %d has NewMsgId %s, want none", i, id)
+					}
+				case junkBadID:
+					if string(id) != `"not-a-number"` {
+						t.Errorf("item %d has NewMsgId %s, want \"not-a-number\"", i, id)
+					}
+				default:
+					copies[want]++
+					if !bytes.Equal(item, plain.Data.List[want]) {
+						t.Errorf("item %d is\n%s\nwant\n%s", i, item, plain.Data.List[want])
+					}
+				}
+			}
+			// On the wire: each real id appears as often as the layout says.
+			for i, item := range plain.Data.List {
+				id := newMsgID(t, item)
+				if n := bytes.Count(data, []byte(`"NewMsgId":`+string(id)+`,`)); n != copies[i] {
+					t.Errorf("NewMsgId %s appears %d times, want %d", id, n, copies[i])
+				}
+			}
+		})
 	}
 }
 
@@ -323,6 +584,49 @@ func TestControlAPI(t *testing.T) {
 		if st != 200 || len(data) == 0 {
 			t.Errorf("GET %s: %d", path, st)
 		}
+	}
+}
+
+// TestControlFaultKinds adds each fault kind over the control API and checks
+// what the simulator made of it, defaults included.
+func TestControlFaultKinds(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		body string
+		want *Fault // nil: refused
+	}{
+		"accepted_malformed":   {body: `{"kind":"accepted_malformed","endpoint":"/privateSend"}`, want: &Fault{Kind: FaultAcceptedMalformed, Endpoint: "/privateSend"}},
+		"late":                 {body: `{"kind":"late","endpoint":"/sendText","latency":"45s","count":1}`, want: &Fault{Kind: FaultLate, Endpoint: "/sendText", Latency: 45 * time.Second, Count: 1}},
+		"late without latency": {body: `{"kind":"late"}`},
+		"repeat_id":            {body: `{"kind":"repeat_id","rate":0.5}`, want: &Fault{Kind: FaultRepeatID, Endpoint: "/syncFinder", Rate: 0.5, Duplicates: 1}},
+		"repeat_id, 2 copies":  {body: `{"kind":"repeat_id","duplicates":2}`, want: &Fault{Kind: FaultRepeatID, Endpoint: "/syncFinder", Duplicates: 2}},
+		"bad_id":               {body: `{"kind":"bad_id"}`, want: &Fault{Kind: FaultBadID, Endpoint: "/syncFinder"}},
+		"bad_id off the page":  {body: `{"kind":"bad_id","endpoint":"/privateSend"}`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := NewServer(Options{})
+			defer s.Close()
+			var r struct {
+				OK    bool   `json:"ok"`
+				ID    int    `json:"id"`
+				Error string `json:"error"`
+			}
+			post(t, s.URL+"/_sim/faults", "", tc.body, &r)
+			if tc.want == nil {
+				if r.OK || len(s.Faults()) != 0 {
+					t.Fatalf("accepted: %+v", r)
+				}
+				return
+			}
+			if got := s.Faults()[r.ID]; !r.OK || got != *tc.want {
+				t.Fatalf("reply %+v, fault %+v; want %+v", r, got, *tc.want)
+			}
+		})
+	}
+	if !strings.Contains(controlHelp, `"accepted_malformed"|"truncated"|"late"|"duplicate"|"repeat_id"|"bad_id"`) {
+		t.Error("the control API's help does not list the fault kinds")
 	}
 }
 
