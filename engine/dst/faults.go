@@ -225,11 +225,10 @@ func (u *Upstream) draw(group []weighted) Shape {
 
 // transportError is the one place the model builds an
 // *upstream.TransportError. written says whether the whole request reached
-// the wire; the real type does not carry that yet, and when it does, this
-// is the one line to change.
+// the wire, which decides whether the failure proves a refusal
+// (upstream.Rejected).
 func transportError(endpoint string, written bool, err error) error {
-	_ = written
-	return &upstream.TransportError{Endpoint: endpoint, Err: err}
+	return &upstream.TransportError{Endpoint: endpoint, Written: written, Err: err}
 }
 
 // errDialRefused is what a dial to a closed port returns, before any byte
