@@ -59,7 +59,7 @@ func TestCrashNeverLosesOrRepeats(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "rules.yaml"), greetRules)
 	cfgPath := filepath.Join(dir, "finderbot.yaml")
 	writeFile(t, cfgPath, fmt.Sprintf(`state_dir: ./state
-upstream: {base_url: %q, account: %q, password: %q}
+upstream: {base_url: %q, account: %q, password: %q, timeout: 2s}
 accounts: [{name: shop, wc_id: wxid_crash}]
 rules: [./rules.yaml]
 admin: {listen: ""}
