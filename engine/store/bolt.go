@@ -101,6 +101,7 @@ type Bolt struct {
 
 	lastTx  atomic.Pointer[bolt.Tx]
 	commits atomic.Uint64
+	writes  atomic.Uint64
 }
 
 var _ Store = (*Bolt)(nil)
@@ -147,12 +148,17 @@ func (s *Bolt) Close() error { return s.db.Close() }
 // count once.
 func (s *Bolt) Commits() uint64 { return s.commits.Load() }
 
+// Writes returns the number of write calls made (page commits, delivery
+// records, enqueues…); several may share one transaction.
+func (s *Bolt) Writes() uint64 { return s.writes.Load() }
+
 // batch runs fn in a write transaction that may be shared with concurrent
 // callers, so that many accounts' commits cost one fsync.
 func (s *Bolt) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.writes.Add(1)
 	if s.opts.NoBatch {
 		return s.db.Update(func(tx *bolt.Tx) error {
 			tx.OnCommit(func() { s.commits.Add(1) })
