@@ -36,12 +36,13 @@ func (d *Daemon) newPoller(name string) *poller.Poller {
 }
 
 // pace reserves the account's next send turn: its rate limit plus jitter.
-func (d *Daemon) pace(account string) time.Duration {
-	var wait time.Duration
-	if a := d.accounts[account]; a != nil {
-		wait = a.limiter.Reserve().Delay()
+func (d *Daemon) pace(account string) (time.Duration, func()) {
+	a := d.accounts[account]
+	if a == nil {
+		return jitter(d.cfg.Send.Jitter), func() {}
 	}
-	return wait + jitter(d.cfg.Send.Jitter)
+	r := a.limiter.Reserve()
+	return r.Delay() + jitter(d.cfg.Send.Jitter), r.Cancel
 }
 
 // accountSessions gives the outbox the accounts' logins.

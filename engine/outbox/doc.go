@@ -44,20 +44,26 @@
 //  3. a request the upstream has not accepted within Config.Doubt (its call
 //     timeout) of being sent is never accepted.
 //
-// At most one reply of a conversation is ever attempting or in doubt: the
-// next one begins only once the previous is delivered, settled, refused or
-// dead. Echoes are matched inside the page's store transaction
-// (store.MatchEchoes): first by the newMsgId of delivered replies, which are
-// kept until their echo arrives for that reason, then — for replies whose
-// answer never came — per conversation, in send order, by text, counting
-// multiplicity. An echo therefore settles the reply it belongs to: by
-// assumption 2 nothing older in the conversation is unsettled, and the
-// echoes of delivered replies are taken by their ids first. A reply in doubt
-// is sent again only after a sync that began later than its attempt plus
-// Config.Doubt has read everything (an empty page) without its echo: by
-// assumptions 1 and 3 it was not accepted, so sending it again cannot make a
-// second copy. Echo matching and the cursor advance in one transaction, so
-// a crash cannot separate a settled reply from the page that settled it.
+// Replies of one conversation are handed to the upstream one at a time, in
+// ID order, each only once the upstream accepted the one before; a reply in
+// doubt holds its conversation until it is settled. (One write may begin
+// several replies of a conversation, so that an account pays one fsync for
+// many sends; those after a refusal or a doubt go back to the queue unsent.)
+// So the accepted replies among a conversation's attempted ones always
+// form a prefix of them in ID order — after a crash, several may be
+// attempting. Echoes are matched inside the page's store transaction
+// (store.MatchEchoes): first by the newMsgId of delivered replies, which
+// are kept until their echo arrives for that reason, then — for replies
+// whose answer never came — per conversation, in send order, by text,
+// counting multiplicity: k equal replies attempting and j echoes settle
+// the j oldest. By assumption 2 that is exactly the accepted prefix, so an
+// echo settles the reply it belongs to, however many share its text. A
+// reply in doubt is sent again only after a sync that began later than its
+// attempt plus Config.Doubt has read everything (an empty page) without
+// its echo: by assumptions 1 and 3 it was not accepted, so sending it
+// again cannot make a second copy. Echo matching and the cursor advance in
+// one transaction, so a crash cannot separate a settled reply from the
+// page that settled it.
 //
 // What the argument does not cover: a message the operator types on the
 // phone, into a conversation with a reply in doubt, with exactly that

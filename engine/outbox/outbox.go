@@ -90,8 +90,9 @@ type Deps struct {
 	// Plugins performs plugin actions; nil sends them to the dead letters.
 	Plugins PluginCaller
 	// Pace returns how long the account must wait before its next send
-	// (its rate limit and jitter), reserving that turn; nil means no wait.
-	Pace func(account string) time.Duration
+	// (its rate limit and jitter), reserving that turn, and a function
+	// that gives the turn back; nil means no wait.
+	Pace func(account string) (time.Duration, func())
 	// Now is the clock (default time.Now); Sleep waits on it (default a
 	// timer), returning false when ctx ends first.
 	Now   func() time.Time
@@ -153,8 +154,9 @@ type queue struct {
 	// are dropped once the sync has caught up well past their delivery.
 	delivered []delivered
 
-	inflight        uint64 // the item being attempted
-	settledInFlight bool   // its echo arrived during the attempt
+	// inflight are the items being attempted, true once their echo
+	// arrived during the attempt.
+	inflight map[uint64]bool
 }
 
 type delivered struct {
@@ -283,7 +285,7 @@ func (o *Outbox) addEntries(es []*entry) {
 func (o *Outbox) queue(account string) *queue {
 	q := o.accounts[account]
 	if q == nil {
-		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1)}
+		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1), inflight: map[uint64]bool{}}
 		o.accounts[account] = q
 	}
 	return q
@@ -319,16 +321,23 @@ func (o *Outbox) Settled(account string, ids []uint64) {
 	for _, id := range ids {
 		q.delivered = slices.DeleteFunc(q.delivered, func(d delivered) bool { return d.id == id })
 		q.pending.Put = slices.DeleteFunc(q.pending.Put, func(it store.Item) bool { return it.ID == id })
-		if q.inflight == id {
-			q.settledInFlight = true
+		if _, ok := q.inflight[id]; ok {
+			q.inflight[id] = true
 			continue
 		}
+	find:
 		for conv, es := range q.convs {
-			if e := es[0]; e.it.ID == id {
-				o.popLocked(q, conv, e)
+			for i, e := range es {
+				if e.it.ID != id {
+					continue
+				}
+				// Settled replies are a prefix of their conversation's
+				// attempts, so this is the head; a later one is taken out
+				// all the same.
+				o.removeLocked(q, conv, i)
 				o.deps.Observer.Result(e.it.Kind, "sent")
 				o.log.Info("reply confirmed delivered by its echo", "account", account, "item", id)
-				break
+				break find
 			}
 		}
 	}
@@ -375,18 +384,25 @@ func (o *Outbox) Depth(account string) (queued, inDoubt int) {
 
 // popLocked removes e, the head of conv. The caller holds o.mu.
 func (o *Outbox) popLocked(q *queue, conv string, e *entry) {
-	es := q.convs[conv]
-	if len(es) == 0 || es[0] != e {
-		return
+	if es := q.convs[conv]; len(es) > 0 && es[0] == e {
+		o.removeLocked(q, conv, 0)
 	}
+}
+
+// removeLocked removes the i-th entry of conv. The caller holds o.mu.
+func (o *Outbox) removeLocked(q *queue, conv string, i int) {
+	es := q.convs[conv]
+	e := es[i]
 	if len(es) == 1 {
 		delete(q.convs, conv)
-		if i := slices.Index(q.order, conv); i >= 0 {
-			q.order = slices.Delete(q.order, i, i+1)
+		if j := slices.Index(q.order, conv); j >= 0 {
+			q.order = slices.Delete(q.order, j, j+1)
 		}
-	} else {
+	} else if i == 0 {
 		es[0] = nil
 		q.convs[conv] = es[1:]
+	} else {
+		q.convs[conv] = slices.Delete(es, i, i+1)
 	}
 	q.depth--
 	if e.doubt {
@@ -416,7 +432,7 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 		}
 		if !due.After(now) {
 			q.order = append(append(q.order[:i:i], q.order[i+1:]...), conv)
-			q.inflight, q.settledInFlight = e.it.ID, false
+			q.inflight[e.it.ID] = false
 			return e, 0
 		}
 		if w := due.Sub(now); wait < 0 || w < wait {
@@ -424,6 +440,51 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 		}
 	}
 	return nil, wait
+}
+
+// maxBatch bounds how many replies one write begins: with the pace lifted,
+// an account then pays one fsync for many sends instead of one each.
+const maxBatch = 32
+
+// more picks further due replies to begin with first in the same write —
+// the ones queued behind it in its conversation, then those of other
+// conversations — as far as the account's pace allows at once. It marks
+// them in flight. Replies of one conversation are still handed over one at
+// a time, each only once the one before it was accepted.
+func (o *Outbox) more(q *queue, first *entry, now time.Time) []*entry {
+	batch := []*entry{first}
+	if first.it.Kind != store.KindReply {
+		return batch
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	take := func(e *entry) bool {
+		if len(batch) == maxBatch || e.doubt || e.it.Kind != store.KindReply || e.it.NextAt.After(now) {
+			return false
+		}
+		if _, busy := q.inflight[e.it.ID]; busy {
+			return false
+		}
+		if o.deps.Pace != nil {
+			if wait, cancel := o.deps.Pace(q.account); wait > 0 {
+				cancel()
+				return false
+			}
+		}
+		q.inflight[e.it.ID] = false
+		batch = append(batch, e)
+		return true
+	}
+	for _, conv := range q.order {
+		es := q.convs[conv]
+		i := 0
+		if es[0] == first {
+			i = 1
+		}
+		for ; i < len(es) && take(es[i]); i++ {
+		}
+	}
+	return batch
 }
 
 // Step makes one attempt at the account's next due action. It returns how
@@ -451,7 +512,7 @@ func (o *Outbox) Step(ctx context.Context, account string) (time.Duration, bool)
 	}
 	defer func() {
 		o.mu.Lock()
-		q.inflight = 0
+		clear(q.inflight)
 		o.mu.Unlock()
 	}()
 	if e.it.Kind == store.KindPlugin {
@@ -489,48 +550,57 @@ func (o *Outbox) restore(q *queue, c store.Changes) {
 	}
 }
 
-// begin records the attempt of e, with the outcomes waiting to be written,
-// before anything is handed to the upstream. It reports false when the
-// attempt must not happen: the write failed, or the item is gone (its echo
-// settled it meanwhile).
-func (o *Outbox) begin(ctx context.Context, q *queue, e *entry) bool {
+// begin records the attempts of batch, with the outcomes waiting to be
+// written, before anything is handed to the upstream, and returns the
+// entries to attempt: none when the write failed; without those gone
+// meanwhile (their echo settled them).
+func (o *Outbox) begin(ctx context.Context, q *queue, batch []*entry) []*entry {
 	if ctx.Err() != nil {
-		return false
+		return nil
 	}
-	it := e.it
-	it.State, it.AttemptAt = store.StateAttempting, o.deps.Now()
+	now := o.deps.Now()
 	o.mu.Lock()
 	c := q.pending
 	q.pending = store.Changes{}
 	o.mu.Unlock()
-	c.Put = append(c.Put, it)
+	n := len(c.Put)
+	for _, e := range batch {
+		it := e.it
+		it.State, it.AttemptAt = store.StateAttempting, now
+		c.Put = append(c.Put, it)
+	}
 	res, err := o.deps.Store.Record(ctx, c)
 	if err != nil {
-		c.Put = c.Put[:len(c.Put)-1]
+		c.Put = c.Put[:n]
 		o.restore(q, c)
-		o.log.Error("cannot record the start of an attempt; the action waits", "account", q.account, "item", it.ID, "err", err)
+		o.log.Error("cannot record the start of an attempt; the action waits", "account", q.account, "item", batch[0].it.ID, "err", err)
 		o.mu.Lock()
-		e.it.NextAt = o.deps.Now().Add(o.cfg.RetryBackoff)
+		for _, e := range batch {
+			e.it.NextAt = now.Add(o.cfg.RetryBackoff)
+		}
 		o.mu.Unlock()
-		return false
+		return nil
 	}
-	if slices.Contains(res.Missing, it.ID) {
-		o.mu.Lock()
-		o.popLocked(q, it.Conversation, e)
-		o.mu.Unlock()
-		return false
-	}
+	out := batch[:0]
 	o.mu.Lock()
-	e.it = it
-	if e.doubt {
-		e.doubt = false
-		q.doubts--
+	defer o.mu.Unlock()
+	for i, e := range batch {
+		if slices.Contains(res.Missing, e.it.ID) {
+			o.popLocked(q, e.it.Conversation, e)
+			continue
+		}
+		e.it = c.Put[n+i]
+		if e.doubt {
+			e.doubt = false
+			q.doubts--
+		}
+		out = append(out, e)
 	}
-	o.mu.Unlock()
-	return true
+	return out
 }
 
-// send makes one attempt at a reply or a send.
+// send makes one attempt at a reply or a send, and at further replies due
+// in other conversations that the same write can begin.
 func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 	log := o.log.With("account", q.account, "item", e.it.ID, "kind", e.it.Kind, "rule", e.it.Rule)
 	if e.doubt {
@@ -556,7 +626,7 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 		return 0
 	}
 	if o.deps.Pace != nil {
-		if d := o.deps.Pace(q.account); d > 0 {
+		if d, _ := o.deps.Pace(q.account); d > 0 {
 			// Outcomes are written before a pause, not after it: a crash
 			// during the pause must not find them unwritten.
 			if o.flush(ctx, q) != nil && ctx.Err() != nil {
@@ -567,15 +637,42 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 			}
 		}
 	}
-	if !o.begin(ctx, q, e) {
-		return 0
+	batch := o.begin(ctx, q, o.more(q, e, o.deps.Now()))
+	var wait time.Duration
+	stopped := false
+	blocked := map[string]bool{} // conversations whose last attempt was not accepted
+	for _, e := range batch {
+		if stopped || blocked[e.it.Conversation] {
+			// Recorded as attempting but never handed over: back to the
+			// queue as it was.
+			it := e.it
+			it.State = store.StateQueued
+			o.requeue(q, e, it)
+			continue
+		}
+		var accepted bool
+		wait, stopped, accepted = o.attempt(ctx, q, e, inst)
+		if !accepted {
+			blocked[e.it.Conversation] = true
+		}
 	}
+	return wait
+}
+
+// attempt hands e to the upstream and records the outcome. It reports
+// whether the rest of a batch must wait (the login or the token was
+// refused, or the daemon is stopping) and whether the upstream accepted e.
+func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance) (wait time.Duration, stop, accepted bool) {
+	if ctx.Err() != nil {
+		return 0, true, false
+	}
+	log := o.log.With("account", q.account, "item", e.it.ID, "kind", e.it.Kind, "rule", e.it.Rule)
 	if !e.it.Received.IsZero() {
 		o.deps.Observer.HandOff(o.deps.Now().Sub(e.it.Received))
 	}
 	sent, err := o.deliver(ctx, inst, e.it)
 	o.mu.Lock()
-	settled := q.settledInFlight
+	settled := q.inflight[e.it.ID]
 	o.mu.Unlock()
 	switch {
 	case settled:
@@ -599,7 +696,8 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 		}, "sent")
 		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
 	case upstream.Rejected(err) || errors.As(err, new(notSent)):
-		return o.refused(ctx, q, e, inst, err, log)
+		wait := o.refused(ctx, q, e, inst, err, log)
+		return wait, wait != 0 || ctx.Err() != nil, false
 	case e.it.Kind == store.KindReply:
 		it := e.it
 		it.State = store.StateInDoubt
@@ -612,6 +710,7 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 		o.mu.Unlock()
 		o.deps.Observer.Result(it.Kind, "in_doubt")
 		log.Warn("reply in doubt: the upstream may have accepted it; its echo decides", "err", err)
+		return 0, ctx.Err() != nil, false
 	default:
 		o.finish(q, e, func(c *store.Changes) {
 			c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(), InDoubt: true,
@@ -619,7 +718,7 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 		}, "dead")
 		log.Error("send in doubt; moved to the dead letters for the operator", "err", err)
 	}
-	return 0
+	return 0, ctx.Err() != nil, true
 }
 
 // finish ends e's time in the queue with the changes record adds, written
