@@ -444,7 +444,7 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 
 // maxBatch bounds how many replies one write begins: with the pace lifted,
 // an account then pays one fsync for many sends instead of one each.
-const maxBatch = 32
+const maxBatch = 100
 
 // more picks further due replies to begin with first in the same write —
 // the ones queued behind it in its conversation, then those of other
@@ -602,7 +602,7 @@ func (o *Outbox) begin(ctx context.Context, q *queue, batch []*entry) []*entry {
 // send makes one attempt at a reply or a send, and at further replies due
 // in other conversations that the same write can begin.
 func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
-	log := o.log.With("account", q.account, "item", e.it.ID, "kind", e.it.Kind, "rule", e.it.Rule)
+	log := o.itemLog(q, &e.it)
 	if e.doubt {
 		if e.it.Attempts >= o.cfg.MaxAttempts {
 			o.finish(q, e, func(c *store.Changes) {
@@ -666,7 +666,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 	if ctx.Err() != nil {
 		return 0, true, false
 	}
-	log := o.log.With("account", q.account, "item", e.it.ID, "kind", e.it.Kind, "rule", e.it.Rule)
+	log := o.itemLog(q, &e.it)
 	if !e.it.Received.IsZero() {
 		o.deps.Observer.HandOff(o.deps.Now().Sub(e.it.Received))
 	}
@@ -719,6 +719,15 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		log.Error("send in doubt; moved to the dead letters for the operator", "err", err)
 	}
 	return 0, ctx.Err() != nil, true
+}
+
+// itemLog is the log of one item's delivery. Building its attributes costs
+// an allocation per send, so a logger that writes nothing is used as is.
+func (o *Outbox) itemLog(q *queue, it *store.Item) *slog.Logger {
+	if !o.log.Enabled(context.Background(), slog.LevelError) {
+		return o.log
+	}
+	return o.log.With("account", q.account, "item", it.ID, "kind", it.Kind, "rule", it.Rule)
 }
 
 // finish ends e's time in the queue with the changes record adds, written
@@ -833,7 +842,7 @@ func (o *Outbox) deliver(ctx context.Context, inst Instance, it store.Item) (*up
 // again for an answer already recorded.
 func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Duration {
 	it := e.it
-	log := o.log.With("account", q.account, "item", it.ID, "kind", it.Kind, "rule", it.Rule, "plugin", it.Plugin)
+	log := o.itemLog(q, &it).With("plugin", it.Plugin)
 	var follow []store.Item
 	var err error
 	if o.deps.Plugins == nil {

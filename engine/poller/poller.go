@@ -132,6 +132,7 @@ func (p *Poller) Poll(ctx context.Context, token, wID string) (Result, error) {
 
 // Commit processes a page fetched at start and commits it.
 func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (Result, error) {
+	received := p.deps.Now()
 	res := Result{Messages: len(page.Messages) + len(page.Skipped)}
 	commit := store.Commit{Account: p.account, KeyBuff: page.KeyBuff}
 	for _, s := range page.Skipped {
@@ -221,7 +222,7 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 	}
 	p.cursor = page.KeyBuff
 	for i := range out.Items {
-		out.Items[i].Received = start
+		out.Items[i].Received = received
 	}
 	for _, s := range commit.Skipped {
 		p.deps.Observer.Skipped(p.account, s.Reason)

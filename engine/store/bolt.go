@@ -88,7 +88,7 @@ var (
 	bucketSessions = []byte("sessions")
 	bucketLeases   = []byte("leases")
 	bucketAttempts = []byte("attempts")     // account -> {id -> nil}: items that may have reached the upstream
-	bucketAttemptA = []byte("attempt_acct") // id -> account, to keep the index on removal
+	bucketDelivery = []byte("delivery")     // id -> deliveryState, once an item's delivery has begun
 	bucketCooldown = []byte("cooldowns")    // rule \x00 conversation -> CooldownMark
 	bucketInbound  = []byte("inbound_dead") // sequence -> InboundDeadLetter
 	keyOutboxN     = []byte("outbox_n")
@@ -126,7 +126,7 @@ func Open(dir string, opts Options) (*Bolt, error) {
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta, bucketSessions, bucketLeases, bucketAttempts, bucketAttemptA, bucketCooldown, bucketInbound} {
+		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta, bucketSessions, bucketLeases, bucketAttempts, bucketDelivery, bucketCooldown, bucketInbound} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -349,9 +349,9 @@ func settleEchoes(tx *bolt.Tx, account string, echoes []Echo) ([]uint64, error) 
 		if v == nil {
 			return nil
 		}
-		var it Item
-		if err := json.Unmarshal(v, &it); err != nil {
-			return fmt.Errorf("outbox item %d: %w", binary.BigEndian.Uint64(k), err)
+		it, err := readItem(tx, k, v)
+		if err != nil {
+			return err
 		}
 		cands = append(cands, it)
 		return nil
@@ -368,46 +368,99 @@ func settleEchoes(tx *bolt.Tx, account string, echoes []Echo) ([]uint64, error) 
 	return settled, nil
 }
 
-// putItem stores it in the outbox and keeps the index of attempted items.
+// deliveryState is the part of an item that changes as it is delivered.
+// It is kept apart from the item, which is written once, so that each
+// step of a delivery writes a few dozen bytes instead of the whole item.
+type deliveryState struct {
+	Account     string    `json:"a"`
+	State       State     `json:"s,omitempty"`
+	AttemptAt   time.Time `json:"t,omitzero"`
+	NewMsgID    uint64    `json:"n,omitempty"`
+	DeliveredAt time.Time `json:"d,omitzero"`
+	Attempts    int       `json:"c,omitempty"`
+	NextAt      time.Time `json:"x,omitzero"`
+	LastError   string    `json:"e,omitempty"`
+}
+
+func stateOf(it *Item) deliveryState {
+	return deliveryState{Account: it.Account, State: it.State, AttemptAt: it.AttemptAt, NewMsgID: it.NewMsgID,
+		DeliveredAt: it.DeliveredAt, Attempts: it.Attempts, NextAt: it.NextAt, LastError: it.LastError}
+}
+
+func (d *deliveryState) applyTo(it *Item) {
+	it.State, it.AttemptAt, it.NewMsgID, it.DeliveredAt = d.State, d.AttemptAt, d.NewMsgID, d.DeliveredAt
+	it.Attempts, it.NextAt, it.LastError = d.Attempts, d.NextAt, d.LastError
+}
+
+// readItem decodes the item stored under k with its delivery state.
+func readItem(tx *bolt.Tx, k, v []byte) (Item, error) {
+	var it Item
+	if err := json.Unmarshal(v, &it); err != nil {
+		return Item{}, fmt.Errorf("outbox item %d: %w", binary.BigEndian.Uint64(k), err)
+	}
+	if sv := tx.Bucket(bucketDelivery).Get(k); sv != nil {
+		var d deliveryState
+		if err := json.Unmarshal(sv, &d); err != nil {
+			return Item{}, fmt.Errorf("outbox item %d: delivery state: %w", binary.BigEndian.Uint64(k), err)
+		}
+		d.applyTo(&it)
+	}
+	return it, nil
+}
+
+// putItem stores a new item in the outbox.
 func putItem(tx *bolt.Tx, it *Item) error {
 	v, err := json.Marshal(it)
 	if err != nil {
 		return err
 	}
-	k := u64(it.ID)
-	if err := tx.Bucket(bucketOutbox).Put(k, v); err != nil {
+	if err := tx.Bucket(bucketOutbox).Put(u64(it.ID), v); err != nil {
 		return err
 	}
-	byID := tx.Bucket(bucketAttemptA)
-	if it.State.Attempted() {
-		if byID.Get(k) != nil {
-			return nil
-		}
-		idx, err := tx.Bucket(bucketAttempts).CreateBucketIfNotExists([]byte(it.Account))
-		if err != nil {
-			return err
-		}
-		if err := idx.Put(k, nil); err != nil {
-			return err
-		}
-		return byID.Put(k, []byte(it.Account))
+	if it.State != StateQueued {
+		return putState(tx, it)
 	}
-	return unindex(tx, k)
+	return nil
 }
 
-// unindex drops an item from the index of attempted items.
+// putState stores an item's delivery state and keeps the index of the
+// items that may have reached the upstream.
+func putState(tx *bolt.Tx, it *Item) error {
+	k := u64(it.ID)
+	d := stateOf(it)
+	v, err := json.Marshal(&d)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketDelivery).Put(k, v); err != nil {
+		return err
+	}
+	idx, err := tx.Bucket(bucketAttempts).CreateBucketIfNotExists([]byte(it.Account))
+	if err != nil {
+		return err
+	}
+	if it.State.Attempted() {
+		return idx.Put(k, nil)
+	}
+	return idx.Delete(k)
+}
+
+// unindex drops an item's delivery state and its place in the index.
 func unindex(tx *bolt.Tx, k []byte) error {
-	byID := tx.Bucket(bucketAttemptA)
-	acct := byID.Get(k)
-	if acct == nil {
+	states := tx.Bucket(bucketDelivery)
+	v := states.Get(k)
+	if v == nil {
 		return nil
 	}
-	if idx := tx.Bucket(bucketAttempts).Bucket(acct); idx != nil {
-		if err := idx.Delete(k); err != nil {
-			return err
+	var d deliveryState
+	if err := json.Unmarshal(v, &d); err == nil {
+		if idx := tx.Bucket(bucketAttempts).Bucket([]byte(d.Account)); idx != nil {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
 		}
 	}
-	return byID.Delete(k)
+	return states.Delete(k)
 }
 
 func putCooldowns(tx *bolt.Tx, marks []CooldownMark) error {
@@ -571,9 +624,9 @@ func (s *Bolt) Pending(ctx context.Context) ([]Item, error) {
 	var out []Item
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			var it Item
-			if err := json.Unmarshal(v, &it); err != nil {
-				return fmt.Errorf("outbox item %d: %w", binary.BigEndian.Uint64(k), err)
+			it, err := readItem(tx, k, v)
+			if err != nil {
+				return err
 			}
 			out = append(out, it)
 			return nil
@@ -620,7 +673,7 @@ func (s *Bolt) Record(ctx context.Context, c Changes) (Recorded, error) {
 				res.Missing = append(res.Missing, it.ID)
 				continue
 			}
-			if err := putItem(tx, it); err != nil {
+			if err := putState(tx, it); err != nil {
 				return err
 			}
 		}
