@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -902,9 +903,10 @@ func (o *Outbox) Close() {
 	o.mu.Unlock()
 	o.wg.Wait()
 	o.mu.Lock()
-	qs := make([]*queue, 0, len(o.accounts))
-	for _, q := range o.accounts {
-		qs = append(qs, q)
+	names := slices.Sorted(maps.Keys(o.accounts)) // a stable order, for the simulation
+	qs := make([]*queue, len(names))
+	for i, name := range names {
+		qs[i] = o.accounts[name]
 	}
 	o.mu.Unlock()
 	for _, q := range qs {
