@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/finderbot/finderbot/engine/store"
 	"io"
 	"net"
 	"net/http"
@@ -129,6 +131,8 @@ func (d *Daemon) startAdmin() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.Status()) })
 	mux.HandleFunc("GET /api/dead-letters", d.handleDeadLetters)
+	mux.HandleFunc("POST /api/dead-letters/{id}/retry", d.handleRetryDeadLetter)
+	mux.HandleFunc("DELETE /api/dead-letters/{id}", d.handleDropDeadLetter)
 	mux.HandleFunc("GET /api/inbound-dead-letters", d.handleInboundDeadLetters)
 	mux.HandleFunc("POST /api/accounts/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/sessions/{name}/code", d.handleCode)
@@ -193,6 +197,58 @@ func (d *Daemon) handleReady(w http.ResponseWriter, r *http.Request) {
 // ?limit= says otherwise (0 for all).
 func (d *Daemon) handleDeadLetters(w http.ResponseWriter, r *http.Request) {
 	listLimited(w, r, d.store.DeadLetters)
+}
+
+// handleRetryDeadLetter puts a dead letter back into the outbox, at the end
+// of its conversation, with its attempts reset: the operator's answer to an
+// action that failed for good or a send in doubt that did not arrive.
+func (d *Daemon) handleRetryDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id, ok := deadLetterID(w, r)
+	if !ok {
+		return
+	}
+	it, err := d.store.Revive(r.Context(), id)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	d.outbox.Add([]store.Item{it})
+	d.log.Info("dead letter retried by the operator", "dead_letter", id, "item", it.ID, "account", it.Account)
+	writeJSON(w, http.StatusOK, it)
+}
+
+// handleDropDeadLetter forgets a dead letter.
+func (d *Daemon) handleDropDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id, ok := deadLetterID(w, r)
+	if !ok {
+		return
+	}
+	if err := d.store.DropDeadLetter(r.Context(), id); err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	d.log.Info("dead letter dropped by the operator", "dead_letter", id)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "dropped"})
+}
+
+func deadLetterID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("%q is not a dead letter id (the item.id of /api/dead-letters)", r.PathValue("id"))})
+		return 0, false
+	}
+	return id, true
+}
+
+func writeStoreError(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, store.ErrFull):
+		status = http.StatusInsufficientStorage
+	}
+	writeJSON(w, status, map[string]string{"error": err.Error()})
 }
 
 // handleInboundDeadLetters lists the page items that could not be

@@ -417,6 +417,35 @@ func TestFailingSendsEndInTheDeadLetters(t *testing.T) {
 	if dead[0].Item.Text != "你好！有什么可以帮您？" || !strings.Contains(dead[0].Reason, "3 attempts") {
 		t.Fatalf("dead letter = %+v", dead[0])
 	}
+	// The operator retries it: it goes out once, and leaves the dead
+	// letters; an unknown id is a 404.
+	base := "http://" + h.d.AdminAddr() + "/api/dead-letters/"
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodPost, fmt.Sprint(dead[0].Item.ID, "/retry"), http.StatusOK},
+		{http.MethodPost, fmt.Sprint(dead[0].Item.ID, "/retry"), http.StatusNotFound},
+		{http.MethodDelete, "999999", http.StatusNotFound},
+		{http.MethodDelete, "x", http.StatusBadRequest},
+	} {
+		req, _ := http.NewRequestWithContext(h.ctx, c.method, base+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("%s %s: %s, want %d", c.method, c.path, resp.Status, c.status)
+		}
+	}
+	sent := h.sent(2)
+	if sent[1].Content != "你好！有什么可以帮您？" {
+		t.Fatalf("after the retry, sent %+v", sent)
+	}
+	if dead, _ := h.d.Store().DeadLetters(h.ctx, 0); len(dead) != 0 {
+		t.Fatalf("dead letters after the retry: %+v", dead)
+	}
 }
 
 func TestSessionsRunBesideAccounts(t *testing.T) {

@@ -732,6 +732,54 @@ func (s *Bolt) kill(tx *bolt.Tx, d DeadLetter) error {
 	return setCount(tx, "dead_n", n)
 }
 
+// Revive implements Store.
+func (s *Bolt) Revive(ctx context.Context, id uint64) (Item, error) {
+	now := s.opts.Now()
+	var it Item
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		dead := tx.Bucket(bucketDead)
+		v := dead.Get(u64(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var d DeadLetter
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		added, err := s.enqueue(tx, []Item{revived(d)}, now)
+		if err != nil {
+			return err
+		}
+		it = added[0]
+		if err := dead.Delete(u64(id)); err != nil {
+			return err
+		}
+		return setCount(tx, "dead_n", count(tx, "dead_n")-1)
+	})
+	if err != nil {
+		return Item{}, fmt.Errorf("store: revive dead letter %d: %w", id, err)
+	}
+	return it, nil
+}
+
+// DropDeadLetter implements Store.
+func (s *Bolt) DropDeadLetter(ctx context.Context, id uint64) error {
+	err := s.batch(ctx, func(tx *bolt.Tx) error {
+		dead := tx.Bucket(bucketDead)
+		if dead.Get(u64(id)) == nil {
+			return ErrNotFound
+		}
+		if err := dead.Delete(u64(id)); err != nil {
+			return err
+		}
+		return setCount(tx, "dead_n", count(tx, "dead_n")-1)
+	})
+	if err != nil {
+		return fmt.Errorf("store: drop dead letter %d: %w", id, err)
+	}
+	return nil
+}
+
 // DeadLetters implements Store.
 func (s *Bolt) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -170,4 +171,45 @@ func TestCooldownsAndInboundDeadLettersPersist(t *testing.T) {
 	if err != nil || len(in) != 1 || in[0].Index != 3 || in[0].Reason != "NewMsgId is missing" {
 		t.Fatalf("inbound dead letters = %+v, %v", in, err)
 	}
+}
+
+// TestReviveAndDropDeadLetters: a revived dead letter is queued again as a
+// new item with its attempts reset; a dropped one is gone; unknown ids are
+// ErrNotFound.
+func TestReviveAndDropDeadLetters(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		items, err := s.Enqueue(ctx, []Item{reply(0, StateQueued, "a"), reply(0, StateQueued, "b")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dead []DeadLetter
+		for _, it := range items {
+			it.Attempts, it.State = 8, StateInDoubt
+			dead = append(dead, DeadLetter{Item: it, Reason: "gave up", InDoubt: true})
+		}
+		if _, err := s.Record(ctx, Changes{Dead: dead}); err != nil {
+			t.Fatal(err)
+		}
+		it, err := s.Revive(ctx, items[0].ID)
+		if err != nil || it.ID <= items[1].ID || it.Attempts != 0 || it.State != StateQueued || it.Text != "a" {
+			t.Fatalf("revived %+v, %v", it, err)
+		}
+		if err := s.DropDeadLetter(ctx, items[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		if d, _ := s.DeadLetters(ctx, 0); len(d) != 0 {
+			t.Fatalf("dead letters left: %+v", d)
+		}
+		if p, _ := s.Pending(ctx); len(p) != 1 || p[0].ID != it.ID {
+			t.Fatalf("pending %+v", p)
+		}
+		if _, err := s.Revive(ctx, items[1].ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("revive of a dropped letter: %v", err)
+		}
+		if err := s.DropDeadLetter(ctx, 12345); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("drop of an unknown letter: %v", err)
+		}
+	})
 }

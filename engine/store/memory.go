@@ -282,6 +282,32 @@ func (m *Memory) InboundDeadLetters(ctx context.Context, limit int) ([]InboundDe
 	return slices.Clone(out), ctx.Err()
 }
 
+// Revive implements Store.
+func (m *Memory) Revive(ctx context.Context, id uint64) (Item, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.dead[id]
+	if !ok {
+		return Item{}, fmt.Errorf("store: revive dead letter %d: %w", id, ErrNotFound)
+	}
+	if err := m.roomFor(1); err != nil {
+		return Item{}, fmt.Errorf("store: revive dead letter %d: %w", id, err)
+	}
+	delete(m.dead, id)
+	return m.enqueue([]Item{revived(d)}, m.opts.Now())[0], ctx.Err()
+}
+
+// DropDeadLetter implements Store.
+func (m *Memory) DropDeadLetter(ctx context.Context, id uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.dead[id]; !ok {
+		return fmt.Errorf("store: drop dead letter %d: %w", id, ErrNotFound)
+	}
+	delete(m.dead, id)
+	return ctx.Err()
+}
+
 // DeadLetters implements Store.
 func (m *Memory) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
 	m.mu.Lock()

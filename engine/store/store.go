@@ -179,6 +179,14 @@ func (c *Changes) Empty() bool {
 	return len(c.Put) == 0 && len(c.Remove) == 0 && len(c.Dead) == 0 && len(c.Add) == 0
 }
 
+// revived is a dead letter's item made ready to be tried again.
+func revived(d DeadLetter) Item {
+	it := d.Item
+	it.ID, it.Created = 0, time.Time{}
+	it.State, it.Attempts, it.NextAt, it.LastError, it.AttemptAt, it.NewMsgID = StateQueued, 0, time.Time{}, "", time.Time{}, 0
+	return it
+}
+
 // Recorded is the outcome of Record.
 type Recorded struct {
 	// Added are Changes.Add with their IDs assigned.
@@ -292,6 +300,12 @@ type Store interface {
 	InboundDeadLetters(ctx context.Context, limit int) ([]InboundDeadLetter, error)
 	// DeadLetters returns up to limit dead letters, oldest first.
 	DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
+	// Revive moves the dead letter of item id back into the outbox as a
+	// new item (a new id, so the end of its conversation's queue), with
+	// its attempts reset, and returns it; DropDeadLetter forgets it. Both
+	// fail with ErrNotFound when there is none.
+	Revive(ctx context.Context, id uint64) (Item, error)
+	DropDeadLetter(ctx context.Context, id uint64) error
 	// Session returns the stored tokens of a named session (token and
 	// app-key kinds), or a zero SessionState when there are none.
 	Session(ctx context.Context, name string) (SessionState, error)
@@ -323,6 +337,9 @@ type KV interface {
 // ErrLocked is returned by Open when another process holds the state
 // directory.
 var ErrLocked = errors.New("store: the state directory is in use by another finderbot process")
+
+// ErrNotFound is returned for a dead letter that does not exist.
+var ErrNotFound = errors.New("store: no such dead letter")
 
 // ErrFull is returned when the outbox or a KV space is past its bound.
 var ErrFull = errors.New("store: full")
