@@ -3,7 +3,8 @@
 // store's durable outbox: in order within a conversation, at each account's
 // pace, only while the account is online, and with every step of every
 // delivery recorded in the store, so that a crash at any moment neither
-// loses an action nor performs a reply twice.
+// loses an action nor — under the assumptions below — performs a reply
+// twice.
 //
 // # Delivery states
 //
@@ -42,7 +43,10 @@
 //  2. the replies of one conversation are accepted, and echoed, in the order
 //     they were sent;
 //  3. a request the upstream has not accepted within Config.Doubt (its call
-//     timeout) of being sent is never accepted.
+//     timeout) of being sent is never accepted;
+//
+// and one about the store: a write that reports failure did not happen
+// (each is one transaction).
 //
 // Replies of one conversation are handed to the upstream one at a time, in
 // ID order, each only once the upstream accepted the one before; a reply in
