@@ -138,7 +138,7 @@ func TestSimulation(t *testing.T) {
 // summary counts what the seeds did, so that a run shows it exercised the
 // faults it claims to.
 type summary struct {
-	steps, injected, delivered, crashes, midCrashes, stops, storeFaults, inDoubt, dead, skipped int
+	steps, injected, delivered, crashes, midCrashes, stops, storeFaults, inDoubt, dead, skipped, concurrentSyncs int
 }
 
 func (s *summary) add(o summary) {
@@ -152,11 +152,12 @@ func (s *summary) add(o summary) {
 	s.inDoubt += o.inDoubt
 	s.dead += o.dead
 	s.skipped += o.skipped
+	s.concurrentSyncs += o.concurrentSyncs
 }
 
 func (s summary) String() string {
-	return fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped",
-		s.steps, s.injected, s.delivered, s.crashes, s.midCrashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped)
+	return fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped, %d syncs beside a send",
+		s.steps, s.injected, s.delivered, s.crashes, s.midCrashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped, s.concurrentSyncs)
 }
 
 type result struct {
@@ -185,10 +186,24 @@ type world struct {
 	sum    summary
 	trace  bool
 	log    []string
+	// syncs are the syncs under way, by account: the sync loop runs beside
+	// the outbox, so a page may be fetched while a send is on its way and
+	// committed after it returned.
+	syncs map[string]*syncInFlight
 	// crashRate is the chance that the process dies right after a call to
 	// the upstream or a store write returned, before it could act on the
 	// answer: between two writes, between a send and its record.
 	crashRate float64
+	// concurrency is the chance that a sync begins while a send is on its
+	// way.
+	concurrency float64
+}
+
+// syncInFlight is a page fetched and not yet committed.
+type syncInFlight struct {
+	page  *sdk.Page
+	start time.Time
+	err   error
 }
 
 // crash is the panic that stands for the process dying mid-step.
@@ -250,6 +265,7 @@ func runSeed(seed uint64, dir string, trace bool) (res result) {
 	}
 	w.st = &faultyStore{Store: base, w: w, rate: []float64{0, 0, 0.02, 0.1}[rng.IntN(4)]}
 	w.crashRate = []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]
+	w.concurrency = []float64{0, 0.1, 0.3}[rng.IntN(3)]
 	accounts := 1 + rng.IntN(2)
 	for i := range accounts {
 		wID := fmt.Sprintf("w%d", i)
@@ -285,7 +301,7 @@ func runSeed(seed uint64, dir string, trace bool) (res result) {
 	}
 	// The drain: a perfect upstream and store, until nothing is left.
 	w.up.SetFaults(Faults{})
-	w.st.rate, w.crashRate = 0, 0
+	w.st.rate, w.crashRate, w.concurrency = 0, 0, 0
 	w.boot()
 	quiet := 0
 	for round := 0; round < 400 && quiet < 3; round++ {
@@ -359,6 +375,7 @@ func (w *world) boot() {
 		}
 	}
 	n := &node{pollers: map[string]*poller.Poller{}}
+	w.syncs = map[string]*syncInFlight{} // lost with the process
 	n.ob = outbox.New(outbox.Config{MaxAttempts: 1000, RetryBackoff: time.Second, MaxRetryBackoff: 10 * time.Second, Doubt: doubt}, outbox.Deps{
 		Store: w.st, Sender: crashingUpstream{w}, Sessions: sessions{}, Plugins: w.plugin.call,
 		Now:      w.clock.Now,
@@ -390,12 +407,43 @@ func (w *world) recovered(ctx context.Context, ob *outbox.Outbox) (ok bool) {
 	return ob.Recover(ctx) == nil
 }
 
+// poll finishes the account's sync under way, or makes a whole one.
 func (w *world) poll(ctx context.Context, wID string) {
 	w.survive(func() {
-		res, err := w.node.pollers[wID].Poll(ctx, "token", wID)
+		p := w.node.pollers[wID]
+		s := w.syncs[wID]
+		delete(w.syncs, wID)
+		if s == nil {
+			var err error
+			s = &syncInFlight{}
+			if s.page, s.start, err = p.Fetch(ctx, "token", wID); err != nil {
+				s.err = err
+			}
+		}
+		if s.err != nil {
+			w.tracef("poll %s: %v", wID, s.err)
+			return
+		}
+		res, err := p.Commit(ctx, s.page, s.start)
 		w.sum.skipped += res.Skipped
-		w.tracef("poll %s: %+v %v", wID, res, err)
+		w.tracef("poll %s (began %s): %+v %v", wID, s.start.Format("15:04:05.000"), res, err)
 	})
+}
+
+// startSync fetches a page for the account and keeps it, to be committed
+// by a later poll, as a sync under way while the outbox works does.
+func (w *world) startSync(ctx context.Context, wID string) {
+	if w.syncs[wID] != nil || w.node == nil {
+		return
+	}
+	s := &syncInFlight{}
+	var err error
+	if s.page, s.start, err = w.node.pollers[wID].Fetch(ctx, "token", wID); err != nil {
+		s.err = err
+	}
+	w.syncs[wID] = s
+	w.sum.concurrentSyncs++
+	w.tracef("sync %s began", wID)
 }
 
 func (w *world) step(ctx context.Context, wID string) {
@@ -627,6 +675,10 @@ func (u crashingUpstream) SyncFinder(ctx context.Context, token, wID, keyBuff st
 }
 
 func (u crashingUpstream) PrivateSend(ctx context.Context, token string, req upstream.PrivateSendRequest) (*upstream.Sent, error) {
+	if u.w.concurrency > 0 && u.w.rng.Float64() < u.w.concurrency {
+		// The sync loop fetches a page while this send is on its way.
+		u.w.startSync(ctx, req.WID)
+	}
 	sent, err := u.w.up.PrivateSend(ctx, token, req)
 	u.w.maybeCrash()
 	return sent, err
@@ -667,6 +719,7 @@ var regressionSeeds = map[string]uint64{
 	"an attempt cut by a crash is in doubt after the restart": 3,
 	"a cooldown is recorded only with its page":               22,
 	"a repeated id within one page is answered once":          6,
+	"a reply in doubt waits from its send, not its batch":     5665,
 }
 
 func TestSimulationRegressions(t *testing.T) {

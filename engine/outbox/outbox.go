@@ -166,10 +166,12 @@ type delivered struct {
 }
 
 // entry is a queued item; doubt marks the head of a conversation waiting to
-// learn whether its attempt was accepted.
+// learn whether its attempt was accepted, which began at sentBy at the
+// latest.
 type entry struct {
-	it    store.Item
-	doubt bool
+	it     store.Item
+	doubt  bool
+	sentBy time.Time
 }
 
 // New returns an outbox; nothing runs until Recover and Start.
@@ -228,8 +230,13 @@ func (o *Outbox) Recover(ctx context.Context) error {
 			dead = append(dead, store.DeadLetter{Item: it, At: now, InDoubt: true,
 				Reason: "in doubt: the daemon stopped during the attempt, and a /sendText leaves no echo to tell whether the upstream accepted it; retry it only if the receiver did not get it"})
 		case it.State.Attempted() && it.Kind == store.KindReply:
+			// An attempt recorded as begun may have been handed over any
+			// time before the previous run ended, which was before now:
+			// the upstream may accept it until now plus Config.Doubt.
+			// (AttemptAt stays the earliest it can have begun, which
+			// bounds its echo's time.)
 			it.State = store.StateInDoubt
-			queued = append(queued, &entry{it: it, doubt: true})
+			queued = append(queued, &entry{it: it, doubt: true, sentBy: later(it.AttemptAt, now)})
 		default:
 			if it.Kind == store.KindPlugin {
 				it.State = store.StateQueued // called again, same idempotency key
@@ -249,6 +256,13 @@ func (o *Outbox) Recover(ctx context.Context) error {
 	}
 	o.addEntries(queued)
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Add queues items already committed to the store's outbox.
@@ -426,7 +440,7 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 		if e.doubt {
 			// Waiting for its echo, or for a sync that began after its
 			// attempt could still be accepted and found nothing.
-			if !q.caughtUp.After(e.it.AttemptAt.Add(o.cfg.Doubt)) {
+			if !q.caughtUp.After(e.sentBy.Add(o.cfg.Doubt)) {
 				continue
 			}
 			due = time.Time{}
@@ -668,9 +682,16 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		return 0, true, false
 	}
 	log := o.itemLog(q, &e.it)
+	now := o.deps.Now()
 	if !e.it.Received.IsZero() {
-		o.deps.Observer.HandOff(o.deps.Now().Sub(e.it.Received))
+		o.deps.Observer.HandOff(now.Sub(e.it.Received))
 	}
+	// The attempt was recorded when its batch began; it starts now, and
+	// the upstream may accept it until now plus Config.Doubt. An outcome
+	// in doubt is recorded with this time.
+	o.mu.Lock()
+	e.it.AttemptAt, e.sentBy = now, now
+	o.mu.Unlock()
 	sent, err := o.deliver(ctx, inst, e.it)
 	o.mu.Lock()
 	settled := q.inflight[e.it.ID]

@@ -339,3 +339,39 @@ func TestPluginActionKeepsItsKeyAcrossRetries(t *testing.T) {
 		t.Fatalf("plugin called for %v, accepted %q", seen, up.accepted)
 	}
 }
+
+// TestDoubtIsTimedFromTheSendNotTheBatch: one write begins two replies; the
+// first send is slow, the second's answer is cut. A sync that began after
+// the batch's start plus the call timeout, but before the second send,
+// cannot show its echo: it must not count as proof that the reply was not
+// accepted.
+func TestDoubtIsTimedFromTheSendNotTheBatch(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{}
+	r := newRig(t, store.NewMemory(store.Options{}), up)
+	begun := r.clk.now
+	up.script = func(n int) (bool, error) {
+		if n == 0 {
+			r.clk.now = r.clk.now.Add(doubt + 10*time.Second) // a slow answer
+			return true, nil
+		}
+		return true, cutAnswer
+	}
+	for _, conv := range []string{"s1", "s2"} {
+		saved, err := r.st.Enqueue(context.Background(), []store.Item{{Account: "shop", Kind: store.KindReply, Text: "在的", To: "stranger-" + conv, My: "me@finder", Session: conv, Conversation: conv}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.ob.Add(saved)
+	}
+	r.drain()
+	if up.calls != 2 {
+		t.Fatalf("%d calls, want both replies sent", up.calls)
+	}
+	// An empty page from a sync that began before the second send.
+	r.ob.CaughtUp("shop", begun.Add(doubt+5*time.Second))
+	r.drain()
+	if up.calls != 2 {
+		t.Fatalf("the reply in doubt was sent again on the word of a sync older than its send")
+	}
+}

@@ -115,22 +115,30 @@ type Result struct {
 // error the cursor stays where it was, nothing is recorded, and the page
 // is fetched again by the next Poll.
 func (p *Poller) Poll(ctx context.Context, token, wID string) (Result, error) {
-	if !p.loaded {
-		cursor, err := p.deps.Store.Cursor(ctx, p.account)
-		if err != nil {
-			return Result{}, fmt.Errorf("poller: %s: read the cursor: %w", p.account, err)
-		}
-		p.cursor, p.loaded = cursor, true
-	}
-	start := p.deps.Now()
-	page, err := p.deps.Syncer.SyncFinder(ctx, token, wID, p.cursor)
+	page, start, err := p.Fetch(ctx, token, wID)
 	if err != nil {
 		return Result{}, err
 	}
 	return p.Commit(ctx, page, start)
 }
 
-// Commit processes a page fetched at start and commits it.
+// Fetch fetches the page after the cursor and returns it with the time the
+// call began; Commit commits it. Poll is the two in a row; nothing else may
+// run on the poller between them.
+func (p *Poller) Fetch(ctx context.Context, token, wID string) (*sdk.Page, time.Time, error) {
+	if !p.loaded {
+		cursor, err := p.deps.Store.Cursor(ctx, p.account)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("poller: %s: read the cursor: %w", p.account, err)
+		}
+		p.cursor, p.loaded = cursor, true
+	}
+	start := p.deps.Now()
+	page, err := p.deps.Syncer.SyncFinder(ctx, token, wID, p.cursor)
+	return page, start, err
+}
+
+// Commit processes a page whose fetch began at start and commits it.
 func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (Result, error) {
 	received := p.deps.Now()
 	res := Result{Messages: len(page.Messages) + len(page.Skipped)}
