@@ -208,10 +208,11 @@ func (nopObserver) HandOff(time.Duration) {}
 
 // Recover loads the outbox a previous run left in the store. Items that may
 // have reached the upstream (attempting, in doubt) are in doubt: replies
-// wait for their echo or for the sync to catch up past their attempt plus
-// Config.Doubt; sends go to the dead letters marked in doubt; plugin actions
-// are called again with the same idempotency key. Delivered replies stay
-// in the store until their echo arrives.
+// wait for their echo, or for the sync to catch up past this restart plus
+// Config.Doubt (the previous run may have handed them over until it
+// ended); sends go to the dead letters marked in doubt; plugin actions are
+// called again with the same idempotency key. Delivered replies stay in
+// the store until their echo arrives.
 func (o *Outbox) Recover(ctx context.Context) error {
 	items, err := o.deps.Store.Pending(ctx)
 	if err != nil {
