@@ -260,7 +260,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 			return fmt.Errorf("engine: plugins: %w", err)
 		}
 	}
-	if err := d.restoreCooldowns(ctx); err != nil {
+	if err := poller.RestoreCooldowns(ctx, d.store, d.rules.cooldowns, d.now()); err != nil {
 		d.cancel()
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
-	"github.com/finderbot/finderbot/rules"
 )
 
 // newOutbox wires the outbox to the store, the upstream, the sessions and
@@ -105,18 +104,4 @@ func (m pollerMetrics) FinderName(account, name string) {
 	if a := m.d.accounts[account]; a != nil {
 		a.learnFinderName(name)
 	}
-}
-
-// restoreCooldowns brings back the rule cooldowns the store recorded.
-func (d *Daemon) restoreCooldowns(ctx context.Context) error {
-	marks, err := d.store.Cooldowns(ctx, d.now())
-	if err != nil {
-		return err
-	}
-	rm := make([]rules.CooldownMark, len(marks))
-	for i, m := range marks {
-		rm[i] = rules.CooldownMark{Rule: m.Rule, Conv: m.Conv, Fired: m.Fired, Until: m.Until}
-	}
-	d.rules.cooldowns.Restore(rm)
-	return nil
 }

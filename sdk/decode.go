@@ -76,7 +76,7 @@ func DecodePage(data []byte) (*Page, error) {
 	// documented has no bad item, so the per-item decode below runs only
 	// for the rare page that needs it.
 	var w wirePage
-	if err := json.UnmarshalNoEscape(data, &w); err != nil {
+	if err := json.Unmarshal(data, &w); err != nil {
 		return decodePageByItem(data)
 	}
 	if w.KeyBuff == nil {
@@ -114,7 +114,7 @@ type rawPage struct {
 // on its own, so that a bad item is skipped rather than failing the page.
 func decodePageByItem(data []byte) (*Page, error) {
 	var w rawPage
-	if err := json.UnmarshalNoEscape(data, &w); err != nil {
+	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("sdk: decode sync page: %w", err)
 	}
 	if w.KeyBuff == nil {
@@ -126,7 +126,7 @@ func decodePageByItem(data []byte) (*Page, error) {
 	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, 0, len(w.List))}
 	for i, raw := range w.List {
 		var item wireItem
-		err := json.UnmarshalNoEscape(raw, &item)
+		err := json.Unmarshal(raw, &item)
 		if err == nil && item.Content.Msg.NewMsgID != 0 {
 			p.Messages = append(p.Messages, Message{})
 			fromWire(&p.Messages[len(p.Messages)-1], &item.Content)
@@ -168,7 +168,7 @@ func skipReason(raw json.RawMessage, err error) string {
 		return "item is a number, not an object"
 	}
 	var probe idProbe
-	if perr := json.UnmarshalNoEscape(raw, &probe); perr == nil {
+	if perr := json.Unmarshal(raw, &probe); perr == nil {
 		switch id := string(probe.Content.Msg.NewMsgID); id {
 		case "":
 			return "NewMsgId is missing"

@@ -364,13 +364,7 @@ func (w *world) boot() {
 	ctx := context.Background()
 	cd := rules.NewCooldowns(0)
 	for {
-		marks, err := w.st.Cooldowns(ctx, w.clock.Now())
-		if err == nil {
-			rm := make([]rules.CooldownMark, len(marks))
-			for i, m := range marks {
-				rm[i] = rules.CooldownMark{Rule: m.Rule, Conv: m.Conv, Fired: m.Fired, Until: m.Until}
-			}
-			cd.Restore(rm)
+		if poller.RestoreCooldowns(ctx, w.st, cd, w.clock.Now()) == nil {
 			break
 		}
 	}

@@ -186,10 +186,7 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 	}
 	commit.MsgIDs = unseen
 	set := p.deps.Rules()
-	var cd *rules.CooldownTx
-	if p.deps.Cooldowns != nil {
-		cd = p.deps.Cooldowns.Begin()
-	}
+	cd := p.deps.Cooldowns.Begin() // a nil Cooldowns gives a transaction of its own
 	now := p.deps.Now()
 	var acts []rules.Action
 	for _, m := range msgs {
@@ -206,28 +203,20 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 			p.deps.Log.Debug("message content did not parse", "account", p.account, "msg_id", m.ID, "err", m.ParseError)
 		}
 		p.deps.Observer.Synced(p.account, m.Type)
-		var view rules.CooldownView
-		if cd != nil {
-			view = cd
-		}
-		acts = set.Match(acts[:0], m, p.account, now, view)
+		acts = set.Match(acts[:0], m, p.account, now, cd)
 		for _, a := range acts {
 			p.deps.Observer.Matched(a.Rule)
 		}
 		commit.Items = append(commit.Items, outbox.Items(acts, p.account, m)...)
 	}
-	if cd != nil {
-		for _, mk := range cd.Marks() {
-			commit.Cooldowns = append(commit.Cooldowns, store.CooldownMark{Rule: mk.Rule, Conv: mk.Conv, Fired: mk.Fired, Until: mk.Until})
-		}
+	for _, mk := range cd.Marks() {
+		commit.Cooldowns = append(commit.Cooldowns, store.CooldownMark{Rule: mk.Rule, Conv: mk.Conv, Fired: mk.Fired, Until: mk.Until})
 	}
 	out, err := p.deps.Store.CommitPage(ctx, commit)
 	if err != nil {
 		return Result{}, err
 	}
-	if cd != nil {
-		cd.Commit()
-	}
+	cd.Commit()
 	p.cursor = page.KeyBuff
 	for i := range out.Items {
 		out.Items[i].Received = received
@@ -240,6 +229,26 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 	p.deps.Sink.Add(out.Items)
 	res.Fresh, res.Actions = len(unseen), len(out.Items)
 	return res, nil
+}
+
+// CooldownStore is where the cooldowns committed with pages are read back.
+type CooldownStore interface {
+	Cooldowns(ctx context.Context, now time.Time) ([]store.CooldownMark, error)
+}
+
+// RestoreCooldowns brings the cooldowns committed with earlier pages that
+// still run at now back into cd, as a start must before the first page.
+func RestoreCooldowns(ctx context.Context, st CooldownStore, cd *rules.Cooldowns, now time.Time) error {
+	marks, err := st.Cooldowns(ctx, now)
+	if err != nil {
+		return err
+	}
+	rm := make([]rules.CooldownMark, len(marks))
+	for i, m := range marks {
+		rm[i] = rules.CooldownMark{Rule: m.Rule, Conv: m.Conv, Fired: m.Fired, Until: m.Until}
+	}
+	cd.Restore(rm)
+	return nil
 }
 
 // skip describes a page item that cannot be processed.

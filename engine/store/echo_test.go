@@ -213,3 +213,23 @@ func TestReviveAndDropDeadLetters(t *testing.T) {
 		}
 	})
 }
+
+// TestInboundDeadLettersAreBounded: past DeadMax, the oldest skipped items
+// are forgotten, as the dead letters are.
+func TestInboundDeadLettersAreBounded(t *testing.T) {
+	t.Parallel()
+	for name, s := range map[string]Store{"bolt": open(t, t.TempDir(), Options{DeadMax: 2}), "memory": NewMemory(Options{DeadMax: 2})} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for i := range 3 {
+				if _, err := s.CommitPage(ctx, Commit{Account: "a", KeyBuff: "k", Skipped: []InboundDeadLetter{{Account: "a", Index: i, Reason: "NewMsgId is missing"}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			in, err := s.InboundDeadLetters(ctx, 0)
+			if err != nil || len(in) != 2 || in[0].Index != 1 || in[1].Index != 2 {
+				t.Fatalf("inbound dead letters = %+v, %v; want the newest two", in, err)
+			}
+		})
+	}
+}
