@@ -7,10 +7,12 @@ import (
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/checker/nature"
 	exprcompiler "github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
 )
@@ -56,7 +58,7 @@ func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	if c, ok := x.cache[code]; ok {
 		return c, nil
 	}
-	tree, err := checker.ParseCheck(code, x.config)
+	tree, err := parseCheck(code, x.config)
 	if err != nil {
 		return nil, exprErr(err)
 	}
@@ -85,6 +87,29 @@ func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	c.program = p
 	x.cache[code] = c
 	return c, nil
+}
+
+// parseCheck parses and type-checks code, arguments of helper calls
+// included. expr's checker type-checks between the patchers (nowPatcher,
+// dynamicAdd, the + overload) and drops those checks' errors; its final
+// check then trusts the type a call to a function kept from them and does
+// not look at the call's arguments again. containsAny(msg.Txt, "x") and
+// hour(msg.Tme) would pass. So the types of calls are forgotten and the
+// patched tree checked once more.
+func parseCheck(code string, c *conf.Config) (*parser.Tree, error) {
+	tree, err := checker.ParseCheck(code, c)
+	if err != nil {
+		return nil, err
+	}
+	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
+		if call, ok := (*n).(*ast.CallNode); ok {
+			call.SetNature(nature.Nature{})
+		}
+	}))
+	if _, err := checker.Check(tree, c); err != nil {
+		return nil, err
+	}
+	return tree, nil
 }
 
 // chargeLoops makes every pass of a loop cost one unit of the VM's budget
@@ -119,7 +144,7 @@ func chargeLoops(root *ast.Node) {
 func exprErr(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return &positionedError{msg: fe.Message, line: max(fe.Line, 1), col: fe.Column + 1}
+		return &positionedError{msg: strings.TrimSpace(fe.Message), line: max(fe.Line, 1), col: fe.Column + 1}
 	}
 	return err
 }

@@ -191,13 +191,16 @@ func newConfig(loc *time.Location, maxNodes uint, asBool bool) *conf.Config {
 				return nil, errLongString(n)
 			}
 			return strings.Join(parts, sep), nil
-		}, new(func([]any, string) string), new(func([]string, string) string), new(func([]any) string), new(func([]string) string)),
+		},
+			// expr reports the last overload's complaint when none fits:
+			// the common form goes last, so that its complaint is the one.
+			new(func([]any) string), new(func([]string) string), new(func([]any, string) string), new(func([]string, string) string)),
 		expr.DisableBuiltin("split"),
 		expr.DisableBuiltin("splitAfter"),
 		expr.Function("split", func(p ...any) (any, error) { return boundedSplit(p, strings.SplitN) },
-			new(func(string, string) []string), new(func(string, string, int) []string)),
+			new(func(string, string, int) []string), new(func(string, string) []string)),
 		expr.Function("splitAfter", func(p ...any) (any, error) { return boundedSplit(p, strings.SplitAfterN) },
-			new(func(string, string) []string), new(func(string, string, int) []string)),
+			new(func(string, string, int) []string), new(func(string, string) []string)),
 		expr.Function("containsAny", func(p ...any) (any, error) {
 			s := p[0].(string)
 			for _, k := range p[1:] {
