@@ -165,3 +165,40 @@ func FuzzTemplate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIndex compiles an arbitrary condition and matches an arbitrary text,
+// UTF-8 or not, with the index and without: both must give the same
+// actions.
+func FuzzIndex(f *testing.F) {
+	for _, s := range [][2]string{
+		{`containsAny(msg.Text, "价格", "多少钱") && !msg.FromSelf`, "这个多少钱？"},
+		{"msg.Text matches `订单号?[:：]?\\s*\\d{6,}`", "订单号：202611201234"},
+		{`msg.Text in ["哈喽", "你好"] || msg.Text startsWith "退"`, "退\x80"},
+		// A regular expression reads a byte that is not UTF-8 as U+FFFD.
+		{`msg.Text matches "\uFFFD"`, "\xff"},
+		{`msg.Text matches "价\uFFFD格"`, "价\xff格"},
+		{`msg.Text matches "(ab|\uFFFD)+$"`, "ab\xe5\x93"},
+		{`msg.Text contains "\uFFFD" || msg.Text endsWith "\xef\xbf"`, "\xef\xbf"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, when, msgText string) {
+		if !utf8.ValidString(when) || len(when) > DefaultMaxExprLen {
+			return
+		}
+		src, err := yaml.Marshal(map[string]any{"rules": []any{map[string]any{
+			"name": "r", "when": when, "actions": []any{map[string]any{"reply": "r"}},
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := Compile(Options{}, Source{Name: "i.yaml", Data: src})
+		if err != nil {
+			return
+		}
+		indexed, naive := indexedAndNaive(set, &evaluator{}, text(msgText), fuzzTime)
+		if indexed != naive {
+			t.Fatalf("when %q, text %q: indexed %q, naive %q", when, msgText, indexed, naive)
+		}
+	})
+}

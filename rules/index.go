@@ -4,6 +4,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr/ast"
 )
@@ -194,10 +195,10 @@ func regexLiterals(pattern string) [][]string {
 func required(re *syntax.Regexp) [][]string {
 	switch re.Op {
 	case syntax.OpLiteral:
-		if re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 {
+		if re.Flags&syntax.FoldCase != 0 {
 			return nil
 		}
-		return [][]string{{string(re.Rune)}}
+		return literalRuns(re.Rune)
 	case syntax.OpCapture, syntax.OpPlus:
 		return required(re.Sub[0])
 	case syntax.OpRepeat:
@@ -229,6 +230,27 @@ func required(re *syntax.Regexp) [][]string {
 		return [][]string{out}
 	}
 	return nil
+}
+
+// literalRuns returns, as options, the runs of a literal's runes that a
+// match holds as the very bytes of their UTF-8. A regular expression reads
+// each byte of a text that is not UTF-8 as U+FFFD, so a U+FFFD of the
+// pattern (or a rune UTF-8 cannot encode) may stand for a byte that is not
+// its encoding, and only splits the literal. `价\uFFFD格` matches
+// "价\xff格", which contains "价" and "格" but not "价\uFFFD格".
+func literalRuns(runes []rune) [][]string {
+	var out [][]string
+	start := 0
+	for i := 0; i <= len(runes); i++ {
+		if i < len(runes) && runes[i] != utf8.RuneError && utf8.ValidRune(runes[i]) {
+			continue
+		}
+		if i > start {
+			out = append(out, []string{string(runes[start:i])})
+		}
+		start = i + 1
+	}
+	return out
 }
 
 func shortest(ss []string) int {

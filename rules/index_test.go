@@ -11,7 +11,16 @@ import (
 	"github.com/finderbot/finderbot/sdk"
 )
 
-var words = []string{"a", "b", "ab", "ba", "abc", "哈", "哈喽", "喽", "x1", "价格", "格", "1"}
+// words are the keywords of random conditions, U+FFFD among them: a
+// regular expression reads each byte of a text that is not UTF-8 as U+FFFD,
+// where contains compares bytes.
+var words = []string{"a", "b", "ab", "ba", "abc", "哈", "哈喽", "喽", "x1", "价格", "格", "1", "\uFFFD", "哈\uFFFD", "\uFFFD\uFFFD"}
+
+// textWords are what random messages are made of: the keywords, and
+// fragments that are not UTF-8 (a lone continuation byte, \xff, the first
+// two bytes of 哈 and of U+FFFD, and their last bytes, which complete them
+// when they meet).
+var textWords = append([]string{"\x80", "\xff", "\xe5\x93", "\x88", "\xef\xbf", "\xbd"}, words...)
 
 func randWord(r *rand.Rand) string { return words[r.IntN(len(words))] }
 
@@ -28,7 +37,8 @@ func randAtom(r *rand.Rand) string {
 	case 3:
 		return fmt.Sprintf("msg.Text endsWith %q", w)
 	case 4:
-		forms := []string{"^%s", "%s[0-9]+", "(%s|%s)x?", "(?i)%s", "%s.*%s", "b?%s", "^(%s)+$", "[ab]%s", "%s|z"}
+		forms := []string{"^%s", "%s[0-9]+", "(%s|%s)x?", "(?i)%s", "%s.*%s", "b?%s", "^(%s)+$", "[ab]%s", "%s|z",
+			"\uFFFD%s", "%s\uFFFD+", "格\uFFFD?%s"}
 		f := forms[r.IntN(len(forms))]
 		return fmt.Sprintf("msg.Text matches %q", fmt.Sprintf(strings.ReplaceAll(f, "%s", "%[1]s"), w))
 	case 5:
@@ -66,8 +76,8 @@ func randCond(r *rand.Rand, depth int) string {
 
 func randMessage(r *rand.Rand) *sdk.Message {
 	var b strings.Builder
-	for range r.IntN(4) {
-		b.WriteString(randWord(r))
+	for range r.IntN(5) {
+		b.WriteString(textWords[r.IntN(len(textWords))])
 		if r.IntN(4) == 0 {
 			b.WriteString(fmt.Sprint(r.IntN(100)))
 		}
@@ -107,8 +117,7 @@ func TestIndexEqualsNaive(t *testing.T) {
 		e := &evaluator{}
 		for range 300 {
 			m := randMessage(r)
-			got := rulesOf(set.match(e, nil, m, "", now, nil, true))
-			want := rulesOf(set.match(e, nil, m, "", now, nil, false))
+			got, want := indexedAndNaive(set, e, m, now)
 			compared++
 			if want != "" {
 				matched++
@@ -121,6 +130,47 @@ func TestIndexEqualsNaive(t *testing.T) {
 	}
 	if matched < compared/10 {
 		t.Errorf("only %d of %d messages matched a rule; the test is too weak", matched, compared)
+	}
+}
+
+// indexedAndNaive matches m through the index and by evaluating every rule.
+func indexedAndNaive(set *Set, e *evaluator, m *sdk.Message, now time.Time) (string, string) {
+	return rulesOf(set.match(e, nil, m, "", now, nil, true)), rulesOf(set.match(e, nil, m, "", now, nil, false))
+}
+
+// TestIndexInvalidUTF8 pins what rules match a text that is not UTF-8, with
+// the index and without: a regular expression reads each stray byte as
+// U+FFFD, contains and == compare bytes.
+func TestIndexInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	set := mustCompile(t, Options{}, `
+rules:
+  - {name: re, when: 'msg.Text matches "\uFFFD"', actions: [{reply: re}]}
+  - {name: re-split, when: 'msg.Text matches "价\uFFFD格"', actions: [{reply: re-split}]}
+  - {name: re-two, when: 'msg.Text matches "^\uFFFD\uFFFD$"', actions: [{reply: re-two}]}
+  - {name: contains, when: 'msg.Text contains "\uFFFD"', actions: [{reply: contains}]}
+  - {name: any, when: 'containsAny(msg.Text, "\uFFFD", "格")', actions: [{reply: any}]}
+  - {name: eq, when: 'msg.Text == "\uFFFD"', actions: [{reply: eq}]}
+`)
+	now := time.Date(2026, 11, 20, 10, 0, 0, 0, shanghai)
+	tests := map[string]struct{ text, want string }{
+		"a stray byte":               {"\xff", "re:re"},
+		"a stray byte in a word":     {"价\xff格", "re:re re-split:re-split any:any"},
+		"a truncated 哈":              {"\xe5\x93", "re:re re-two:re-two"},
+		"a continuation byte":        {"x\x80", "re:re"},
+		"U+FFFD itself":              {"\uFFFD", "re:re contains:contains any:any eq:eq"},
+		"U+FFFD cut short":           {"\xef\xbf", "re:re re-two:re-two"},
+		"bytes that make up a rune":  {"\xe5\x93\x88", ""},
+		"valid text with no keyword": {"价格", "any:any"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			indexed, naive := indexedAndNaive(set, &evaluator{}, text(tc.text), now)
+			if indexed != tc.want || naive != tc.want {
+				t.Errorf("%q: indexed %q, naive %q, want %q", tc.text, indexed, naive, tc.want)
+			}
+		})
 	}
 }
 
@@ -147,6 +197,11 @@ func TestAnalyze(t *testing.T) {
 		"empty keyword":       {`msg.Text contains ""`, nil},
 		"other field":         {`msg.From == "x"`, nil},
 		"function of text":    {`lower(msg.Text) == "a"`, nil},
+		// A regular expression reads a byte that is not UTF-8 as U+FFFD.
+		"regex U+FFFD":        {`msg.Text matches "\uFFFD"`, nil},
+		"regex U+FFFD splits": {`msg.Text matches "价\uFFFD格+"`, []string{`msg.Text contains "价"`, `msg.Text contains "格"`}},
+		"regex U+FFFD branch": {`msg.Text matches "(ab|\uFFFD)"`, nil},
+		"keyword U+FFFD":      {`msg.Text contains "\uFFFD"`, []string{"msg.Text contains \"\uFFFD\""}},
 	}
 	x := newExprConf(newConfig(shanghai, DefaultMaxNodes, true))
 	for name, tc := range tests {
