@@ -94,13 +94,16 @@ func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 // dynamicAdd, the + overload) and drops those checks' errors; its final
 // check then trusts the type a call to a function kept from them and does
 // not look at the call's arguments again. containsAny(msg.Txt, "x") and
-// hour(msg.Tme) would pass. So the types of calls are forgotten and the
-// patched tree checked once more.
+// hour(msg.Tme) would pass, and containsAny(msg.Text, containsAny(msg.Txt))
+// would be blamed on its bool rather than on Txt. So the types of calls are
+// forgotten and the patched tree checked once more, whose first problem is
+// the first in the expression.
 func parseCheck(code string, c *conf.Config) (*parser.Tree, error) {
-	tree, err := checker.ParseCheck(code, c)
+	tree, err := parser.ParseWithConfig(code, c)
 	if err != nil {
 		return nil, err
 	}
+	_, patchErr := new(checker.Checker).PatchAndCheck(tree, c)
 	ast.Walk(&tree.Node, visitFunc(func(n *ast.Node) {
 		if call, ok := (*n).(*ast.CallNode); ok {
 			call.SetNature(nature.Nature{})
@@ -108,6 +111,9 @@ func parseCheck(code string, c *conf.Config) (*parser.Tree, error) {
 	}))
 	if _, err := checker.Check(tree, c); err != nil {
 		return nil, err
+	}
+	if patchErr != nil {
+		return nil, patchErr
 	}
 	return tree, nil
 }

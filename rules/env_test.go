@@ -37,6 +37,10 @@ var helperCalls = map[string]struct {
 	"splitAfter": {`splitAfter(msg.Text, ", ")[0]`, "价格, ", `splitAfter(msg.Txt, ", ")[0]`, "Txt", `splitAfter(msg.Text, msg.Time)[0]`, "Time"},
 	"containsAny": {`containsAny(msg.Text, "价格", "多少钱")`, "true", `containsAny(msg.Txt, "价格", "多少钱")`, "Txt",
 		`containsAny(msg.Text, "价格", msg.Seq)`, "Seq"},
+	// The first problem is the one shown: the misspelt field, not the
+	// type its call would have had.
+	"containsAny(containsAny)": {`containsAny(msg.Text, "x", string(containsAny(msg.Text, "a")))`, "false",
+		`containsAny(msg.Text, "x", containsAny(msg.Txt, "a"))`, "Txt", `containsAny(msg.Text, "x", containsAny(msg.Text, "a"))`, `containsAny(msg.Text, "a")`},
 	// add is + of values whose types are known only at run time: it takes
 	// any two values, so only its arguments' fields can be checked.
 	"add": {"add(msg.Seq, 1)", "8", "add(msg.Sq, 1)", "Sq", "", ""},
