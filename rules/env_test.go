@@ -6,16 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/finderbot/finderbot/sdk"
 )
 
 // helperCalls holds, for every helper, a correct call with what it renders,
 // the same call with a misspelt field, and a call with an argument of the
-// wrong type. Each bad call names, in bad, the text the problem's caret
-// must point at. Some error shapes are found early by expr; the others
-// were lost when a helper call's type was settled before its arguments
-// were checked.
+// wrong type, each bad call with the text the problem's caret must point
+// at (typo, bad).
 var helperCalls = map[string]struct {
 	ok, want       string
 	misspelt, typo string
@@ -49,8 +48,7 @@ var helperCalls = map[string]struct {
 // helperPlaces are the places an expression X can stand in a rule: a
 // condition, an argument of another helper, the body of a closure (where
 // msg is #), a template, an argument inside a template and an event rule
-// (where msg is event.Message). Block scalars
-// keep X free of YAML quoting.
+// (where msg is event.Message). Block scalars keep X free of YAML quoting.
 var helperPlaces = map[string]string{
 	"condition":         "when: |-\n      string(X) != \"\" && !msg.FromSelf\n    actions: [{reply: ok}]",
 	"argument":          "when: |-\n      containsAny(string(X), \"x\") || true\n    actions: [{reply: ok}]",
@@ -101,26 +99,32 @@ func TestHelperSignatures(t *testing.T) {
 						t.Errorf("%s rendered %q, want %q", h.ok, got, want)
 					}
 				}
+				wrongMsg := "cannot use"
+				if name == "+" {
+					wrongMsg = "mismatched types"
+				}
 				for _, bad := range []struct{ x, at, msg string }{
 					{h.misspelt, h.typo, "has no field " + h.typo},
-					{h.wrongType, h.bad, "cannot use"},
+					{h.wrongType, h.bad, wrongMsg},
 				} {
 					if bad.x == "" {
 						continue
 					}
 					src, line := placed(place, bad.x)
-					p := onlyProblem(t, src)
-					lines := strings.Split(src, "\n")
 					at := bad.at
 					if m, ok := helperMsg[place]; ok {
 						at = strings.ReplaceAll(at, "msg.", m)
 					}
-					col := strings.Index(lines[line-1], at)
-					if line == 0 || col < 0 {
+					lines, col := strings.Split(src, "\n"), -1
+					if line > 0 {
+						col = strings.Index(lines[line-1], at)
+					}
+					if col < 0 {
 						t.Fatalf("%q or %q is not in\n%s", bad.x, at, src)
 					}
-					col = len([]rune(lines[line-1][:col])) + 1
-					if p.Line != line || p.Col != col || !strings.Contains(p.Msg, bad.msg) && !strings.Contains(p.Msg, "mismatched types") {
+					col = utf8.RuneCountInString(lines[line-1][:col]) + 1
+					p := onlyProblem(t, src)
+					if p.Line != line || p.Col != col || !strings.Contains(p.Msg, bad.msg) {
 						t.Errorf("%s: got %d:%d %q, want %d:%d with %q\n%s", bad.x, p.Line, p.Col, p.Msg, line, col, bad.msg, p)
 					}
 				}

@@ -235,9 +235,10 @@ func required(re *syntax.Regexp) [][]string {
 // literalRuns returns, as options, the runs of a literal's runes that a
 // match holds as the very bytes of their UTF-8. A regular expression reads
 // each byte of a text that is not UTF-8 as U+FFFD, so a U+FFFD of the
-// pattern (or a rune UTF-8 cannot encode) may stand for a byte that is not
-// its encoding, and only splits the literal. `价\uFFFD格` matches
-// "价\xff格", which contains "价" and "格" but not "价\uFFFD格".
+// pattern may stand for a byte that is not its encoding and only splits the
+// literal: `价\uFFFD格` matches "价\xff格", which contains "价" and "格" but
+// not "价\uFFFD格". A rune UTF-8 cannot encode splits it too, having no
+// bytes of its own to look for.
 func literalRuns(runes []rune) [][]string {
 	var out [][]string
 	start := 0
