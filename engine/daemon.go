@@ -36,7 +36,8 @@ type Options struct {
 	QR io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// HTTPClient overrides the upstream HTTP client.
+	// HTTPClient overrides the upstream HTTP client; its redirects are
+	// refused all the same (see upstream.NewHTTPClient).
 	HTTPClient *http.Client
 	// StoreOptions bound the embedded store.
 	StoreOptions store.Options
@@ -188,7 +189,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if hc == nil {
 		tr := upstream.NewTransport()
 		tr.MaxConnsPerHost = cfg.Upstream.MaxConnsPerHost
-		hc = &http.Client{Transport: tr}
+		hc = upstream.NewHTTPClient(tr)
 		d.closers = append(d.closers, func() error { tr.CloseIdleConnections(); return nil })
 	}
 	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout))
