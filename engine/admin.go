@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/finderbot/finderbot/engine/store"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/finderbot/finderbot/engine/redact"
+	"github.com/finderbot/finderbot/engine/store"
 )
 
 // AccountStatus is one account in /api/status.
@@ -144,7 +146,10 @@ func (d *Daemon) startAdmin() error {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"rules": d.rules.count()})
 	})
-	d.admin = &http.Server{Handler: d.authorize(mux), ReadHeaderTimeout: 5 * time.Second}
+	// Everything served goes through the secrets filter; a handler whose
+	// bytes must arrive exactly (a copy of the store) opts out with
+	// redact.Unfiltered.
+	d.admin = &http.Server{Handler: redact.Filter(d.secrets, d.authorize(mux)), ReadHeaderTimeout: 5 * time.Second}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

@@ -20,6 +20,7 @@ import (
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/engine/redact"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
@@ -52,6 +53,7 @@ type Daemon struct {
 	cfg     *config.Config
 	opts    Options
 	log     *slog.Logger
+	secrets *redact.Set // hidden from the log, the admin API and events
 	now     func() time.Time
 	store   store.Store
 	client  *upstream.Client
@@ -148,7 +150,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
+	var secrets *redact.Set
+	opts.Logger, secrets = redactingLogger(opts.Logger)
+	secrets.Add(cfg.Secrets()...)
+	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, secrets: secrets, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
 		sessions: map[string]session.Session{}, states: map[string]string{}}
 	defer func() {
 		if err != nil {
@@ -209,7 +214,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		a.keeper = session.NewKeeper(d.client, d.tokens, d.store, session.Options{
 			Name: ac.Name, WcID: ac.WcID, DeviceType: ac.DeviceType, Proxy: ac.Proxy,
 			OnlineCheck: cfg.Sync.OnlineCheck, MinBackoff: time.Second, MaxBackoff: cfg.Sync.MaxBackoff,
-			QR: opts.QR, Logger: d.log,
+			QR: opts.QR, Logger: d.log, Secrets: d.secrets,
 			OnState:   func(state string) { d.setSessionState(ac.Name, state) },
 			OnSuspect: func() { d.sched.at(a, time.Now()) },
 			OnEvent:   d.onSessionEvent,
