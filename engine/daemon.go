@@ -42,6 +42,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// StoreOptions bound the embedded store.
 	StoreOptions store.Options
+	// Admin bounds the clients of the admin listener (default: the
+	// AdminLimits defaults).
+	Admin AdminLimits
 	// HandOff, when set, is called with the time from a page's arrival to
 	// the hand-off of each reply it caused to the upstream.
 	HandOff func(time.Duration)
