@@ -124,8 +124,8 @@ func (s *logSink) waitFor(ctx context.Context, t *testing.T, text string) {
 // requests in its errors: the member password, the member token, the app
 // secret, the SMS code an operator gave through the admin API and the
 // access and refresh tokens it brought must not show in the log, the status
-// API, the metrics, the dead letters or the errors returned; where they
-// were, [redacted] is.
+// API, the metrics, the dead letters, the errors returned or a message an
+// event rule sends; where they were, [redacted] is.
 func TestSecretsNeverEchoed(t *testing.T) {
 	t.Parallel()
 	for _, format := range []string{"text", "json"} {
@@ -156,7 +156,14 @@ func testSecretsNeverEchoed(t *testing.T, format string) {
 	env := map[string]string{"WK_PASSWORD": password, "ADMIN_TOKEN": adminToken, "APP_SECRET": appSecret}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "rules.yaml"), greetRules)
+	// An event rule passes the failure on to a person: the event must
+	// carry no secret either.
+	writeFile(t, filepath.Join(dir, "rules.yaml"), greetRules+`  - name: alert
+    on: event
+    when: event.Type == "session.failed" && event.Session == "cloud"
+    actions:
+      - send: {to: wxid_operator, text: "{{ event.Fields.message ?? '' }}"}
+`)
 	text := fmt.Sprintf(`state_dir: %q
 upstream:
   base_url: %[2]q
@@ -232,12 +239,16 @@ log: {level: debug, format: %[4]s}
 	_, crmErr := d.SessionToken(short, "crm")
 	stop()
 
+	sent, err := srv.WaitSent(ctx, 1)
+	if err != nil {
+		t.Fatalf("the alert was never sent: %v; log:\n%s", err, logs.String())
+	}
 	memberToken := srv.MemberToken("ops")
 	st, err := d.Store().Session(ctx, "crm")
 	if err != nil || st.Access.Value == "" || memberToken == "" {
 		t.Fatalf("crm session %+v, %v; member token %q", st, err, memberToken)
 	}
-	outputs := map[string]string{"log": logs.String(), "crm error": fmt.Sprint(crmErr)}
+	outputs := map[string]string{"log": logs.String(), "crm error": fmt.Sprint(crmErr), "alert": sent[0].Content}
 	for _, path := range []string{"/api/status", "/metrics", "/api/dead-letters"} {
 		code, body := get("GET", path, "")
 		if code != http.StatusOK {
@@ -263,7 +274,7 @@ log: {level: debug, format: %[4]s}
 			}
 		}
 	}
-	for _, where := range []string{"log", "/api/status"} {
+	for _, where := range []string{"log", "/api/status", "alert"} {
 		if !strings.Contains(outputs[where], "[redacted]") {
 			t.Errorf("%s holds no [redacted]: the echo never reached it:\n%s", where, outputs[where])
 		}
