@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -116,5 +117,26 @@ func TestHandlerEnabled(t *testing.T) {
 	h := NewHandler(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelWarn}), New())
 	if h.Enabled(context.Background(), slog.LevelInfo) || !h.Enabled(context.Background(), slog.LevelError) {
 		t.Fatal("Enabled must follow the inner handler")
+	}
+}
+
+// BenchmarkHandler logs a typical record through the text handler, with and
+// without the redaction in front of it.
+func BenchmarkHandler(b *testing.B) {
+	s := New()
+	s.Add("pw-7f3a9c51e2", "adm-0c4b8d27f1")
+	for i := range 20 {
+		s.AddTransient(fmt.Sprintf("tok-%032d", i))
+	}
+	for name, h := range map[string]slog.Handler{
+		"plain":    slog.NewTextHandler(io.Discard, nil),
+		"redacted": NewHandler(slog.NewTextHandler(io.Discard, nil), s),
+	} {
+		log := slog.New(h).With("account", "shop")
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				log.Info("page synced", "messages", 19, "new", 19, "actions", 1, "err", errors.New("upstream: /syncFinder: HTTP 502"))
+			}
+		})
 	}
 }
