@@ -14,7 +14,9 @@
 // metric's value, a timestamp), so these are recognised only where they
 // stand alone: not preceded or followed by an ASCII letter or digit. A
 // four-digit code 2024 then still hides the year of a date written with it,
-// which errs on the safe side.
+// which errs on the safe side. A value shorter than Shortest is not taken
+// at all: a mistyped code "1" would otherwise hide every lone 1 of the
+// status and the metrics, and no password, token or code is that short.
 package redact
 
 import (
@@ -36,6 +38,9 @@ const Mark = "[redacted]"
 // shorter ones, and those made of digits only, are hidden only where they
 // stand alone.
 const MinLen = 6
+
+// Shortest is the length under which a value is not taken as a secret.
+const Shortest = 4
 
 // MaxTransient is how many values added with AddTransient a Set keeps. A
 // daemon renewing tokens for months would otherwise make every log line
@@ -59,11 +64,11 @@ func New() *Set {
 }
 
 // Add makes values secret for the life of the Set: the configuration's
-// secrets. Empty values are ignored.
+// secrets. Values shorter than Shortest are ignored.
 func (s *Set) Add(values ...string) {
 	s.update(func() (changed bool) {
 		for _, v := range values {
-			if v != "" && !s.permanent[v] {
+			if len(v) >= Shortest && !s.permanent[v] {
 				s.permanent[v] = true
 				changed = true
 			}
@@ -74,11 +79,11 @@ func (s *Set) Add(values ...string) {
 
 // AddTransient makes values secret that the daemon obtained or was given at
 // run time: tokens, the codes people type. The Set keeps the MaxTransient
-// most recently added ones. Empty values are ignored.
+// most recently added ones. Values shorter than Shortest are ignored.
 func (s *Set) AddTransient(values ...string) {
 	s.update(func() (changed bool) {
 		for _, v := range values {
-			if v == "" || s.permanent[v] {
+			if len(v) < Shortest || s.permanent[v] {
 				continue
 			}
 			if i := slices.Index(s.transient, v); i >= 0 {

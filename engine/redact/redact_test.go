@@ -12,7 +12,7 @@ import (
 func TestString(t *testing.T) {
 	t.Parallel()
 	s := New()
-	s.Add("pw-7f3a9c51e2", `q"<&>x-secret`, "abcd", "2024", "")
+	s.Add("pw-7f3a9c51e2", `q"<&>x-secret`, "abcd", "2024", "", "1", "ok", "abc")
 	s.AddTransient("tok-0123456789abcdef", "839271")
 	tests := map[string]struct{ in, want string }{
 		"as written":         {"password=pw-7f3a9c51e2 ok", "password=[redacted] ok"},
@@ -30,6 +30,7 @@ func TestString(t *testing.T) {
 		"a year errs safe":   {"2024-03-27", "[redacted]-03-27"},
 		"nothing":            {"nothing to hide", "nothing to hide"},
 		"empty is no secret": {"", ""},
+		"too short to hide":  {`state 1 ok abc {"x":1}`, `state 1 ok abc {"x":1}`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
