@@ -21,7 +21,7 @@ func TestLoginAtTheTerminalThenRunStartsOnline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	var out strings.Builder
+	var out syncBuffer // Login's prompts and its log share it, from two goroutines
 	if err := Login(ctx, cfgPath, "shop", strings.NewReader(sim.DefaultVerifyCode+"\n"), &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -81,7 +81,7 @@ func TestLoginHidesTheCodeItWasGiven(t *testing.T) {
 	cfgPath := writeLoginConfig(t, echo.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out strings.Builder
+	var out syncBuffer // Login's prompts and its log share it, from two goroutines
 	if err := Login(ctx, cfgPath, "crm", strings.NewReader(code+"\n"+code+"\n"), &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
