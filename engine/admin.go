@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/finderbot/finderbot/engine/store"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/finderbot/finderbot/engine/redact"
+	"github.com/finderbot/finderbot/engine/store"
 )
 
 // AccountStatus is one account in /api/status.
@@ -144,7 +146,10 @@ func (d *Daemon) startAdmin() error {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"rules": d.rules.count()})
 	})
-	d.admin = &http.Server{Handler: d.authorize(mux), ReadHeaderTimeout: 5 * time.Second}
+	// Everything served goes through the secrets filter; a handler whose
+	// bytes must arrive exactly (a copy of the store) opts out with
+	// redact.Unfiltered.
+	d.admin, ln = adminServer(redact.Filter(d.secrets, d.authorize(mux)), ln, d.opts.Admin)
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -177,7 +182,9 @@ func (d *Daemon) authorize(next http.Handler) http.Handler {
 	})
 }
 
-// handleReady answers 200 once every account is online.
+// handleReady answers 200 once every account is online. Like /healthz it
+// needs no token, so it stays cheap: it copies each keeper's current
+// instance under that keeper's short-held lock and never reads the store.
 func (d *Daemon) handleReady(w http.ResponseWriter, r *http.Request) {
 	var waiting []string
 	for _, name := range d.order {
@@ -288,7 +295,11 @@ func (d *Daemon) handleCode(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no account or session %q", name)})
 		return
 	}
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("reading the code: %v", err)})
+		return
+	}
 	code := strings.TrimSpace(string(body))
 	if code == "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "send the code as the request body"})

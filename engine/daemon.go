@@ -20,6 +20,7 @@ import (
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/engine/redact"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
@@ -36,10 +37,14 @@ type Options struct {
 	QR io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// HTTPClient overrides the upstream HTTP client.
+	// HTTPClient overrides the upstream HTTP client; its redirects are
+	// refused all the same (see upstream.NewHTTPClient).
 	HTTPClient *http.Client
 	// StoreOptions bound the embedded store.
 	StoreOptions store.Options
+	// Admin bounds the clients of the admin listener (default: the
+	// AdminLimits defaults).
+	Admin AdminLimits
 	// HandOff, when set, is called with the time from a page's arrival to
 	// the hand-off of each reply it caused to the upstream.
 	HandOff func(time.Duration)
@@ -51,6 +56,7 @@ type Daemon struct {
 	cfg     *config.Config
 	opts    Options
 	log     *slog.Logger
+	secrets *redact.Set // hidden from the log, the admin API and events
 	now     func() time.Time
 	store   store.Store
 	client  *upstream.Client
@@ -147,7 +153,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
+	var secrets *redact.Set
+	opts.Logger, secrets = redactingLogger(opts.Logger)
+	secrets.Add(cfg.Secrets()...)
+	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, secrets: secrets, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
 		sessions: map[string]session.Session{}, states: map[string]string{}}
 	defer func() {
 		if err != nil {
@@ -188,7 +197,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if hc == nil {
 		tr := upstream.NewTransport()
 		tr.MaxConnsPerHost = cfg.Upstream.MaxConnsPerHost
-		hc = &http.Client{Transport: tr}
+		hc = upstream.NewHTTPClient(tr)
 		d.closers = append(d.closers, func() error { tr.CloseIdleConnections(); return nil })
 	}
 	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout))
@@ -208,7 +217,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		a.keeper = session.NewKeeper(d.client, d.tokens, d.store, session.Options{
 			Name: ac.Name, WcID: ac.WcID, DeviceType: ac.DeviceType, Proxy: ac.Proxy,
 			OnlineCheck: cfg.Sync.OnlineCheck, MinBackoff: time.Second, MaxBackoff: cfg.Sync.MaxBackoff,
-			QR: opts.QR, Logger: d.log,
+			QR: opts.QR, Logger: d.log, Secrets: d.secrets,
 			OnState:   func(state string) { d.setSessionState(ac.Name, state) },
 			OnSuspect: func() { d.sched.at(a, time.Now()) },
 			OnEvent:   d.onSessionEvent,

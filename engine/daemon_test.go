@@ -40,6 +40,7 @@ type harness struct {
 	t      *testing.T
 	sim    *sim.Server
 	cfg    *config.Config
+	opts   Options // for the next start
 	d      *Daemon
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -84,7 +85,7 @@ func newHarness(t *testing.T, simOpts sim.Options, accounts ...string) *harness 
 
 func (h *harness) start() {
 	h.t.Helper()
-	opts := Options{}
+	opts := h.opts
 	if os.Getenv("FINDERBOT_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -71,12 +71,13 @@ func Login(ctx context.Context, path, name string, in io.Reader, out io.Writer) 
 		select {
 		case err := <-done:
 			if err != nil {
-				return fmt.Errorf("engine: login %s: %w", name, err)
+				return d.secrets.Error(fmt.Errorf("engine: login %s: %w", name, err))
 			}
 		case <-ctx.Done():
 			return ctx.Err()
 		case state := <-states:
 			_, detail := s.State()
+			detail = d.secrets.String(detail) // an upstream's error may quote the request
 			switch state {
 			case session.StateOnline:
 				fmt.Fprintf(out, "%s is online; the login is saved in %s.\n", name, cfg.StateDir)

@@ -275,6 +275,7 @@ func isRuleFile(name string) bool {
 
 // onSessionEvent logs a session event and runs the event rules on it.
 func (d *Daemon) onSessionEvent(ev session.Event) {
+	ev = d.redactEvent(ev)
 	d.log.Info("session event", "type", ev.Type, "session", ev.Session, "message", ev.Message)
 	if d.rules != nil {
 		d.rules.event(ev)

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/redact"
 	"github.com/finderbot/finderbot/rules"
 )
 
@@ -96,12 +97,16 @@ func (e *lineError) Error() string { return e.msg }
 func (e *lineError) Unwrap() error { return e.err }
 
 // NewLogger returns the daemon's structured logger for the log settings.
+// Every record goes through a redact.Handler with a Set of its own; a
+// daemon given this logger registers its secrets in that Set, so that the
+// lines its caller logs are filtered as well.
 func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(redact.NewHandler(h, redact.New()))
 }

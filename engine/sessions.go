@@ -32,6 +32,7 @@ func (d *Daemon) buildSessions(hc *http.Client) error {
 			OnEvent: d.onSessionEvent,
 			OnState: func(state string) { d.setSessionState(name, state) },
 			Logger:  d.log,
+			Secrets: d.secrets,
 		}
 		switch sc.Kind {
 		case config.KindToken:

@@ -65,6 +65,19 @@ type Session interface {
 	SubmitCode(code string) bool
 }
 
+// Secrets learns values that must never be shown: the tokens a session
+// obtains and the codes people give it. *redact.Set is one.
+type Secrets interface {
+	AddTransient(values ...string)
+}
+
+// hide hands values to secrets, when there is one.
+func hide(secrets Secrets, values ...string) {
+	if secrets != nil {
+		secrets.AddTransient(values...)
+	}
+}
+
 // Hooks are the callbacks every kind of session reports through.
 type Hooks struct {
 	// OnEvent is called for every session event, in order.
@@ -73,6 +86,9 @@ type Hooks struct {
 	OnState func(state string)
 	// Logger receives the session's log.
 	Logger *slog.Logger
+	// Secrets learns every token the session obtains and every code it
+	// is given, before they can reach a log line or an error.
+	Secrets Secrets
 }
 
 // life is the state and event plumbing shared by the token and app-key
@@ -133,6 +149,7 @@ func (l *life) Token(ctx context.Context) (string, error) {
 // SubmitCode hands over a code a person read, when the session waits for
 // one; it reports whether it was waiting.
 func (l *life) SubmitCode(code string) bool {
+	hide(l.hooks.Secrets, code)
 	if st, _ := l.State(); st != StateNeedsCode {
 		return false
 	}
@@ -155,6 +172,7 @@ func (l *life) setState(state, detail string) {
 }
 
 func (l *life) setToken(tok string) {
+	hide(l.hooks.Secrets, tok)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {

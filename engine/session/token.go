@@ -82,6 +82,7 @@ func (s *TokenSession) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	hide(s.hooks.Secrets, st.Access.Value, st.Refresh.Value)
 	clock := s.opts.Clock
 	failures := 0
 	fail := func(err error) bool {
@@ -193,11 +194,13 @@ func (s *TokenSession) login(ctx context.Context) (store.SessionState, error) {
 		}
 		req.ValidateNo = code
 	}
+	hide(s.hooks.Secrets, req.ValidateNo)
 	s.setState(StateLoggingIn, "")
 	res, err := s.api.MobileLogin(ctx, req)
 	if err != nil {
 		return store.SessionState{}, err
 	}
+	hide(s.hooks.Secrets, res.AccessToken.Value, res.RefreshToken.Value)
 	st := store.SessionState{
 		Access:   store.Token{Value: res.AccessToken.Value, Expire: res.AccessToken.Expire},
 		Refresh:  store.Token{Value: res.RefreshToken.Value, Expire: res.RefreshToken.Expire},

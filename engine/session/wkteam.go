@@ -143,6 +143,9 @@ type Options struct {
 	OnSuspect func()
 	// Logger receives the keeper's log.
 	Logger *slog.Logger
+	// Secrets learns the member token and the verify codes people give,
+	// before they can reach a log line or an error.
+	Secrets Secrets
 }
 
 // Keeper keeps one account logged in. It owns no goroutine: the daemon runs
@@ -199,7 +202,11 @@ func (k *Keeper) Name() string { return k.opts.Name }
 func (k *Keeper) Kind() string { return KindWkteam }
 
 // Token returns the wkteam API token (the member login's Authorization).
-func (k *Keeper) Token(ctx context.Context) (string, error) { return k.tokens.Token(ctx) }
+func (k *Keeper) Token(ctx context.Context) (string, error) {
+	tok, err := k.tokens.Token(ctx)
+	hide(k.opts.Secrets, tok)
+	return tok, err
+}
 
 var _ Session = (*Keeper)(nil)
 
@@ -257,6 +264,7 @@ func (k *Keeper) ReportUnauthorized(token string) { k.tokens.Invalidate(token) }
 // SubmitCode hands the keeper the verify code shown on the phone, when it
 // waits for one. It reports whether the keeper was waiting.
 func (k *Keeper) SubmitCode(code string) bool {
+	hide(k.opts.Secrets, code)
 	if st, _ := k.State(); st != StateNeedsCode {
 		return false
 	}
@@ -377,7 +385,7 @@ func (k *Keeper) drop(inst Instance, event, why string) {
 // online, else /secondLogin, else the QR-code login.
 func (k *Keeper) login(ctx context.Context) (Instance, error) {
 	k.setState(StateLoggingIn, "")
-	token, err := k.tokens.Token(ctx)
+	token, err := k.Token(ctx)
 	if err != nil {
 		return Instance{}, err
 	}

@@ -4,8 +4,9 @@
 //
 // Every call takes a ctx, is bounded by a per-call deadline, caps the reply
 // body, and fails with a typed error: *Error (the upstream refused),
-// *StatusError (HTTP status not 2xx), *TransportError (no reply at all),
-// *MalformedError (a reply that could not be understood), or ErrBodyTooLarge.
+// *StatusError (HTTP status not 2xx), *RedirectError (a 3xx, never
+// followed), *TransportError (no reply at all), *MalformedError (a reply
+// that could not be understood), or ErrBodyTooLarge.
 // errors.Is(err, ErrOffline) tells that a wkteam instance must log in again,
 // Retryable(err) tells transient failures from permanent ones, and
 // Rejected(err) tells whether the failure proves the upstream did not act on
@@ -72,7 +73,9 @@ type config struct {
 
 // WithHTTPClient makes the client send through hc instead of a client on
 // the shared transport. A Timeout set on hc applies to ordinary calls only;
-// the long poll uses a copy without it so that it is never cut short.
+// the long poll uses a copy without it so that it is never cut short. The
+// client sends through a copy of hc whose CheckRedirect refuses every
+// redirect, whatever hc's own says (see NewHTTPClient).
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.hc = hc } }
 
 // WithMaxBodySize caps reply bodies at n bytes (default DefaultMaxBodySize).
@@ -128,7 +131,21 @@ func NewTransport() *http.Transport {
 	return t
 }
 
-var defaultHTTPClient = &http.Client{Transport: NewTransport()}
+var defaultHTTPClient = NewHTTPClient(NewTransport())
+
+// NewHTTPClient returns an http.Client for calls to an upstream: it sends
+// through rt (http.DefaultTransport when nil) and never follows a redirect,
+// handing the 3xx reply back instead. Following one would send the request
+// again, with the member password, the app secret or a token in it, to
+// whatever host the reply names. Every upstream client of the daemon is
+// made here, and the API clients of this package impose the same rule on
+// any client given to them (WithHTTPClient).
+func NewHTTPClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{Transport: rt, CheckRedirect: refuseRedirect}
+}
+
+// refuseRedirect is the CheckRedirect of every upstream client.
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // base is what the three API clients share: the base URL, the HTTP clients
 // and the limits.
@@ -185,15 +202,17 @@ func newBase(baseURL, authPrefix string, opts []Option) (*base, error) {
 	if cfg.authPrefix != nil {
 		authPrefix = *cfg.authPrefix
 	}
-	lp := cfg.hc
-	if lp.Timeout != 0 {
-		c := *cfg.hc
+	hc := *cfg.hc
+	hc.CheckRedirect = refuseRedirect
+	lp := &hc
+	if hc.Timeout != 0 {
+		c := hc
 		c.Timeout = 0
 		lp = &c
 	}
 	return &base{
 		url:      strings.TrimRight(u.String(), "/"),
-		hc:       cfg.hc,
+		hc:       &hc,
 		lpHC:     lp,
 		maxBody:  cfg.maxBody,
 		timeout:  cfg.callTimeout,
@@ -270,6 +289,13 @@ func (b *base) do(ctx context.Context, r request) ([]byte, error) {
 		return nil, &TransportError{Endpoint: r.endpoint, Err: err, Written: written.Load()}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		loc := resp.Header.Get("Location")
+		if u, err := resp.Location(); err == nil {
+			loc = u.String()
+		}
+		return nil, &RedirectError{Endpoint: r.endpoint, StatusCode: resp.StatusCode, Location: loc}
+	}
 	data, err := readCapped(resp, b.maxBody)
 	if errors.Is(err, ErrBodyTooLarge) {
 		return nil, fmt.Errorf("upstream: %s: %w (limit %d bytes)", r.endpoint, ErrBodyTooLarge, b.maxBody)

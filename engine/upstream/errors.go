@@ -74,6 +74,29 @@ func (e *StatusError) Is(target error) bool {
 	return target == ErrUnauthorized && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden)
 }
 
+// RedirectError is a 3xx reply, which is never followed: the request it
+// asks to repeat elsewhere carries a password, an app secret or a token,
+// and an upstream that redirects is a base_url to correct.
+type RedirectError struct {
+	// Endpoint is the path that was called.
+	Endpoint string
+	// StatusCode is the HTTP status, for example 307.
+	StatusCode int
+	// Location is where the reply pointed, resolved against the request's
+	// URL; "" when the reply named no place.
+	Location string
+}
+
+// Error names the endpoint, the status and the Location, and what to do.
+func (e *RedirectError) Error() string {
+	loc := e.Location
+	if loc == "" {
+		loc = "nowhere (no Location)"
+	}
+	return fmt.Sprintf("upstream: %s answered %d %s to %s; finderbot does not follow redirects, check base_url",
+		e.Endpoint, e.StatusCode, http.StatusText(e.StatusCode), loc)
+}
+
 // TransportError is a failure to exchange the request and reply at all:
 // dialing, TLS, a reset connection, a deadline, or a body cut short.
 type TransportError struct {
@@ -123,8 +146,8 @@ func (e *MalformedError) Unwrap() error { return e.Err }
 
 // Retryable reports whether err is transient, so that the same call may
 // succeed if made again later: transport failures and timeouts, HTTP 5xx and
-// 429, and malformed replies. Refusals, 4xx statuses, oversize bodies and the
-// caller's own cancellation are permanent. A nil error is not retryable.
+// 429, and malformed replies. Refusals, 4xx statuses, redirects, oversize
+// bodies and the caller's own cancellation are permanent. A nil error is not retryable.
 func Retryable(err error) bool {
 	if err == nil || errors.Is(err, ErrBodyTooLarge) {
 		return false
@@ -161,8 +184,9 @@ func Retryable(err error) bool {
 // *MalformedError (the upstream answered 2xx, so it may have performed the
 // call; this includes a /privateSend answer without newMsgId),
 // ErrBodyTooLarge (a 2xx answer too big to read), other 5xx statuses (a
-// 500, 502 or 504 may come from a proxy after the upstream acted), and
-// errors of any other kind.
+// 500, 502 or 504 may come from a proxy after the upstream acted), a
+// *RedirectError (nothing proves who answered it, or what they did first),
+// and errors of any other kind.
 //
 // Rejected is about safety, Retryable about the chance of success: a 429 is
 // both, a timeout after the request was written is retryable but not
