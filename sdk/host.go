@@ -212,11 +212,27 @@ type hostServer struct {
 	host Host
 }
 
+// The methods of hostServer refuse what is past the bounds on what a plugin
+// hands the daemon (MaxResponseText, MaxNameBytes) before the Host sees it,
+// so nothing past them is stored or logged.
+
 func (s *hostServer) Send(ctx context.Context, r *pluginpb.SendRequest) (*pluginpb.SendResponse, error) {
-	return &pluginpb.SendResponse{}, s.host.Send(ctx, sendFromProto(r.GetSend()))
+	msg := sendFromProto(r.GetSend())
+	if err := checkSend(msg); err != nil {
+		return nil, refused(err)
+	}
+	return &pluginpb.SendResponse{}, s.host.Send(ctx, msg)
+}
+
+// refused is the error a plugin gets for a host call past the bounds.
+func refused(err error) error {
+	return status.Error(codes.InvalidArgument, err.Error()+"; refused")
 }
 
 func (s *hostServer) KVGet(ctx context.Context, r *pluginpb.KVGetRequest) (*pluginpb.KVGetResponse, error) {
+	if err := checkName("key", r.GetKey()); err != nil {
+		return nil, refused(err)
+	}
 	v, ok, err := s.host.Get(ctx, r.GetKey())
 	if err != nil {
 		return nil, err
@@ -225,14 +241,23 @@ func (s *hostServer) KVGet(ctx context.Context, r *pluginpb.KVGetRequest) (*plug
 }
 
 func (s *hostServer) KVPut(ctx context.Context, r *pluginpb.KVPutRequest) (*pluginpb.KVPutResponse, error) {
+	if err := checkName("key", r.GetKey()); err != nil {
+		return nil, refused(err)
+	}
 	return &pluginpb.KVPutResponse{}, s.host.Put(ctx, r.GetKey(), r.GetValue())
 }
 
 func (s *hostServer) KVDelete(ctx context.Context, r *pluginpb.KVDeleteRequest) (*pluginpb.KVDeleteResponse, error) {
+	if err := checkName("key", r.GetKey()); err != nil {
+		return nil, refused(err)
+	}
 	return &pluginpb.KVDeleteResponse{}, s.host.Delete(ctx, r.GetKey())
 }
 
 func (s *hostServer) KVList(ctx context.Context, r *pluginpb.KVListRequest) (*pluginpb.KVListResponse, error) {
+	if err := checkName("prefix", r.GetPrefix()); err != nil {
+		return nil, refused(err)
+	}
 	keys, err := s.host.Keys(ctx, r.GetPrefix())
 	if err != nil {
 		return nil, err
@@ -249,6 +274,9 @@ func (s *hostServer) Log(ctx context.Context, r *pluginpb.LogRequest) (*pluginpb
 }
 
 func (s *hostServer) Token(ctx context.Context, r *pluginpb.TokenRequest) (*pluginpb.TokenResponse, error) {
+	if err := checkName("session", r.GetSession()); err != nil {
+		return nil, refused(err)
+	}
 	tok, err := s.host.Token(ctx, r.GetSession())
 	if err != nil {
 		return nil, err

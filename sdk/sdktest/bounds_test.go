@@ -46,7 +46,7 @@ func TestAnswerBounds(t *testing.T) {
 	}
 	tests := map[string]string{
 		"many":        "answer refused: the plugin answered with 101 replies and sends, more than the limit of 100",
-		"long":        "answer refused: send 1 is 65537 bytes, more than the limit of 65536",
+		"long":        "answer refused: send 1: text is 65537 bytes, more than the limit of 65536",
 		"diagnostics": "answer refused: the plugin answered with 101 diagnostics, more than the limit of 100",
 	}
 	for action, want := range tests {
