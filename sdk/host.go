@@ -133,19 +133,19 @@ func (h *hostClient) Send(ctx context.Context, msg Send) error {
 func (h *hostClient) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	r, err := h.c.KVGet(ctx, &pluginpb.KVGetRequest{Key: key})
 	if err != nil {
-		return nil, false, hostErr("get "+key, err)
+		return nil, false, hostErr("get "+shortName(key), err)
 	}
 	return r.GetValue(), r.GetFound(), nil
 }
 
 func (h *hostClient) Put(ctx context.Context, key string, value []byte) error {
 	_, err := h.c.KVPut(ctx, &pluginpb.KVPutRequest{Key: key, Value: value})
-	return hostErr("put "+key, err)
+	return hostErr("put "+shortName(key), err)
 }
 
 func (h *hostClient) Delete(ctx context.Context, key string) error {
 	_, err := h.c.KVDelete(ctx, &pluginpb.KVDeleteRequest{Key: key})
-	return hostErr("delete "+key, err)
+	return hostErr("delete "+shortName(key), err)
 }
 
 func (h *hostClient) Keys(ctx context.Context, prefix string) ([]string, error) {
@@ -168,9 +168,19 @@ func (h *hostClient) Log(ctx context.Context, level slog.Level, msg string, attr
 func (h *hostClient) Token(ctx context.Context, session string) (string, error) {
 	r, err := h.c.Token(ctx, &pluginpb.TokenRequest{Session: session})
 	if err != nil {
-		return "", hostErr("token "+session, err)
+		return "", hostErr("token "+shortName(session), err)
 	}
 	return r.GetToken(), nil
+}
+
+// shortName is a key or session name as an error quotes it: a name past
+// MaxNameBytes is the reason for the error, not something to repeat.
+func shortName(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return cutString(s, n) + "…"
 }
 
 // hostErr turns a failed host call into an error that reads like the
