@@ -17,6 +17,20 @@ import (
 	"github.com/finderbot/finderbot/sdk"
 )
 
+// buildPlugin builds the plugin package pkg as name into dir/plugins, pins
+// it, and returns that plugin directory.
+func buildPlugin(t *testing.T, dir, name, pkg string) string {
+	t.Helper()
+	pluginDir := filepath.Join(dir, "plugins")
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, name), pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build the %s plugin: %v\n%s", name, err, out)
+	}
+	if _, _, err := plugins.LockDir(pluginDir, ""); err != nil {
+		t.Fatal(err)
+	}
+	return pluginDir
+}
+
 // TestPluginTextsPastTheBoundsAreNotStored runs a real plugin that hands the
 // daemon, through Host, texts one byte past their bounds: each is refused
 // with an error naming the bound, and none reaches the store. Its flood of
@@ -26,14 +40,7 @@ func TestPluginTextsPastTheBoundsAreNotStored(t *testing.T) {
 		t.Skip("builds a plugin")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	pluginDir := filepath.Join(dir, "plugins")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "boundsplugin"), "./testdata/boundsplugin").CombinedOutput(); err != nil {
-		t.Fatalf("build the plugin: %v\n%s", err, out)
-	}
-	if _, _, err := plugins.LockDir(pluginDir, ""); err != nil {
-		t.Fatal(err)
-	}
+	pluginDir := buildPlugin(t, t.TempDir(), "boundsplugin", "./testdata/boundsplugin")
 	h := newHarness(t, sim.Options{NoSeed: true, NoEcho: true})
 	h.d.Close()
 	writeFile(t, filepath.Join(h.cfg.Rules[0], "bounds.yaml"), `rules:
