@@ -129,7 +129,7 @@ func newPluginsCmd() *cobra.Command {
 	var dev, verbose bool
 	ls := &cobra.Command{
 		Use:   "ls",
-		Short: "Start every plugin in --dir, list its version, actions and health, then stop it",
+		Short: "Start every plugin in --dir, list its version, actions and health, then stop it; exit 1 if one cannot run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := plugins.Config{Dir: dir, DevMode: dev}
@@ -159,12 +159,34 @@ func (f *ruleFlags) options() (rules.Options, error) {
 }
 
 func newCheckCmd() *cobra.Command {
-	var f ruleFlags
+	var (
+		f       ruleFlags
+		cfgPath string
+	)
 	cmd := &cobra.Command{
-		Use:   "check PATH...",
+		Use:   "check PATH... | check --config FILE",
 		Short: "Compile and lint rule files (files or directories); exit 1 with every problem found",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `check compiles and lints rule files. With --config it checks the rules of a configuration
+against its plugins too: every plugin action a rule calls must exist in a plugin that can run.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case cfgPath == "" && len(args) == 0:
+				return fmt.Errorf("give rule files or directories, or --config FILE")
+			case cfgPath != "" && len(args) > 0:
+				return fmt.Errorf("give rule files or directories, or --config FILE, not both")
+			case cfgPath != "" && (cmd.Flags().Changed("timezone") || cmd.Flags().Changed("plugins")):
+				return fmt.Errorf("--config takes the time zone and the plugins from the configuration; drop --timezone and --plugins")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfgPath != "" {
+				ok, err := engine.Check(cmd.Context(), cfgPath, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				if err == nil && !ok {
+					err = exitCode(1)
+				}
+				return err
+			}
 			opts, err := f.options()
 			if err != nil {
 				return err
@@ -176,6 +198,7 @@ func newCheckCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "check the rules of this configuration against its plugins")
 	return cmd
 }
 

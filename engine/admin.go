@@ -53,6 +53,10 @@ type PluginStatus struct {
 	State    string `json:"state"`
 	Problem  string `json:"problem,omitempty"`
 	Restarts int    `json:"restarts"`
+	// OutputDroppedLines and OutputDroppedBytes count the plugin's output
+	// the daemon did not log, past plugins.output.
+	OutputDroppedLines int64 `json:"output_dropped_lines"`
+	OutputDroppedBytes int64 `json:"output_dropped_bytes"`
 }
 
 // Status is the body of /api/status.
@@ -88,7 +92,8 @@ func (d *Daemon) Status() Status {
 	}
 	if d.pluginManager != nil {
 		for _, p := range d.pluginManager.List() {
-			st.Plugins = append(st.Plugins, PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts})
+			st.Plugins = append(st.Plugins, PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts,
+				OutputDroppedLines: p.DroppedLines, OutputDroppedBytes: p.DroppedBytes})
 		}
 	}
 	return st

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/plugins"
@@ -17,17 +18,27 @@ func (d *Daemon) newPlugins() error {
 	if d.cfg.Plugins.Dir == "" {
 		return nil
 	}
-	m, err := plugins.New(plugins.Config{
-		Dir:         d.cfg.Plugins.Dir,
-		DevMode:     d.cfg.Plugins.Dev,
-		CallTimeout: d.cfg.Plugins.CallTimeout,
-	}, pluginHost{d}, d.log.With("component", "plugins"))
+	m, err := plugins.New(pluginConfig(d.cfg), pluginHost{d}, d.log.With("component", "plugins"))
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
 	d.pluginManager = m
 	d.plugins = d.callPlugin
 	return nil
+}
+
+// pluginConfig is the plugin manager's configuration in cfg.
+func pluginConfig(cfg *config.Config) plugins.Config {
+	return plugins.Config{
+		Dir:         cfg.Plugins.Dir,
+		DevMode:     cfg.Plugins.Dev,
+		CallTimeout: cfg.Plugins.CallTimeout,
+		Output: plugins.OutputLimits{
+			LineBytes:      cfg.Plugins.Output.LineBytes,
+			LinesPerSecond: cfg.Plugins.Output.LinesPerSecond,
+			Burst:          cfg.Plugins.Output.Burst,
+		},
+	}
 }
 
 // Plugins returns the plugin manager, or nil when plugins are not
@@ -51,10 +62,8 @@ func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, e
 		}
 		return nil, outbox.Permanent(err)
 	}
+	// The manager has logged the answer's diagnostics, bounded.
 	log := d.log.With("plugin", it.Plugin, "action", it.Action, "rule", it.Rule)
-	for _, dg := range resp.Diagnostics {
-		log.Warn("plugin diagnostic", "severity", dg.Severity.String(), "summary", dg.Summary, "detail", dg.Detail)
-	}
 	var out []store.Item
 	for _, r := range resp.Replies {
 		if it.Msg == nil || it.To == "" {

@@ -3,12 +3,10 @@ package engine
 import (
 	"context"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/finderbot/finderbot/engine/upstream/sim"
-	"github.com/finderbot/finderbot/plugins"
 )
 
 // TestPluginActionsGoThroughTheOutbox runs the counter example plugin as a
@@ -20,15 +18,7 @@ func TestPluginActionsGoThroughTheOutbox(t *testing.T) {
 		t.Skip("builds a plugin")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	pluginDir := filepath.Join(dir, "plugins")
-	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "counter"), "../examples/plugins/counter")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the counter plugin: %v\n%s", err, out)
-	}
-	if _, _, err := plugins.LockDir(pluginDir, ""); err != nil {
-		t.Fatal(err)
-	}
+	pluginDir := buildPlugin(t, t.TempDir(), "counter", "../examples/plugins/counter")
 
 	h := newHarness(t, sim.Options{NoSeed: true, NoEcho: true})
 	h.d.Close()

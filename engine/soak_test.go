@@ -25,7 +25,6 @@ import (
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
-	"github.com/finderbot/finderbot/plugins"
 )
 
 var soakFor = flag.Duration("soak", 0, "run the chaos soak for this long (0 skips it)")
@@ -97,13 +96,7 @@ func TestSoak(t *testing.T) {
 	}
 	const accounts = 4
 	dir := t.TempDir()
-	pluginDir := filepath.Join(dir, "plugins")
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "soakplugin"), "./testdata/soakplugin").CombinedOutput(); err != nil {
-		t.Fatalf("build the soak plugin: %v\n%s", err, out)
-	}
-	if _, _, err := plugins.LockDir(pluginDir, ""); err != nil {
-		t.Fatal(err)
-	}
+	buildPlugin(t, dir, "soakplugin", "./testdata/soakplugin") // ./plugins in the configuration
 	srv := sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
 	defer srv.Close()
 	rulesDir := filepath.Join(dir, "rules")

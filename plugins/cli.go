@@ -29,24 +29,91 @@ func RunLock(out, errOut io.Writer, dir string) error {
 	return nil
 }
 
+// ErrNotReady is what RunList returns, after the table, when a plugin cannot
+// run: it is refused, quarantined, or failed to start.
+var ErrNotReady = errors.New("cannot run")
+
 // RunList is `finderbot plugins ls`: it starts every plugin in cfg.Dir the
 // way the daemon would, writes the table of WriteList to out, and stops
 // them. Plugins cannot call back into a daemon meanwhile; listing needs only
-// their descriptions. Problems go to errOut as log records.
+// their descriptions. Problems go to errOut as log records. When a plugin
+// cannot run, the error returned after the table matches ErrNotReady and
+// names them.
 func RunList(ctx context.Context, out, errOut io.Writer, cfg Config, verbose bool) error {
 	log := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := New(cfg, offlineHost{}, log)
+	infos, err := Probe(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if err := m.Start(ctx); err != nil {
+	if err := WriteList(out, infos, verbose); err != nil {
 		return err
+	}
+	var down []string
+	for _, in := range infos {
+		if in.State != StateReady {
+			down = append(down, fmt.Sprintf("%s (%s)", in.Name, in.State))
+		}
+	}
+	if len(down) > 0 {
+		return fmt.Errorf("plugins: %d of %d %w: %s", len(down), len(infos), ErrNotReady, strings.Join(down, ", "))
+	}
+	return nil
+}
+
+// Probe starts every plugin in cfg.Dir the way the daemon would, with a host
+// that refuses every callback, and returns what List says once each has
+// started or failed to, after stopping them. log receives the Manager's
+// records.
+func Probe(ctx context.Context, cfg Config, log *slog.Logger) ([]Info, error) {
+	m, err := New(cfg, offlineHost{}, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Start(ctx); err != nil {
+		m.Close()
+		return nil, err
 	}
 	infos := m.List()
 	if err := m.Close(); err != nil {
-		return err
+		return nil, err
 	}
-	return WriteList(out, infos, verbose)
+	return infos, nil
+}
+
+// CheckAction returns a function that says what keeps a rule from calling
+// plugin.action among infos, the plugins Probe found in dir: the plugin is
+// missing, refused or cannot start, or lacks the action. It returns "" when
+// the action can be called.
+func CheckAction(infos []Info, dir string) func(plugin, action string) string {
+	byName := make(map[string]Info, len(infos))
+	for _, in := range infos {
+		byName[in.Name] = in
+	}
+	return func(plugin, action string) string {
+		in, ok := byName[plugin]
+		switch {
+		case !ok:
+			return fmt.Sprintf("no plugin %q: %s holds no executable of that name", plugin, dir)
+		case in.State == StateRefused:
+			return fmt.Sprintf("plugin %q is %s", plugin, in.Problem)
+		case in.State != StateReady:
+			return fmt.Sprintf("plugin %q cannot run (%s): %s", plugin, in.State, in.Problem)
+		}
+		for _, a := range in.Actions {
+			if a.Name == action {
+				return ""
+			}
+		}
+		names := make([]string, len(in.Actions))
+		for i, a := range in.Actions {
+			names[i] = a.Name
+		}
+		offers := "no actions"
+		if len(names) > 0 {
+			offers = strings.Join(names, ", ")
+		}
+		return fmt.Sprintf("plugin %q has no action %q; it offers %s", plugin, action, offers)
+	}
 }
 
 // WriteList writes infos as a table: name, version, state, restarts and
@@ -84,6 +151,7 @@ func WriteList(w io.Writer, infos []Info, verbose bool) error {
 		} else {
 			fmt.Fprintf(w, "\n%s\n", in.Name)
 		}
+		fmt.Fprintf(w, "  output dropped: %d lines, %d bytes\n", in.DroppedLines, in.DroppedBytes)
 		for _, a := range in.Actions {
 			fmt.Fprintln(w, strings.TrimRight(fmt.Sprintf("  %s.%s  %s", in.Name, a.Name, a.Description), " "))
 			for _, p := range a.Params {

@@ -39,6 +39,10 @@ func TestMain(m *testing.M) {
 			})
 			os.Exit(0)
 		}
+		if strings.HasPrefix(name, "bounds") {
+			sdk.Serve(&boundsProbe{name: name})
+			os.Exit(0)
+		}
 		sdk.Serve(&probe{name: name})
 		os.Exit(0)
 	}

@@ -27,6 +27,7 @@ type instance struct {
 	path string
 	log  *slog.Logger
 	host *scopedHost
+	out  *output // the one limiter of everything the plugin logs
 
 	// firstTry is closed when the first start attempt has ended either way.
 	firstTry  chan struct{}
@@ -57,12 +58,14 @@ type instance struct {
 
 func newInstance(m *Manager, e Executable, pinned bool) *instance {
 	log := m.log.With("plugin", e.Name)
+	out := newOutput(log, m.cfg.Output)
 	return &instance{
 		m:         m,
 		name:      e.Name,
 		path:      e.Path,
 		log:       log,
-		host:      &scopedHost{name: e.Name, host: m.host, log: log},
+		host:      &scopedHost{name: e.Name, host: m.host, log: out.logger()},
+		out:       out,
 		firstTry:  make(chan struct{}),
 		restartCh: make(chan chan error),
 		kill:      make(chan string, 1),
@@ -125,6 +128,7 @@ func (in *instance) info() Info {
 		Name: in.name, Path: in.path, State: in.state, Problem: in.problem, Since: in.since,
 		Restarts: in.restarts, PID: in.pid, Pinned: in.pinned,
 	}
+	inf.DroppedLines, inf.DroppedBytes = in.out.dropped()
 	if in.desc != nil {
 		inf.Version, inf.Description = in.desc.Version, in.desc.Description
 		inf.Actions = slices.Clone(in.desc.Actions)
@@ -277,9 +281,9 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     cfg.StartTimeout,
-		Logger:           newHCLog(in.log),
-		SyncStdout:       &lineWriter{l: in.log, level: slog.LevelInfo, attrs: []any{"stream", "stdout"}},
-		SyncStderr:       &lineWriter{l: in.log, level: slog.LevelWarn, attrs: []any{"stream", "stderr"}},
+		Logger:           in.out.hclog(),
+		SyncStdout:       in.out.stream("stdout", slog.LevelInfo),
+		SyncStderr:       in.out.stream("stderr", slog.LevelWarn),
 	})
 	cp, err := client.Client()
 	if err != nil {
@@ -329,21 +333,6 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
 	in.mu.Unlock()
 	in.log.Info("plugins: plugin ready", "version", desc.Version, "pid", pid, "actions", len(actions))
 	return client, nil
-}
-
-// checkDescription refuses descriptions the daemon could not route calls by.
-func checkDescription(d *sdk.DescribeResponse) error {
-	seen := map[string]bool{}
-	for _, a := range d.Actions {
-		if a.Name == "" || strings.ContainsAny(a.Name, ". \t\n") {
-			return fmt.Errorf("describe: action name %q is empty or contains a dot or space", a.Name)
-		}
-		if seen[a.Name] {
-			return fmt.Errorf("describe: action %q is described twice", a.Name)
-		}
-		seen[a.Name] = true
-	}
-	return nil
 }
 
 // serve watches a ready plugin until its process ends, it fails a health

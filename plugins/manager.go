@@ -59,6 +59,8 @@ type Config struct {
 	// kill and restart the plugin, which is then counted as a crash.
 	// Default 3.
 	HangLimit int
+	// Output bounds what each plugin may have the daemon log.
+	Output OutputLimits
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +84,7 @@ func (c Config) withDefaults() Config {
 	if c.HangLimit <= 0 {
 		c.HangLimit = 3
 	}
+	c.Output = c.Output.withDefaults()
 	if c.LockFile == "" && c.Dir != "" {
 		c.LockFile = filepath.Join(c.Dir, LockFileName)
 	}
@@ -190,6 +193,7 @@ func (m *Manager) Close() error {
 		cancel()
 	}
 	m.wg.Wait()
+	m.closeOutputs()
 	return nil
 }
 
@@ -198,6 +202,9 @@ func (m *Manager) Close() error {
 // process sees that deadline and any cancellation. req's Action field is
 // ignored and req.Params is not modified: defaults of parameters the request
 // lacks are filled into a copy.
+//
+// The answer's diagnostics are logged under the plugin's name, bounded like
+// all its output (see OutputLimits).
 //
 // Errors are *CallError values (see ErrUnavailable and friends), except when
 // ctx itself ends, which returns ctx's error.
@@ -209,7 +216,11 @@ func (m *Manager) Call(ctx context.Context, plugin, action string, req *sdk.Hand
 	if in == nil {
 		return nil, &CallError{Plugin: plugin, Action: action, Kind: ErrNotFound, Err: fmt.Errorf("no plugin named %q in %s", plugin, m.cfg.Dir)}
 	}
-	return in.call(ctx, action, req)
+	resp, err := in.call(ctx, action, req)
+	if err == nil {
+		in.out.diagnostics(action, req.ID, resp.Diagnostics)
+	}
+	return resp, err
 }
 
 // WaitReady waits until the named plugin is ready to take calls. It returns
@@ -274,6 +285,9 @@ type Info struct {
 	PID int
 	// Pinned reports whether the lock file has a checksum for the plugin.
 	Pinned bool
+	// DroppedLines and DroppedBytes count the plugin's output that the
+	// daemon did not log (see OutputLimits) since the Manager started.
+	DroppedLines, DroppedBytes int64
 }
 
 // List returns every plugin found in the directory, sorted by name.

@@ -24,6 +24,10 @@ type Options struct {
 	// Plugins lists the plugin actions that exist, as "plugin.action"
 	// names. When it is non-nil, a rule calling any other is refused.
 	Plugins []string
+	// PluginProblem, when set, is asked about every plugin action a rule
+	// calls; an answer other than "" is reported as a problem at the
+	// action, as what keeps it from being called.
+	PluginProblem func(plugin, action string) string
 	// MaxExprLen bounds an expression's length in bytes; 0 means
 	// DefaultMaxExprLen.
 	MaxExprLen int
@@ -489,6 +493,12 @@ func (c *compiler) action(s *source, n *yaml.Node, r *Rule) (action, bool) {
 		if c.plugins != nil && !c.plugins[name] {
 			s.errorAt(f.value, r.Name, "plugin: unknown plugin action %q%s", name, suggest(name, c.opts.Plugins))
 			ok = false
+		}
+		if c.opts.PluginProblem != nil {
+			if p := c.opts.PluginProblem(plugin, act); p != "" {
+				s.errorAt(f.value, r.Name, "plugin: %s", p)
+				ok = false
+			}
 		}
 		a.plugin, a.name = plugin, act
 		if wf, has := m["with"]; has {

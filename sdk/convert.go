@@ -53,6 +53,18 @@ const (
 	MaxDiagnostics = 100
 	// MaxActions bounds the actions a plugin may describe.
 	MaxActions = 1000
+	// MaxDescribeText bounds each text of a description, in bytes: the
+	// plugin's name, version and description, and each action's and
+	// parameter's name, description and default. The daemon refuses a
+	// plugin past it.
+	MaxDescribeText = 4 << 10
+	// MaxNameBytes bounds the names a plugin hands the daemon: a send's
+	// Account, To and Session, key-value keys and prefixes, and session
+	// names.
+	MaxNameBytes = 1 << 10
+	// MaxErrorText bounds the text of a plugin's error or health problem as
+	// the daemon keeps it; the rest is cut.
+	MaxErrorText = 4 << 10
 )
 
 func describeFromProto(d *pluginpb.DescribeResponse) (*DescribeResponse, error) {
@@ -203,10 +215,11 @@ func handleResponseFromProto(r *pluginpb.HandleResponse) (*HandleResponse, error
 		out.Replies = append(out.Replies, Reply{Text: rep.GetText()})
 	}
 	for i, s := range r.GetSends() {
-		if n := len(s.GetText()); n > MaxResponseText {
-			return nil, fmt.Errorf("send %d is %d bytes, more than the limit of %d", i+1, n, MaxResponseText)
+		send := sendFromProto(s)
+		if err := checkSend(send); err != nil {
+			return nil, fmt.Errorf("send %d: %w", i+1, err)
 		}
-		out.Sends = append(out.Sends, sendFromProto(s))
+		out.Sends = append(out.Sends, send)
 	}
 	for _, d := range r.GetDiagnostics() {
 		out.Diagnostics = append(out.Diagnostics, Diagnostic{
@@ -214,6 +227,39 @@ func handleResponseFromProto(r *pluginpb.HandleResponse) (*HandleResponse, error
 		})
 	}
 	return out, nil
+}
+
+// checkSend checks a send against MaxResponseText and MaxNameBytes, the
+// same whether it comes in an answer or through Host.Send.
+func checkSend(s Send) error {
+	if n := len(s.Text); n > MaxResponseText {
+		return fmt.Errorf("text is %d bytes, more than the limit of %d", n, MaxResponseText)
+	}
+	if err := checkName("account", s.Account); err != nil {
+		return err
+	}
+	if err := checkName("to", s.To); err != nil {
+		return err
+	}
+	return checkName("session", s.Session)
+}
+
+// checkName checks a name a plugin hands the daemon against MaxNameBytes.
+// The name is not quoted: it may be the problem.
+func checkName(what, s string) error {
+	if n := len(s); n > MaxNameBytes {
+		return fmt.Errorf("%s is %d bytes, more than the limit of %d", what, n, MaxNameBytes)
+	}
+	return nil
+}
+
+// cutError bounds a plugin's error text to MaxErrorText.
+func cutError(s string) string {
+	if len(s) <= MaxErrorText {
+		return s
+	}
+	kept := cutString(s, MaxErrorText)
+	return fmt.Sprintf("%s… (%d more bytes cut)", kept, len(s)-len(kept))
 }
 
 func sendToProto(s Send) *pluginpb.Send {

@@ -96,6 +96,15 @@
 // Whatever a plugin writes to standard output or standard error also ends up
 // in the daemon's log.
 //
+// The daemon bounds what a plugin hands it. Host.Send refuses a text past
+// MaxResponseText, and Send, Get, Put, Delete, Keys and Token refuse a name
+// (receiver, session, account, key, prefix) past MaxNameBytes, with an error
+// naming the bound; nothing past them is stored. A description whose texts
+// are past MaxDescribeText is refused. A plugin's log output — standard
+// output and error, Log, and the Diagnostics it returns — is cut to a line
+// length and a rate of lines set by the operator; the rest is dropped and
+// counted.
+//
 // # Optional capabilities
 //
 // A plugin may also implement HealthChecker, to report problems such as a

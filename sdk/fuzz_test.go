@@ -200,7 +200,7 @@ func longText(r *pluginpb.HandleResponse) bool {
 		}
 	}
 	for _, s := range r.GetSends() {
-		if len(s.GetText()) > MaxResponseText {
+		if len(s.GetText()) > MaxResponseText || len(s.GetAccount()) > MaxNameBytes || len(s.GetTo()) > MaxNameBytes || len(s.GetSession()) > MaxNameBytes {
 			return true
 		}
 	}

@@ -133,19 +133,19 @@ func (h *hostClient) Send(ctx context.Context, msg Send) error {
 func (h *hostClient) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	r, err := h.c.KVGet(ctx, &pluginpb.KVGetRequest{Key: key})
 	if err != nil {
-		return nil, false, hostErr("get "+key, err)
+		return nil, false, hostErr("get "+shortName(key), err)
 	}
 	return r.GetValue(), r.GetFound(), nil
 }
 
 func (h *hostClient) Put(ctx context.Context, key string, value []byte) error {
 	_, err := h.c.KVPut(ctx, &pluginpb.KVPutRequest{Key: key, Value: value})
-	return hostErr("put "+key, err)
+	return hostErr("put "+shortName(key), err)
 }
 
 func (h *hostClient) Delete(ctx context.Context, key string) error {
 	_, err := h.c.KVDelete(ctx, &pluginpb.KVDeleteRequest{Key: key})
-	return hostErr("delete "+key, err)
+	return hostErr("delete "+shortName(key), err)
 }
 
 func (h *hostClient) Keys(ctx context.Context, prefix string) ([]string, error) {
@@ -168,9 +168,19 @@ func (h *hostClient) Log(ctx context.Context, level slog.Level, msg string, attr
 func (h *hostClient) Token(ctx context.Context, session string) (string, error) {
 	r, err := h.c.Token(ctx, &pluginpb.TokenRequest{Session: session})
 	if err != nil {
-		return "", hostErr("token "+session, err)
+		return "", hostErr("token "+shortName(session), err)
 	}
 	return r.GetToken(), nil
+}
+
+// shortName is a key or session name as an error quotes it: a name past
+// MaxNameBytes is the reason for the error, not something to repeat.
+func shortName(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return cutString(s, n) + "…"
 }
 
 // hostErr turns a failed host call into an error that reads like the
@@ -212,11 +222,27 @@ type hostServer struct {
 	host Host
 }
 
+// The methods of hostServer refuse what is past the bounds on what a plugin
+// hands the daemon (MaxResponseText, MaxNameBytes) before the Host sees it,
+// so nothing past them is stored or logged.
+
 func (s *hostServer) Send(ctx context.Context, r *pluginpb.SendRequest) (*pluginpb.SendResponse, error) {
-	return &pluginpb.SendResponse{}, s.host.Send(ctx, sendFromProto(r.GetSend()))
+	msg := sendFromProto(r.GetSend())
+	if err := checkSend(msg); err != nil {
+		return nil, refused(err)
+	}
+	return &pluginpb.SendResponse{}, s.host.Send(ctx, msg)
+}
+
+// refused is the error a plugin gets for a host call past the bounds.
+func refused(err error) error {
+	return status.Error(codes.InvalidArgument, err.Error()+"; refused")
 }
 
 func (s *hostServer) KVGet(ctx context.Context, r *pluginpb.KVGetRequest) (*pluginpb.KVGetResponse, error) {
+	if err := checkName("key", r.GetKey()); err != nil {
+		return nil, refused(err)
+	}
 	v, ok, err := s.host.Get(ctx, r.GetKey())
 	if err != nil {
 		return nil, err
@@ -225,14 +251,23 @@ func (s *hostServer) KVGet(ctx context.Context, r *pluginpb.KVGetRequest) (*plug
 }
 
 func (s *hostServer) KVPut(ctx context.Context, r *pluginpb.KVPutRequest) (*pluginpb.KVPutResponse, error) {
+	if err := checkName("key", r.GetKey()); err != nil {
+		return nil, refused(err)
+	}
 	return &pluginpb.KVPutResponse{}, s.host.Put(ctx, r.GetKey(), r.GetValue())
 }
 
 func (s *hostServer) KVDelete(ctx context.Context, r *pluginpb.KVDeleteRequest) (*pluginpb.KVDeleteResponse, error) {
+	if err := checkName("key", r.GetKey()); err != nil {
+		return nil, refused(err)
+	}
 	return &pluginpb.KVDeleteResponse{}, s.host.Delete(ctx, r.GetKey())
 }
 
 func (s *hostServer) KVList(ctx context.Context, r *pluginpb.KVListRequest) (*pluginpb.KVListResponse, error) {
+	if err := checkName("prefix", r.GetPrefix()); err != nil {
+		return nil, refused(err)
+	}
 	keys, err := s.host.Keys(ctx, r.GetPrefix())
 	if err != nil {
 		return nil, err
@@ -249,6 +284,9 @@ func (s *hostServer) Log(ctx context.Context, r *pluginpb.LogRequest) (*pluginpb
 }
 
 func (s *hostServer) Token(ctx context.Context, r *pluginpb.TokenRequest) (*pluginpb.TokenResponse, error) {
+	if err := checkName("session", r.GetSession()); err != nil {
+		return nil, refused(err)
+	}
 	tok, err := s.host.Token(ctx, r.GetSession())
 	if err != nil {
 		return nil, err

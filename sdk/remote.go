@@ -54,7 +54,7 @@ func (r *RemotePlugin) Handle(ctx context.Context, req *HandleRequest) (*HandleR
 		return nil, callErr("handle", err)
 	}
 	if msg := resp.GetError(); msg != "" {
-		return nil, &ActionError{Message: msg, Temporary: resp.GetTemporary()}
+		return nil, &ActionError{Message: cutError(msg), Temporary: resp.GetTemporary()}
 	}
 	out, err := handleResponseFromProto(resp)
 	if err != nil {
@@ -74,7 +74,7 @@ func (r *RemotePlugin) Health(ctx context.Context) error {
 		return callErr("health", err)
 	}
 	if p := resp.GetProblem(); p != "" {
-		return &ActionError{Message: p}
+		return &ActionError{Message: cutError(p)}
 	}
 	return nil
 }
@@ -91,7 +91,8 @@ func callErr(op string, err error) error {
 		return fmt.Errorf("sdk: %s: %w", op, context.DeadlineExceeded)
 	}
 	if st, ok := status.FromError(err); ok {
-		return fmt.Errorf("sdk: %s: %s: %s", op, st.Code(), st.Message())
+		// The message may be the plugin's own (a failed Describe).
+		return fmt.Errorf("sdk: %s: %s: %s", op, st.Code(), cutError(st.Message()))
 	}
 	return fmt.Errorf("sdk: %s: %w", op, err)
 }

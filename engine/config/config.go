@@ -178,6 +178,19 @@ type Plugins struct {
 	Dev bool `yaml:"dev"`
 	// CallTimeout bounds each plugin call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// Output bounds what each plugin may have the daemon log.
+	Output PluginOutput `yaml:"output"`
+}
+
+// PluginOutput bounds what one plugin may have the daemon log (its standard
+// output and error, its log records, its diagnostics); what is past the
+// bounds is dropped, counted and reported.
+type PluginOutput struct {
+	// LineBytes bounds one line; the rest of a longer one is dropped.
+	LineBytes int `yaml:"line_bytes"`
+	// LinesPerSecond and Burst are a token bucket of lines.
+	LinesPerSecond int `yaml:"lines_per_second"`
+	Burst          int `yaml:"burst"`
 }
 
 // Secret is a string that never prints: String, logging and JSON show
@@ -224,7 +237,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second},
+		Plugins: Plugins{CallTimeout: 10 * time.Second, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
 	}
 }
 
@@ -431,6 +444,13 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Send.MaxAttempts < 1 {
 		bad("send.max_attempts", "must be at least 1")
+	}
+	atLeastOne := map[string]int{"plugins.output.line_bytes": c.Plugins.Output.LineBytes,
+		"plugins.output.lines_per_second": c.Plugins.Output.LinesPerSecond, "plugins.output.burst": c.Plugins.Output.Burst}
+	for _, k := range sortedKeys(atLeastOne) {
+		if atLeastOne[k] < 1 {
+			bad(k, "must be at least 1")
+		}
 	}
 	return errors.Join(errs...)
 }

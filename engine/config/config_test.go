@@ -41,6 +41,9 @@ func TestParseGood(t *testing.T) {
 	if cfg.Send.Interval != 5*time.Second || cfg.Send.MaxAttempts != 8 || cfg.Sync.IdleInterval != time.Second {
 		t.Errorf("send/sync = %+v %+v", cfg.Send, cfg.Sync)
 	}
+	if o := cfg.Plugins.Output; o.LineBytes != 4096 || o.LinesPerSecond != 50 || o.Burst != 200 {
+		t.Errorf("plugins.output defaults = %+v", o)
+	}
 	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "shop" || cfg.Timezone != "Asia/Shanghai" {
 		t.Errorf("cfg = %+v", cfg)
 	}
@@ -89,6 +92,10 @@ func TestParseErrors(t *testing.T) {
 		"zero duration": {
 			in:   good + "sync:\n  idle_interval: 0\n",
 			want: []string{"finderbot.yaml:16:3: sync.idle_interval: must be positive"},
+		},
+		"plugin output bound of zero": {
+			in:   good + "plugins:\n  output: {line_bytes: 4096, burst: 0}\n",
+			want: []string{"finderbot.yaml:16:30: plugins.output.burst: must be at least 1"},
 		},
 		"bad yaml": {
 			in:   "upstream: [\n",

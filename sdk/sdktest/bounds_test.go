@@ -3,8 +3,10 @@ package sdktest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/finderbot/finderbot/sdk"
 	"github.com/finderbot/finderbot/sdk/sdktest"
@@ -26,6 +28,10 @@ func (flood) Handle(_ context.Context, req *sdk.HandleRequest) (*sdk.HandleRespo
 		return &sdk.HandleResponse{Replies: make([]sdk.Reply, sdk.MaxResponseMessages)}, nil
 	case "long":
 		return &sdk.HandleResponse{Sends: []sdk.Send{{To: "x", Text: strings.Repeat("x", sdk.MaxResponseText+1)}}}, nil
+	case "far":
+		return &sdk.HandleResponse{Sends: []sdk.Send{{To: strings.Repeat("x", sdk.MaxNameBytes+1), Text: "hi"}}}, nil
+	case "error":
+		return nil, errors.New(strings.Repeat("名", sdk.MaxResponseText))
 	case "diagnostics":
 		return &sdk.HandleResponse{Diagnostics: make([]sdk.Diagnostic, sdk.MaxDiagnostics+1)}, nil
 	case "huge":
@@ -46,7 +52,8 @@ func TestAnswerBounds(t *testing.T) {
 	}
 	tests := map[string]string{
 		"many":        "answer refused: the plugin answered with 101 replies and sends, more than the limit of 100",
-		"long":        "answer refused: send 1 is 65537 bytes, more than the limit of 65536",
+		"long":        "answer refused: send 1: text is 65537 bytes, more than the limit of 65536",
+		"far":         "answer refused: send 1: to is 1025 bytes, more than the limit of 1024",
 		"diagnostics": "answer refused: the plugin answered with 101 diagnostics, more than the limit of 100",
 	}
 	for action, want := range tests {
@@ -60,6 +67,12 @@ func TestAnswerBounds(t *testing.T) {
 	var ae *sdk.ActionError
 	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "answer refused: grpc: received message larger than max") {
 		t.Errorf("huge answer: err = %v", err)
+	}
+	// An error is kept to MaxErrorText, cut between characters.
+	_, err = rp.Handle(ctx, &sdk.HandleRequest{Action: "error"})
+	if !errors.As(err, &ae) || len(ae.Message) > sdk.MaxErrorText+100 || !utf8.ValidString(ae.Message) ||
+		!strings.HasSuffix(ae.Message, fmt.Sprintf("… (%d more bytes cut)", 3*sdk.MaxResponseText-sdk.MaxErrorText/3*3)) {
+		t.Errorf("a long error: %d bytes, ending %q", len(err.Error()), err.Error()[max(0, len(err.Error())-40):])
 	}
 	// The connection survives all of it.
 	if _, err := rp.Handle(ctx, &sdk.HandleRequest{Action: "most"}); err != nil {
