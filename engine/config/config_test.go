@@ -41,6 +41,9 @@ func TestParseGood(t *testing.T) {
 	if cfg.Send.Interval != 5*time.Second || cfg.Send.MaxAttempts != 8 || cfg.Sync.IdleInterval != time.Second {
 		t.Errorf("send/sync = %+v %+v", cfg.Send, cfg.Sync)
 	}
+	if cfg.Store != (Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4}) {
+		t.Errorf("store = %+v, want snapshots every 6h, 4 kept", cfg.Store)
+	}
 	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "shop" || cfg.Timezone != "Asia/Shanghai" {
 		t.Errorf("cfg = %+v", cfg)
 	}
@@ -89,6 +92,14 @@ func TestParseErrors(t *testing.T) {
 		"zero duration": {
 			in:   good + "sync:\n  idle_interval: 0\n",
 			want: []string{"finderbot.yaml:16:3: sync.idle_interval: must be positive"},
+		},
+		"snapshots too often": {
+			in:   good + "store: {snapshot_every: 10s}\n",
+			want: []string{"finderbot.yaml:15:9: store.snapshot_every: is 10s; want 0 (no snapshots) or at least 1m"},
+		},
+		"no snapshot kept": {
+			in:   good + "store: {snapshot_keep: 0}\n",
+			want: []string{"store.snapshot_keep: must be at least 1"},
 		},
 		"bad yaml": {
 			in:   "upstream: [\n",

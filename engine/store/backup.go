@@ -187,8 +187,19 @@ func (s *Bolt) TakeSnapshot(ctx context.Context, keep int) (Snapshot, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Snapshot{}, fmt.Errorf("store: snapshot: %w", err)
 	}
-	if err := private(dir, 0o700, "snapshot directory", s.opts.Log); err != nil {
+	var notes []func()
+	if err := private(dir, 0o700, "snapshot directory", s.opts.Log, &notes); err != nil {
 		return Snapshot{}, err
+	}
+	for _, note := range notes {
+		note()
+	}
+	// Only this store writes here (it holds the state directory's lock):
+	// a temporary file is what a crash left of an earlier snapshot.
+	if tmps, err := filepath.Glob(filepath.Join(dir, "finderbot-*.db.tmp")); err == nil {
+		for _, tmp := range tmps {
+			os.Remove(tmp)
+		}
 	}
 	now := s.opts.Now().UTC()
 	snap := Snapshot{Path: filepath.Join(dir, "finderbot-"+now.Format(snapshotLayout)+".db"), Time: now.Truncate(time.Second)}

@@ -110,6 +110,9 @@ var (
 // dbName is the store's file in the state directory.
 const dbName = "finderbot.db"
 
+// File returns the store file of the state directory dir.
+func File(dir string) string { return filepath.Join(dir, dbName) }
+
 // Bolt is the embedded Store, one bbolt file in the state directory.
 type Bolt struct {
 	db   *bolt.DB
@@ -141,7 +144,11 @@ func Open(dir string, opts Options) (*Bolt, error) {
 		// name the state directory too, as the operator configured it.
 		return nil, fmt.Errorf("store: create state directory %s: %w", dir, err)
 	}
-	if err := private(dir, 0o700, "state directory", opts.Log); err != nil {
+	// The directory is made private before a store is created in it; the
+	// notes are logged once the store opened, so that a refused store is
+	// refused in one line.
+	var notes []func()
+	if err := private(dir, 0o700, "state directory", opts.Log, &notes); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(dir, dbName)
@@ -162,9 +169,12 @@ func Open(dir string, opts Options) (*Bolt, error) {
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if err := private(path, 0o600, "store file", opts.Log); err != nil {
+	if err := private(path, 0o600, "store file", opts.Log, &notes); err != nil {
 		db.Close()
 		return nil, err
+	}
+	for _, note := range notes {
+		note()
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Bolt{db: db, opts: opts, dir: dir}
@@ -215,8 +225,9 @@ func create(dir, path string, bopts bolt.Options) error {
 }
 
 // private makes path's mode perm when it is open to the group or others,
-// and says so once; it fails when that cannot be done.
-func private(path string, perm fs.FileMode, what string, log *slog.Logger) error {
+// and adds the log record that says so to notes; it fails when that
+// cannot be done.
+func private(path string, perm fs.FileMode, what string, log *slog.Logger, notes *[]func()) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("store: %s %s: %w", what, path, err)
@@ -229,7 +240,9 @@ func private(path string, perm fs.FileMode, what string, log *slog.Logger) error
 		return fmt.Errorf("store: %s %s has mode %04o, open to other users, and making it %04o failed: %w; make it private (chmod %o %s) or use another state_dir",
 			what, path, was, perm, err, perm, path)
 	}
-	log.Warn("store: "+what+" was open to other users; made it private", "path", path, "was", fmt.Sprintf("%04o", was), "now", fmt.Sprintf("%04o", perm))
+	*notes = append(*notes, func() {
+		log.Warn("store: "+what+" was open to other users; made it private", "path", path, "was", fmt.Sprintf("%04o", was), "now", fmt.Sprintf("%04o", perm))
+	})
 	return nil
 }
 
@@ -267,6 +280,7 @@ func (s *Bolt) batch(ctx context.Context, op string, fn func(*bolt.Tx) error) (e
 		return err
 	}
 	s.writes.Add(1)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	fn = faultsPanic(fn)
 	if s.opts.NoBatch {
 		return s.db.Update(func(tx *bolt.Tx) error {
@@ -274,8 +288,6 @@ func (s *Bolt) batch(ctx context.Context, op string, fn func(*bolt.Tx) error) (e
 			return fn(tx)
 		})
 	}
-	// A panic in fn is retried alone by bbolt, on this goroutine, where
-	// wrap recovers it.
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		if s.lastTx.Swap(tx) != tx {
 			tx.OnCommit(func() { s.commits.Add(1) })
@@ -291,7 +303,8 @@ func (s *Bolt) view(ctx context.Context, op string, fn func(*bolt.Tx) error) (er
 	if err := s.usable(ctx); err != nil {
 		return err
 	}
-	return s.db.View(faultsPanic(fn))
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	return s.db.View(fn)
 }
 
 // usable fails once the store found damage: a damaged file is not written
@@ -319,11 +332,16 @@ func (s *Bolt) wrap(op string, err *error) {
 	}
 }
 
-// faultsPanic makes a fault while fn reads a page outside the mapped file
-// a panic (which wrap recovers) instead of a crash of the process.
+// faultsPanic makes a fault while bbolt reads a page outside the mapped
+// file a panic instead of a crash of the process, on the goroutine where
+// db.Batch runs fn and commits: bbolt's own, which ends after the batch
+// (so the setting is not restored), or the caller's, where batch restores
+// it. A panic in fn is recovered by bbolt there and fn run again alone on
+// the caller's goroutine, where wrap recovers it; a panic in bbolt's own
+// commit code on its goroutine cannot be recovered.
 func faultsPanic(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
 	return func(tx *bolt.Tx) error {
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		debug.SetPanicOnFault(true)
 		return fn(tx)
 	}
 }
