@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -164,7 +166,16 @@ func TestOpenRefusesDamagedFiles(t *testing.T) {
 			if err := os.WriteFile(path, c.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(dir, Options{LockTimeout: 50 * 1e6})
+			// A directory open to others is made private, but a refused
+			// store is refused in its one line: nothing is logged.
+			if err := os.Chmod(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			var log bytes.Buffer
+			s, err := Open(dir, Options{LockTimeout: 50 * time.Millisecond, Log: slog.New(slog.NewTextHandler(&log, nil))})
+			if log.Len() > 0 {
+				t.Errorf("a refused open logged:\n%s", log.String())
+			}
 			if err == nil {
 				s.Close()
 				t.Fatal("a damaged store was opened")
