@@ -117,10 +117,10 @@ func WriteVerified(path string, write func(io.Writer) error) (Report, error) {
 // WriteVerified does. src is opened read-only and checked first: a damaged
 // store is refused, not copied.
 func BackupFile(src, dst string) (Report, error) {
-	db, err := openChecked(src, bolt.Options{ReadOnly: true, Timeout: lockTimeout}, "it cannot be backed up")
+	db, err := openChecked(src, bolt.Options{ReadOnly: true, Timeout: lockTimeout}, "it cannot be backed up; check it with finderbot store check", 1)
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return Report{}, fmt.Errorf("%w (%s holds it); back it up through the daemon (finderbot store backup --config …), or stop it first", ErrLocked, src)
+		return Report{}, fmt.Errorf("%w: it holds %s; back it up through the daemon (finderbot store backup --config …), or stop it first", ErrLocked, src)
 	case errors.Is(err, ErrDamaged):
 		return Report{}, fmt.Errorf("store: %w", err)
 	case err != nil:

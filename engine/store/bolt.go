@@ -158,7 +158,7 @@ func Open(dir string, opts Options) (*Bolt, error) {
 			return nil, fmt.Errorf("store: create %s: %w", path, err)
 		}
 	}
-	db, err := openChecked(path, bopts, restoreAdvice(dir))
+	db, err := openChecked(path, bopts, restoreAdvice(dir), 1)
 	if err != nil {
 		var de *DamagedError
 		switch {
@@ -175,6 +175,13 @@ func Open(dir string, opts Options) (*Bolt, error) {
 	}
 	for _, note := range notes {
 		note()
+	}
+	// Copies that Check makes are removed when it ends; a crash leaves
+	// them, and this process alone may hold the directory now.
+	if stale, err := filepath.Glob(filepath.Join(dir, dbName+".check-*")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
 	}
 	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Bolt{db: db, opts: opts, dir: dir}
@@ -321,7 +328,7 @@ func (s *Bolt) usable(ctx context.Context) error {
 // store, reported once to Options.OnDamage.
 func (s *Bolt) wrap(op string, err *error) {
 	if p := recover(); p != nil {
-		d := &DamagedError{Path: filepath.Join(s.dir, dbName), Problem: fmt.Sprintf("bbolt panicked: %v", p), Advice: restoreAdvice(s.dir)}
+		d := &DamagedError{Path: filepath.Join(s.dir, dbName), Problems: []string{fmt.Sprintf("bbolt panicked: %v", p)}, Advice: restoreAdvice(s.dir)}
 		if s.damaged.CompareAndSwap(nil, d) && s.opts.OnDamage != nil {
 			s.opts.OnDamage(fmt.Errorf("store: %s: %w", op, d))
 		}

@@ -29,14 +29,15 @@ var ErrDamaged = errors.New("store: the store file is damaged")
 type DamagedError struct {
 	// Path is the file.
 	Path string
-	// Problem says what is wrong.
-	Problem string
+	// Problems say what is wrong: one, or the first of the page problems
+	// found, the last saying how many more there were.
+	Problems []string
 	// Advice says what the operator can do.
 	Advice string
 }
 
 func (e *DamagedError) Error() string {
-	return fmt.Sprintf("%s is damaged: %s; %s", e.Path, e.Problem, e.Advice)
+	return fmt.Sprintf("%s is damaged: %s; %s", e.Path, strings.Join(e.Problems, "; "), e.Advice)
 }
 
 // Is makes errors.Is(err, ErrDamaged) hold.
@@ -208,9 +209,10 @@ func metaProblem(n int, m metaPage) string {
 // lock, so never while another process writes), then every page
 // (pageProblems). A damaged file gets a *DamagedError with advice, and is
 // left as it was: bbolt writes nothing when it opens a file whose header is
-// sound. A file locked by another process gets bbolt's ErrTimeout.
-func openChecked(path string, bopts bolt.Options, advice string) (*bolt.DB, error) {
-	damaged := func(problem string) error { return &DamagedError{Path: path, Problem: problem, Advice: advice} }
+// sound. A file locked by another process gets bbolt's ErrTimeout. At most
+// max page problems are reported.
+func openChecked(path string, bopts bolt.Options, advice string, max int) (*bolt.DB, error) {
+	damaged := func(problems ...string) error { return &DamagedError{Path: path, Problems: problems, Advice: advice} }
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -242,13 +244,13 @@ func openChecked(path string, bopts bolt.Options, advice string) (*bolt.DB, erro
 		return nil, err
 	}
 	var problems []string
-	if err := db.View(func(tx *bolt.Tx) error { problems = pageProblems(tx, 1); return nil }); err != nil {
+	if err := db.View(func(tx *bolt.Tx) error { problems = pageProblems(tx, max); return nil }); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if len(problems) > 0 {
 		db.Close()
-		return nil, damaged(strings.Join(problems, "; "))
+		return nil, damaged(problems...)
 	}
 	return db, nil
 }
@@ -401,14 +403,14 @@ const maxProblems = 20
 // for a file that could not be read at all.
 func CheckFile(path string) (Report, error) {
 	rep := Report{Path: path, Outbox: map[string]int{}}
-	db, err := openChecked(path, bolt.Options{ReadOnly: true, Timeout: lockTimeout}, copyAdvice)
+	db, err := openChecked(path, bolt.Options{ReadOnly: true, Timeout: lockTimeout}, copyAdvice, maxProblems)
 	var de *DamagedError
 	switch {
 	case errors.As(err, &de):
-		rep.Problems = []string{de.Problem}
+		rep.Problems = de.Problems
 		return rep, nil
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return rep, fmt.Errorf("%w (%s holds it); check it through the daemon (finderbot store check --config …), or stop it first", ErrLocked, path)
+		return rep, fmt.Errorf("%w: it holds %s; check it through the daemon (finderbot store check --config …), or stop it first", ErrLocked, path)
 	case err != nil:
 		return rep, fmt.Errorf("store: check %s: %w", path, err)
 	}
@@ -420,10 +422,7 @@ func CheckFile(path string) (Report, error) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("reading its records failed: %v", p))
 			}
 		}()
-		rep.Problems = pageProblems(tx, maxProblems)
-		if len(rep.Problems) == 0 {
-			checkRecords(tx, &rep)
-		}
+		checkRecords(tx, &rep) // openChecked found the pages sound
 		return nil
 	})
 	if err != nil {
