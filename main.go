@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 		newReplayCmd(),
 		newPluginsCmd(),
 		newSimCmd(),
+		newStoreCmd(),
 		newVersionCmd(),
 	)
 	return root
@@ -268,6 +269,41 @@ func newLoginCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")
+	return cmd
+}
+
+func newStoreCmd() *cobra.Command {
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "store",
+		Short: "Back up and check the store (through the running daemon, or its file when none runs)",
+	}
+	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")
+	backup := &cobra.Command{
+		Use:   "backup FILE",
+		Short: "Write a consistent, checked copy of the store to FILE",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return engine.StoreBackup(cmd.Context(), cfgPath, args[0], cmd.OutOrStdout())
+		},
+	}
+	check := &cobra.Command{
+		Use:   "check [FILE]",
+		Short: "Check a store file, or the configured store; print ok with counts, or each problem and exit 1",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := ""
+			if len(args) == 1 {
+				file = args[0]
+			}
+			ok, err := engine.StoreCheck(cmd.Context(), cfgPath, file, cmd.OutOrStdout())
+			if err == nil && !ok {
+				return exitCode(1)
+			}
+			return err
+		},
+	}
+	cmd.AddCommand(backup, check)
 	return cmd
 }
 

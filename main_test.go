@@ -129,6 +129,24 @@ var startupCases = map[string]startupCase{
 		config: "finderbot.yaml",
 		want:   []string{"store: ", "state directory {dir}/file: ", "not a directory"},
 	},
+	"state_dir holding an empty store file": {
+		files: map[string]string{
+			"finderbot.yaml":    simConfig("./data", "./rules"),
+			"rules/ok.yaml":     goodRule,
+			"data/finderbot.db": "",
+		},
+		config: "finderbot.yaml",
+		want:   []string{"store: {dir}/data/finderbot.db is damaged: the file is empty (0 bytes); ", "restore", "move the file aside to start over"},
+	},
+	"state_dir holding a file that is not a store": {
+		files: map[string]string{
+			"finderbot.yaml":    simConfig("./data", "./rules"),
+			"rules/ok.yaml":     goodRule,
+			"data/finderbot.db": strings.Repeat("not a store\n", 100),
+		},
+		config: "finderbot.yaml",
+		want:   []string{"store: {dir}/data/finderbot.db is damaged: it is not a finderbot store", "move the file aside to start over"},
+	},
 	"missing config file": {
 		config: "finderbot.yaml",
 		want:   []string{"config: ", "finderbot.yaml does not exist"},
@@ -240,49 +258,12 @@ func TestRunRefusesAStateDirInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()
 
-	first := finderbot(t, ctx, "run", "--config", cfg)
-	pipe, err := first.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Read the first daemon's stderr to its end, so that it never blocks on
-	// a full pipe, and say when it has started.
-	var log bytes.Buffer
-	started, drained := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(drained)
-		sc := bufio.NewScanner(pipe)
-		seen := false
-		for sc.Scan() {
-			log.Write(sc.Bytes())
-			log.WriteByte('\n')
-			if !seen && strings.Contains(sc.Text(), `msg="finderbot started"`) {
-				seen = true
-				close(started)
-			}
-		}
-		io.Copy(io.Discard, pipe)
-	}()
-	select {
-	case <-started:
-	case <-drained:
-		first.Wait()
-		t.Fatalf("the first daemon stopped before it started:\n%s", log.String())
-	case <-ctx.Done():
-		first.Process.Kill()
-		<-drained
-		first.Wait()
-		t.Fatalf("the first daemon did not start in %v:\n%s", deadline, log.String())
-	}
-
+	first := startDaemon(t, ctx, cfg, `msg="finderbot started"`)
 	second := finderbot(t, ctx, "run", "--config", cfg)
 	var stdout, stderr bytes.Buffer
 	second.Stdout, second.Stderr = &stdout, &stderr
 	begin := time.Now()
-	err = second.Run()
+	err := second.Run()
 	took := time.Since(begin)
 	checkRefused(t, err, stdout.String(), stderr.String(), "store: the state directory is in use by another finderbot process")
 	// The store waits a second for the lock before it gives up; the rest is
@@ -291,12 +272,68 @@ func TestRunRefusesAStateDirInUse(t *testing.T) {
 		t.Errorf("the second daemon took %v to give up", took)
 	}
 
-	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+	first.stop(t)
+}
+
+// daemon is a `finderbot run` process that has started.
+type daemon struct {
+	cmd     *exec.Cmd
+	log     bytes.Buffer // complete once drained is closed
+	drained chan struct{}
+}
+
+// startDaemon runs `finderbot run --config cfg` and returns once it logged
+// a line holding until.
+func startDaemon(t *testing.T, ctx context.Context, cfg, until string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: finderbot(t, ctx, "run", "--config", cfg), drained: make(chan struct{})}
+	pipe, err := d.cmd.StderrPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	<-drained
-	if err := first.Wait(); err != nil {
-		t.Errorf("the first daemon after SIGTERM: %v, want exit status 0\n%s", err, log.String())
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Read the daemon's stderr to its end, so that it never blocks on a
+	// full pipe, and say when it has started.
+	started := make(chan struct{})
+	go func() {
+		defer close(d.drained)
+		sc := bufio.NewScanner(pipe)
+		seen := false
+		for sc.Scan() {
+			d.log.Write(sc.Bytes())
+			d.log.WriteByte('\n')
+			if !seen && strings.Contains(sc.Text(), until) {
+				seen = true
+				close(started)
+			}
+		}
+		io.Copy(io.Discard, pipe)
+	}()
+	select {
+	case <-started:
+	case <-d.drained:
+		d.cmd.Wait()
+		t.Fatalf("the daemon stopped before it started:\n%s", d.log.String())
+	case <-ctx.Done():
+		d.cmd.Process.Kill()
+		<-d.drained
+		d.cmd.Wait()
+		t.Fatalf("the daemon did not log %s in %v:\n%s", until, deadline, d.log.String())
+	}
+	return d
+}
+
+// stop stops the daemon with SIGTERM, which must end it with exit status 0.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-d.drained
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("the daemon after SIGTERM: %v, want exit status 0\n%s", err, d.log.String())
 	}
 }
 
@@ -324,4 +361,83 @@ func TestRunRefusalLeaksNothing(t *testing.T) {
 		})
 	}
 	goleak.VerifyNone(t, before)
+}
+
+// TestStoreBackupAndCheck runs the store command as an operator does: a
+// backup and a check through a running daemon, a check of the backup file,
+// the same with the daemon stopped, and a check of a damaged copy.
+func TestStoreBackupAndCheck(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // the daemon listens there
+	cfgText := strings.Replace(simConfig("./data", "./rules"), "admin: {listen: 127.0.0.1:0}", "admin: {listen: "+addr+", token: s3cret}", 1)
+	dir, _ := startupCase{files: map[string]string{"finderbot.yaml": cfgText, "rules/ok.yaml": goodRule}}.setUp(t)
+	cfg := filepath.Join(dir, "finderbot.yaml")
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	run := func(args ...string) (stdout string, code int) {
+		t.Helper()
+		cmd := finderbot(t, ctx, args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit):
+			code = exit.ExitCode()
+		case err != nil:
+			t.Fatal(err)
+		}
+		if errOut.Len() > 0 && code == 0 {
+			t.Errorf("finderbot %s wrote to stderr:\n%s", strings.Join(args, " "), errOut.String())
+		}
+		return out.String(), code
+	}
+	expect := func(args []string, wantCode int, want ...string) {
+		t.Helper()
+		out, code := run(args...)
+		if code != wantCode {
+			t.Errorf("finderbot %s: exit status %d, want %d\n%s", strings.Join(args, " "), code, wantCode, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("finderbot %s does not say %q:\n%s", strings.Join(args, " "), w, out)
+			}
+		}
+	}
+	db := filepath.Join(dir, "data", "finderbot.db")
+	live, stopped := filepath.Join(dir, "live.db"), filepath.Join(dir, "stopped.db")
+
+	d := startDaemon(t, ctx, cfg, `msg="page synced"`) // the seed page is in the store
+	expect([]string{"store", "backup", live, "--config", cfg}, 0,
+		"wrote "+live+" (", "from the daemon running at "+addr+"\nok: "+live+": 1 accounts, ")
+	expect([]string{"store", "check", "--config", cfg}, 0, "ok: "+db+" (through the daemon running at "+addr+"): 1 accounts, ")
+	expect([]string{"store", "check", live}, 0, "ok: "+live+": 1 accounts, ")
+	d.stop(t)
+
+	expect([]string{"store", "backup", stopped, "--config", cfg}, 0,
+		"wrote "+stopped+" from "+db+" (no daemon is running)\nok: "+stopped+": 1 accounts, ")
+	expect([]string{"store", "check", "--config", cfg}, 0, "ok: "+db+": 1 accounts, ")
+
+	data, err := os.ReadFile(stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.db")
+	if err := os.WriteFile(cut, data[:len(data)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expect([]string{"store", "check", cut}, 1, cut+": the file is ", "it was cut short")
+	for _, f := range []string{live, stopped} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want a file of mode 0600", f, fi, err)
+		}
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(tmps) > 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
 }

@@ -141,6 +141,8 @@ func (d *Daemon) startAdmin() error {
 	mux.HandleFunc("POST /api/dead-letters/{id}/retry", d.handleRetryDeadLetter)
 	mux.HandleFunc("DELETE /api/dead-letters/{id}", d.handleDropDeadLetter)
 	mux.HandleFunc("GET /api/inbound-dead-letters", d.handleInboundDeadLetters)
+	mux.HandleFunc("GET /api/store/backup", d.handleStoreBackup)
+	mux.HandleFunc("GET /api/store/check", d.handleStoreCheck)
 	mux.HandleFunc("POST /api/accounts/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/sessions/{name}/code", d.handleCode)
 	mux.HandleFunc("POST /api/plugins/{name}/restart", d.handlePluginRestart)

@@ -89,6 +89,7 @@ type Daemon struct {
 	admin     *http.Server
 	adminLn   net.Listener
 	started   time.Time
+	fatal     chan error // the error that stops the daemon: a damaged store
 }
 
 // account is one configured account at run time.
@@ -157,7 +158,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	opts.Logger, secrets = redactingLogger(opts.Logger)
 	secrets.Add(cfg.Secrets()...)
 	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, secrets: secrets, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
-		sessions: map[string]session.Session{}, states: map[string]string{}}
+		sessions: map[string]session.Session{}, states: map[string]string{}, fatal: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -176,12 +177,17 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if sopts.Now == nil {
 		sopts.Now = opts.Now
 	}
+	if sopts.Log == nil {
+		sopts.Log = d.log
+	}
+	sopts.OnDamage = d.storeDamaged
 	st, err := store.Open(cfg.StateDir, sopts)
 	if err != nil {
 		return nil, err
 	}
 	d.store = st
 	d.closers = append(d.closers, st.Close)
+	d.addSnapshots(st)
 	if err := d.listenAdmin(); err != nil {
 		return nil, err
 	}
@@ -333,6 +339,17 @@ func (d *Daemon) closeAll() error {
 	}
 	d.closers = nil
 	return errors.Join(errs...)
+}
+
+// Fatal delivers the error that must stop the daemon: the store found its
+// file damaged, and fails every call from then on.
+func (d *Daemon) Fatal() <-chan error { return d.fatal }
+
+func (d *Daemon) storeDamaged(err error) {
+	select {
+	case d.fatal <- err:
+	default:
+	}
 }
 
 // Store returns the daemon's store.

@@ -43,6 +43,10 @@ func Run(ctx context.Context, path string, logOut, qrOut io.Writer) error {
 		case <-hup:
 			log.Info("SIGHUP: reloading rules")
 			d.Reload() // a failed reload is logged and keeps the old rules
+		case err := <-d.Fatal():
+			log.Error("stopping: the store is damaged", "err", err)
+			d.Close()
+			return oneLine(err)
 		case <-ctx.Done():
 			log.Info("shutting down")
 			err := d.Close()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/engine/store"
 )
 
 // newOutbox wires the outbox to the store, the upstream, the sessions and
@@ -103,5 +104,14 @@ func (m pollerMetrics) Skipped(account, _ string) {
 func (m pollerMetrics) FinderName(account, name string) {
 	if a := m.d.accounts[account]; a != nil {
 		a.learnFinderName(name)
+	}
+}
+
+// addSnapshots runs the store's periodic snapshots, when they are on.
+func (d *Daemon) addSnapshots(st *store.Bolt) {
+	if every := d.cfg.Store.SnapshotEvery; every > 0 {
+		d.runners = append(d.runners, func(ctx context.Context) error {
+			return st.RunSnapshots(ctx, every, d.cfg.Store.SnapshotKeep)
+		})
 	}
 }

@@ -51,6 +51,8 @@ type Config struct {
 	Send Send `yaml:"send"`
 	// Plugins configures out-of-process plugins.
 	Plugins Plugins `yaml:"plugins"`
+	// Store configures the embedded store's periodic snapshots.
+	Store Store `yaml:"store"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -193,6 +195,15 @@ type PluginOutput struct {
 	Burst          int `yaml:"burst"`
 }
 
+// Store configures the periodic snapshots of the embedded store: verified
+// copies under <state_dir>/snapshots to restore when the store is damaged.
+type Store struct {
+	// SnapshotEvery is how often a snapshot is taken; 0 turns them off.
+	SnapshotEvery time.Duration `yaml:"snapshot_every"`
+	// SnapshotKeep is how many snapshots are kept, the newest.
+	SnapshotKeep int `yaml:"snapshot_keep"`
+}
+
 // Secret is a string that never prints: String, logging and JSON show
 // "[redacted]". Reveal returns the value.
 type Secret string
@@ -238,6 +249,7 @@ func Default() Config {
 			MaxRetryBackoff: 5 * time.Minute,
 		},
 		Plugins: Plugins{CallTimeout: 10 * time.Second, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
+		Store:   Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4},
 	}
 }
 
@@ -451,6 +463,12 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 		if atLeastOne[k] < 1 {
 			bad(k, "must be at least 1")
 		}
+	}
+	if c.Store.SnapshotEvery != 0 && c.Store.SnapshotEvery < time.Minute {
+		bad("store.snapshot_every", "is %s; want 0 (no snapshots) or at least 1m", c.Store.SnapshotEvery)
+	}
+	if c.Store.SnapshotKeep < 1 {
+		bad("store.snapshot_keep", "must be at least 1")
 	}
 	return errors.Join(errs...)
 }

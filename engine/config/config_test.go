@@ -44,6 +44,9 @@ func TestParseGood(t *testing.T) {
 	if o := cfg.Plugins.Output; o.LineBytes != 4096 || o.LinesPerSecond != 50 || o.Burst != 200 {
 		t.Errorf("plugins.output defaults = %+v", o)
 	}
+	if cfg.Store != (Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4}) {
+		t.Errorf("store = %+v, want snapshots every 6h, 4 kept", cfg.Store)
+	}
 	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "shop" || cfg.Timezone != "Asia/Shanghai" {
 		t.Errorf("cfg = %+v", cfg)
 	}
@@ -96,6 +99,14 @@ func TestParseErrors(t *testing.T) {
 		"plugin output bound of zero": {
 			in:   good + "plugins:\n  output: {line_bytes: 4096, burst: 0}\n",
 			want: []string{"finderbot.yaml:16:30: plugins.output.burst: must be at least 1"},
+		},
+		"snapshots too often": {
+			in:   good + "store: {snapshot_every: 10s}\n",
+			want: []string{"finderbot.yaml:15:9: store.snapshot_every: is 10s; want 0 (no snapshots) or at least 1m"},
+		},
+		"no snapshot kept": {
+			in:   good + "store: {snapshot_keep: 0}\n",
+			want: []string{"store.snapshot_keep: must be at least 1"},
 		},
 		"bad yaml": {
 			in:   "upstream: [\n",

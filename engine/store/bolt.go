@@ -6,8 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +45,13 @@ type Options struct {
 	Now func() time.Time
 	// NoSync turns off fsync, for benchmarks of everything but the disk.
 	NoSync bool
+	// Log receives the store's notes (default: discard): a state
+	// directory or file whose mode had to be tightened.
+	Log *slog.Logger
+	// OnDamage, when set, is called once, with the error, when a
+	// transaction finds the file damaged (bbolt panicked reading it).
+	// From then on every call fails with that error; the daemon stops.
+	OnDamage func(error)
 	// NoBatch commits every write on its own instead of sharing
 	// transactions between concurrent callers, which costs a short wait
 	// per write; single-threaded callers (the deterministic simulation)
@@ -74,6 +84,9 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 }
 
 var (
@@ -94,21 +107,36 @@ var (
 	keyOutboxN     = []byte("outbox_n")
 )
 
+// dbName is the store's file in the state directory.
+const dbName = "finderbot.db"
+
+// File returns the store file of the state directory dir.
+func File(dir string) string { return filepath.Join(dir, dbName) }
+
 // Bolt is the embedded Store, one bbolt file in the state directory.
 type Bolt struct {
 	db   *bolt.DB
 	opts Options
+	dir  string
 
 	lastTx  atomic.Pointer[bolt.Tx]
 	commits atomic.Uint64
 	writes  atomic.Uint64
+	damaged atomic.Pointer[DamagedError]
 }
 
 var _ Store = (*Bolt)(nil)
 
-// Open opens (creating if needed) the store in dir. The directory is created
-// 0700 and the file 0600. A directory held by another process fails fast
-// with ErrLocked instead of waiting.
+// Open opens the store in dir, creating it when the directory holds none.
+// The directory is made 0700 and the file 0600, tightened when looser. A
+// directory held by another process fails fast with ErrLocked instead of
+// waiting.
+//
+// An existing file is checked before anything reads it — the header, both
+// meta pages, that the file holds all its pages, and every page (see
+// openChecked) — and a damaged one is refused with a *DamagedError that
+// says what to do, never replaced by a new store: an empty store would
+// answer again every message the upstream still returns.
 func Open(dir string, opts Options) (*Bolt, error) {
 	opts.defaults()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -116,28 +144,126 @@ func Open(dir string, opts Options) (*Bolt, error) {
 		// name the state directory too, as the operator configured it.
 		return nil, fmt.Errorf("store: create state directory %s: %w", dir, err)
 	}
-	path := filepath.Join(dir, "finderbot.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+	// The directory is made private before a store is created in it; the
+	// notes are logged once the store opened, so that a refused store is
+	// refused in one line.
+	var notes []func()
+	if err := private(dir, 0o700, "state directory", opts.Log, &notes); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, dbName)
+	bopts := bolt.Options{Timeout: opts.LockTimeout, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := create(dir, path, bopts); err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", path, err)
+		}
+	}
+	db, err := openChecked(path, bopts, restoreAdvice(dir), 1)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
+		var de *DamagedError
+		switch {
+		case errors.Is(err, bolterrors.ErrTimeout):
 			return nil, fmt.Errorf("%w (%s); stop it first, or give this one its own state_dir", ErrLocked, dir)
+		case errors.As(err, &de):
+			return nil, fmt.Errorf("store: %w", err)
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = 2 * time.Millisecond
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV, bucketMeta, bucketSessions, bucketLeases, bucketAttempts, bucketDelivery, bucketCooldown, bucketInbound} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := private(path, 0o600, "store file", opts.Log, &notes); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("store: init %s: %w", path, err)
+		return nil, err
 	}
-	return &Bolt{db: db, opts: opts}, nil
+	for _, note := range notes {
+		note()
+	}
+	// Copies that Check makes are removed when it ends; a crash leaves
+	// them, and this process alone may hold the directory now.
+	if stale, err := filepath.Glob(filepath.Join(dir, dbName+".check-*")); err == nil {
+		for _, f := range stale {
+			os.Remove(f)
+		}
+	}
+	db.MaxBatchDelay = 2 * time.Millisecond
+	s := &Bolt{db: db, opts: opts, dir: dir}
+	// A store written by an older finderbot may lack the newer buckets.
+	if err := s.batch(context.Background(), "init "+path, createBuckets); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, b := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// create makes a new store at path. It is built under a temporary name and
+// linked into place, so that path never names a file bbolt has not yet
+// initialised (a 0-byte file is refused as damaged), and linking fails
+// rather than replacing a store another process created meanwhile.
+func create(dir, path string, bopts bolt.Options) error {
+	f, err := os.CreateTemp(dir, dbName+".new-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp)
+	db, err := bolt.Open(tmp, 0o600, &bopts)
+	if err != nil {
+		return err
+	}
+	err = db.Update(createBuckets)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// private makes path's mode perm when it is open to the group or others,
+// and adds the log record that says so to notes; it fails when that
+// cannot be done.
+func private(path string, perm fs.FileMode, what string, log *slog.Logger, notes *[]func()) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("store: %s %s: %w", what, path, err)
+	}
+	was := fi.Mode().Perm()
+	if was&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, perm); err != nil {
+		return fmt.Errorf("store: %s %s has mode %04o, open to other users, and making it %04o failed: %w; make it private (chmod %o %s) or use another state_dir",
+			what, path, was, perm, err, perm, path)
+	}
+	*notes = append(*notes, func() {
+		log.Warn("store: "+what+" was open to other users; made it private", "path", path, "was", fmt.Sprintf("%04o", was), "now", fmt.Sprintf("%04o", perm))
+	})
+	return nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Close closes the file; it waits for transactions in progress.
@@ -153,12 +279,16 @@ func (s *Bolt) Commits() uint64 { return s.commits.Load() }
 func (s *Bolt) Writes() uint64 { return s.writes.Load() }
 
 // batch runs fn in a write transaction that may be shared with concurrent
-// callers, so that many accounts' commits cost one fsync.
-func (s *Bolt) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+// callers, so that many accounts' commits cost one fsync. Its errors are
+// prefixed with op, which names the operation.
+func (s *Bolt) batch(ctx context.Context, op string, fn func(*bolt.Tx) error) (err error) {
+	defer s.wrap(op, &err)
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
 	s.writes.Add(1)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	fn = faultsPanic(fn)
 	if s.opts.NoBatch {
 		return s.db.Update(func(tx *bolt.Tx) error {
 			tx.OnCommit(func() { s.commits.Add(1) })
@@ -173,11 +303,54 @@ func (s *Bolt) batch(ctx context.Context, fn func(*bolt.Tx) error) error {
 	})
 }
 
-func (s *Bolt) view(ctx context.Context, fn func(*bolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+// view runs fn in a read transaction, naming the operation op in its
+// errors.
+func (s *Bolt) view(ctx context.Context, op string, fn func(*bolt.Tx) error) (err error) {
+	defer s.wrap(op, &err)
+	if err := s.usable(ctx); err != nil {
 		return err
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	return s.db.View(fn)
+}
+
+// usable fails once the store found damage: a damaged file is not written
+// again.
+func (s *Bolt) usable(ctx context.Context) error {
+	if d := s.damaged.Load(); d != nil {
+		return d
+	}
+	return ctx.Err()
+}
+
+// wrap prefixes *err with the operation, and turns a panic inside bbolt —
+// which only a damaged file causes — into a *DamagedError that stops the
+// store, reported once to Options.OnDamage.
+func (s *Bolt) wrap(op string, err *error) {
+	if p := recover(); p != nil {
+		d := &DamagedError{Path: filepath.Join(s.dir, dbName), Problems: []string{fmt.Sprintf("bbolt panicked: %v", p)}, Advice: restoreAdvice(s.dir)}
+		if s.damaged.CompareAndSwap(nil, d) && s.opts.OnDamage != nil {
+			s.opts.OnDamage(fmt.Errorf("store: %s: %w", op, d))
+		}
+		*err = s.damaged.Load()
+	}
+	if *err != nil {
+		*err = fmt.Errorf("store: %s: %w", op, *err)
+	}
+}
+
+// faultsPanic makes a fault while bbolt reads a page outside the mapped
+// file a panic instead of a crash of the process, on the goroutine where
+// db.Batch runs fn and commits: bbolt's own, which ends after the batch
+// (so the setting is not restored), or the caller's, where batch restores
+// it. A panic in fn is recovered by bbolt there and fn run again alone on
+// the caller's goroutine, where wrap recovers it; a panic in bbolt's own
+// commit code on its goroutine cannot be recovered.
+func faultsPanic(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		debug.SetPanicOnFault(true)
+		return fn(tx)
+	}
 }
 
 // count and setCount keep the sizes of buckets in the meta bucket, because
@@ -205,7 +378,7 @@ func u64(v uint64) []byte {
 // Account implements Store.
 func (s *Bolt) Account(ctx context.Context, name string) (Account, error) {
 	var a Account
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "account "+name, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketAccounts).Get([]byte(name))
 		if v == nil {
 			return nil
@@ -213,7 +386,7 @@ func (s *Bolt) Account(ctx context.Context, name string) (Account, error) {
 		return json.Unmarshal(v, &a)
 	})
 	if err != nil {
-		return Account{}, fmt.Errorf("store: account %s: %w", name, err)
+		return Account{}, err
 	}
 	return a, nil
 }
@@ -224,7 +397,7 @@ func (s *Bolt) SaveAccount(ctx context.Context, name string, a Account) error {
 	if err != nil {
 		return fmt.Errorf("store: account %s: %w", name, err)
 	}
-	return s.batch(ctx, func(tx *bolt.Tx) error {
+	return s.batch(ctx, "save account "+name, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAccounts).Put([]byte(name), v)
 	})
 }
@@ -232,7 +405,7 @@ func (s *Bolt) SaveAccount(ctx context.Context, name string, a Account) error {
 // Cursor implements Store.
 func (s *Bolt) Cursor(ctx context.Context, account string) (string, error) {
 	var c string
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "cursor of "+account, func(tx *bolt.Tx) error {
 		c = string(tx.Bucket(bucketCursors).Get([]byte(account)))
 		return nil
 	})
@@ -242,7 +415,7 @@ func (s *Bolt) Cursor(ctx context.Context, account string) (string, error) {
 // Unseen implements Store.
 func (s *Bolt) Unseen(ctx context.Context, account string, ids []uint64) ([]uint64, error) {
 	out := make([]uint64, 0, len(ids))
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "unseen ids of "+account, func(tx *bolt.Tx) error {
 		seen := tx.Bucket(bucketSeen).Bucket([]byte(account))
 		for _, id := range ids {
 			if seen == nil || seen.Get(u64(id)) == nil {
@@ -258,7 +431,7 @@ func (s *Bolt) Unseen(ctx context.Context, account string, ids []uint64) ([]uint
 func (s *Bolt) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	now := s.opts.Now()
 	var res PageResult
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.batch(ctx, "commit page of "+c.Account, func(tx *bolt.Tx) error {
 		res = PageResult{}
 		seen, err := tx.Bucket(bucketSeen).CreateBucketIfNotExists([]byte(c.Account))
 		if err != nil {
@@ -327,7 +500,7 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 		return tx.Bucket(bucketCursors).Put([]byte(c.Account), []byte(c.KeyBuff))
 	})
 	if err != nil {
-		return PageResult{}, fmt.Errorf("store: commit page of %s: %w", c.Account, err)
+		return PageResult{}, err
 	}
 	return res, nil
 }
@@ -510,7 +683,7 @@ func (s *Bolt) putInbound(tx *bolt.Tx, skipped []InboundDeadLetter) error {
 // Cooldowns implements Store. Cooldowns that have ended are forgotten.
 func (s *Bolt) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error) {
 	var out []CooldownMark
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.batch(ctx, "cooldowns", func(tx *bolt.Tx) error {
 		out = out[:0]
 		cur := tx.Bucket(bucketCooldown).Cursor()
 		for k, v := cur.First(); k != nil; {
@@ -528,7 +701,7 @@ func (s *Bolt) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, er
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: cooldowns: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -536,7 +709,7 @@ func (s *Bolt) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, er
 // InboundDeadLetters implements Store.
 func (s *Bolt) InboundDeadLetters(ctx context.Context, limit int) ([]InboundDeadLetter, error) {
 	var out []InboundDeadLetter
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "inbound dead letters", func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketInbound).Cursor()
 		for k, v := cur.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = cur.Next() {
 			var d InboundDeadLetter
@@ -548,7 +721,7 @@ func (s *Bolt) InboundDeadLetters(ctx context.Context, limit int) ([]InboundDead
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: inbound dead letters: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -608,13 +781,13 @@ func (s *Bolt) enqueue(tx *bolt.Tx, items []Item, now time.Time) ([]Item, error)
 func (s *Bolt) Enqueue(ctx context.Context, items []Item) ([]Item, error) {
 	now := s.opts.Now()
 	var out []Item
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.batch(ctx, "enqueue", func(tx *bolt.Tx) error {
 		var err error
 		out, err = s.enqueue(tx, items, now)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: enqueue: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -622,7 +795,7 @@ func (s *Bolt) Enqueue(ctx context.Context, items []Item) ([]Item, error) {
 // Pending implements Store.
 func (s *Bolt) Pending(ctx context.Context) ([]Item, error) {
 	var out []Item
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "pending", func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
 			it, err := readItem(tx, k, v)
 			if err != nil {
@@ -633,7 +806,7 @@ func (s *Bolt) Pending(ctx context.Context) ([]Item, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: pending: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -664,7 +837,7 @@ func removeOutbox(tx *bolt.Tx, id uint64) error {
 func (s *Bolt) Record(ctx context.Context, c Changes) (Recorded, error) {
 	now := s.opts.Now()
 	var res Recorded
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.batch(ctx, "record delivery states", func(tx *bolt.Tx) error {
 		res = Recorded{}
 		ob := tx.Bucket(bucketOutbox)
 		for i := range c.Put {
@@ -696,7 +869,7 @@ func (s *Bolt) Record(ctx context.Context, c Changes) (Recorded, error) {
 		return err
 	})
 	if err != nil {
-		return Recorded{}, fmt.Errorf("store: record delivery states: %w", err)
+		return Recorded{}, err
 	}
 	return res, nil
 }
@@ -736,7 +909,7 @@ func (s *Bolt) kill(tx *bolt.Tx, d DeadLetter) error {
 func (s *Bolt) Revive(ctx context.Context, id uint64) (Item, error) {
 	now := s.opts.Now()
 	var it Item
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.batch(ctx, fmt.Sprintf("revive dead letter %d", id), func(tx *bolt.Tx) error {
 		dead := tx.Bucket(bucketDead)
 		v := dead.Get(u64(id))
 		if v == nil {
@@ -757,14 +930,14 @@ func (s *Bolt) Revive(ctx context.Context, id uint64) (Item, error) {
 		return setCount(tx, "dead_n", count(tx, "dead_n")-1)
 	})
 	if err != nil {
-		return Item{}, fmt.Errorf("store: revive dead letter %d: %w", id, err)
+		return Item{}, err
 	}
 	return it, nil
 }
 
 // DropDeadLetter implements Store.
 func (s *Bolt) DropDeadLetter(ctx context.Context, id uint64) error {
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	return s.batch(ctx, fmt.Sprintf("drop dead letter %d", id), func(tx *bolt.Tx) error {
 		dead := tx.Bucket(bucketDead)
 		if dead.Get(u64(id)) == nil {
 			return ErrNotFound
@@ -774,16 +947,12 @@ func (s *Bolt) DropDeadLetter(ctx context.Context, id uint64) error {
 		}
 		return setCount(tx, "dead_n", count(tx, "dead_n")-1)
 	})
-	if err != nil {
-		return fmt.Errorf("store: drop dead letter %d: %w", id, err)
-	}
-	return nil
 }
 
 // DeadLetters implements Store.
 func (s *Bolt) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
 	var out []DeadLetter
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "dead letters", func(tx *bolt.Tx) error {
 		cur := tx.Bucket(bucketDead).Cursor()
 		for k, v := cur.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = cur.Next() {
 			var d DeadLetter
@@ -795,7 +964,7 @@ func (s *Bolt) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: dead letters: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -803,14 +972,14 @@ func (s *Bolt) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
 // Session implements Store.
 func (s *Bolt) Session(ctx context.Context, name string) (SessionState, error) {
 	var st SessionState
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, "session "+name, func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketSessions).Get([]byte(name)); v != nil {
 			return json.Unmarshal(v, &st)
 		}
 		return nil
 	})
 	if err != nil {
-		return SessionState{}, fmt.Errorf("store: session %s: %w", name, err)
+		return SessionState{}, err
 	}
 	return st, nil
 }
@@ -821,14 +990,14 @@ func (s *Bolt) SaveSession(ctx context.Context, name string, st SessionState) er
 	if err != nil {
 		return fmt.Errorf("store: session %s: %w", name, err)
 	}
-	return s.batch(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte(name), v) })
+	return s.batch(ctx, "save session "+name, func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Put([]byte(name), v) })
 }
 
 // Lease implements Store.
 func (s *Bolt) Lease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error) {
 	now := s.opts.Now()
 	var out Lease
-	err := s.batch(ctx, func(tx *bolt.Tx) error {
+	err := s.batch(ctx, "lease "+key, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLeases)
 		out = Lease{}
 		if v := b.Get([]byte(key)); v != nil {
@@ -847,7 +1016,7 @@ func (s *Bolt) Lease(ctx context.Context, key, holder string, ttl time.Duration)
 		return b.Put([]byte(key), v)
 	})
 	if err != nil {
-		return Lease{}, fmt.Errorf("store: lease %s: %w", key, err)
+		return Lease{}, err
 	}
 	return out, nil
 }
@@ -863,7 +1032,7 @@ type boltKV struct {
 func (k *boltKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	var out []byte
 	var ok bool
-	err := k.s.view(ctx, func(tx *bolt.Tx) error {
+	err := k.s.view(ctx, fmt.Sprintf("kv %s: get %q", k.name, key), func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKV).Bucket(k.name)
 		if b == nil {
 			return nil
@@ -874,7 +1043,7 @@ func (k *boltKV) Get(ctx context.Context, key string) ([]byte, bool, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("store: kv %s: get %q: %w", k.name, key, err)
+		return nil, false, err
 	}
 	return out, ok, nil
 }
@@ -886,7 +1055,7 @@ func (k *boltKV) Put(ctx context.Context, key string, value []byte) error {
 	if len(value) > k.s.opts.KVMaxValue || len(key) > 1024 {
 		return fmt.Errorf("%w: kv %s: %q: value of %d bytes, the limit is %d (keys up to 1024)", ErrFull, k.name, key, len(value), k.s.opts.KVMaxValue)
 	}
-	return k.s.batch(ctx, func(tx *bolt.Tx) error {
+	return k.s.batch(ctx, fmt.Sprintf("kv %s: put %q", k.name, key), func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketKV).CreateBucketIfNotExists(k.name)
 		if err != nil {
 			return err
@@ -895,7 +1064,7 @@ func (k *boltKV) Put(ctx context.Context, key string, value []byte) error {
 			countKey := "kv_n:" + string(k.name)
 			n := count(tx, countKey)
 			if n >= k.s.opts.KVMaxKeys {
-				return fmt.Errorf("%w: kv %s holds %d keys, the limit", ErrFull, k.name, k.s.opts.KVMaxKeys)
+				return fmt.Errorf("%w: it holds %d keys, the limit", ErrFull, k.s.opts.KVMaxKeys)
 			}
 			if err := setCount(tx, countKey, n+1); err != nil {
 				return err
@@ -906,7 +1075,7 @@ func (k *boltKV) Put(ctx context.Context, key string, value []byte) error {
 }
 
 func (k *boltKV) Delete(ctx context.Context, key string) error {
-	return k.s.batch(ctx, func(tx *bolt.Tx) error {
+	return k.s.batch(ctx, fmt.Sprintf("kv %s: delete %q", k.name, key), func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKV).Bucket(k.name)
 		if b == nil || b.Get([]byte(key)) == nil {
 			return nil
@@ -921,7 +1090,7 @@ func (k *boltKV) Delete(ctx context.Context, key string) error {
 
 func (k *boltKV) List(ctx context.Context, prefix string, limit int) ([]string, error) {
 	var out []string
-	err := k.s.view(ctx, func(tx *bolt.Tx) error {
+	err := k.s.view(ctx, fmt.Sprintf("kv %s: list %q", k.name, prefix), func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketKV).Bucket(k.name)
 		if b == nil {
 			return nil
