@@ -7,7 +7,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/rules/yamlpos"
+	"github.com/finderbot/finderbot/sdk"
 	"gopkg.in/yaml.v3"
 )
 
@@ -230,25 +230,20 @@ func Default() Config {
 
 // MaxFileSize bounds the configuration file: a real one is a few KiB, and a
 // larger file is a mistake (a log or a binary given by accident).
-const MaxFileSize = 1 << 20
+const MaxFileSize = sdk.MaxFileSize
 
 // Load reads and validates the configuration file at path. Relative paths
 // in it (state_dir, rules, plugins.dir) are taken relative to the file.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := sdk.ReadFile(path, MaxFileSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("config: %s does not exist; pass --config FILE, or start from examples/quickstart/finderbot.yaml", path)
 	}
+	if errors.Is(err, sdk.ErrTooLarge) {
+		return nil, fmt.Errorf("config: %w; is it the right file?", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("config: %s: the file is larger than %d bytes; is it the right file?", path, MaxFileSize)
 	}
 	cfg, err := Parse(path, data, os.LookupEnv)
 	if err != nil {
