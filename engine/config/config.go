@@ -51,6 +51,9 @@ type Config struct {
 	Send Send `yaml:"send"`
 	// Plugins configures out-of-process plugins.
 	Plugins Plugins `yaml:"plugins"`
+	// ShutdownTimeout bounds a stop on SIGTERM or SIGINT: past it the
+	// process exits non-zero, naming what it was still waiting for.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -224,7 +227,8 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second},
+		Plugins:         Plugins{CallTimeout: 10 * time.Second},
+		ShutdownTimeout: 30 * time.Second,
 	}
 }
 
@@ -408,7 +412,7 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 		"sync.idle_interval": c.Sync.IdleInterval, "sync.max_backoff": c.Sync.MaxBackoff,
 		"sync.online_check": c.Sync.OnlineCheck, "send.retry_backoff": c.Send.RetryBackoff,
 		"send.max_retry_backoff": c.Send.MaxRetryBackoff, "upstream.timeout": c.Upstream.Timeout,
-		"plugins.call_timeout": c.Plugins.CallTimeout,
+		"plugins.call_timeout": c.Plugins.CallTimeout, "shutdown_timeout": c.ShutdownTimeout,
 	}
 	for _, k := range sortedKeys(positive) {
 		if positive[k] <= 0 {
