@@ -56,8 +56,8 @@ type daemonProc struct {
 	err    error         // the process's exit, once exited is closed
 }
 
-// startDaemon starts `finderbot run --config cfg`, killed when the test ends.
-func startDaemon(t *testing.T, cfg string) *daemonProc {
+// runDaemon starts `finderbot run --config cfg`, killed when the test ends.
+func runDaemon(t *testing.T, cfg string) *daemonProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -186,7 +186,7 @@ func stuckPluginConfig(t *testing.T, extra string) string {
 // says what it was waiting for, instead of waiting on the plugin.
 func TestStopEndsAStuckDaemon(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, stuckPluginConfig(t, "shutdown_timeout: 1s\n"))
+	d := runDaemon(t, stuckPluginConfig(t, "shutdown_timeout: 1s\n"))
 	d.waitFor(t, "stuck: holding the call")
 	d.signal(t, syscall.SIGTERM)
 	took, err := d.waitExit(t, deadline)
@@ -211,7 +211,7 @@ func TestStopEndsAStuckDaemon(t *testing.T) {
 // when the plugin is finally killed (with status 0).
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	t.Parallel()
-	d := startDaemon(t, stuckPluginConfig(t, ""))
+	d := runDaemon(t, stuckPluginConfig(t, ""))
 	d.waitFor(t, "stuck: holding the call")
 	d.signal(t, syscall.SIGTERM)
 	d.waitFor(t, `msg="shutting down" timeout=30s`)
@@ -240,7 +240,7 @@ func TestStopAfterAReloadOfANamedPipe(t *testing.T) {
 		"finderbot.yaml": simConfig("./data", "./rules"),
 		"rules/ok.yaml":  goodRule,
 	}}.setUp(t)
-	d := startDaemon(t, filepath.Join(dir, "finderbot.yaml"))
+	d := runDaemon(t, filepath.Join(dir, "finderbot.yaml"))
 	d.waitFor(t, `msg="finderbot started"`)
 	pipe := filepath.Join(dir, "rules", "pipe.yaml")
 	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
@@ -279,7 +279,7 @@ func TestStopWhileTheUpstreamNeverAnswers(t *testing.T) {
 	cfg := strings.Replace(simConfig("./data", "./rules"), "upstream: {base_url: sim}",
 		fmt.Sprintf("upstream: {base_url: %q, account: a, password: p, timeout: 10m}", srv.URL), 1)
 	dir, _ := startupCase{files: map[string]string{"finderbot.yaml": cfg, "rules/ok.yaml": goodRule}}.setUp(t)
-	d := startDaemon(t, filepath.Join(dir, "finderbot.yaml"))
+	d := runDaemon(t, filepath.Join(dir, "finderbot.yaml"))
 	d.waitFor(t, `msg="finderbot started"`)
 	select {
 	case <-asked:
@@ -302,7 +302,7 @@ func TestSIGHUPDuringStartUp(t *testing.T) {
 	t.Parallel()
 	// The plugin makes the start-up last long enough for signals to land
 	// in it: its process is started and asked to describe itself first.
-	d := startDaemon(t, stuckPluginConfig(t, ""))
+	d := runDaemon(t, stuckPluginConfig(t, ""))
 	d.waitFor(t, "simulated upstream started")
 	sent := 0
 	for {

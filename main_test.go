@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -241,14 +243,49 @@ func TestRunRefusesAStateDirInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()
 
-	first := startDaemon(t, cfg)
-	first.waitFor(t, `msg="finderbot started"`)
+	first := finderbot(t, ctx, "run", "--config", cfg)
+	pipe, err := first.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Read the first daemon's stderr to its end, so that it never blocks on
+	// a full pipe, and say when it has started.
+	var log bytes.Buffer
+	started, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		sc := bufio.NewScanner(pipe)
+		seen := false
+		for sc.Scan() {
+			log.Write(sc.Bytes())
+			log.WriteByte('\n')
+			if !seen && strings.Contains(sc.Text(), `msg="finderbot started"`) {
+				seen = true
+				close(started)
+			}
+		}
+		io.Copy(io.Discard, pipe)
+	}()
+	select {
+	case <-started:
+	case <-drained:
+		first.Wait()
+		t.Fatalf("the first daemon stopped before it started:\n%s", log.String())
+	case <-ctx.Done():
+		first.Process.Kill()
+		<-drained
+		first.Wait()
+		t.Fatalf("the first daemon did not start in %v:\n%s", deadline, log.String())
+	}
 
 	second := finderbot(t, ctx, "run", "--config", cfg)
 	var stdout, stderr bytes.Buffer
 	second.Stdout, second.Stderr = &stdout, &stderr
 	begin := time.Now()
-	err := second.Run()
+	err = second.Run()
 	took := time.Since(begin)
 	checkRefused(t, err, stdout.String(), stderr.String(), "store: the state directory is in use by another finderbot process")
 	// The store waits a second for the lock before it gives up; the rest is
@@ -257,9 +294,12 @@ func TestRunRefusesAStateDirInUse(t *testing.T) {
 		t.Errorf("the second daemon took %v to give up", took)
 	}
 
-	first.signal(t, syscall.SIGTERM)
-	if _, err := first.waitExit(t, deadline); err != nil {
-		t.Errorf("the first daemon after SIGTERM: %v, want exit status 0\n%s", err, first.log())
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-drained
+	if err := first.Wait(); err != nil {
+		t.Errorf("the first daemon after SIGTERM: %v, want exit status 0\n%s", err, log.String())
 	}
 }
 

@@ -41,6 +41,9 @@ type Config struct {
 	Rules []string `yaml:"rules"`
 	// Timezone is the zone of cron schedules and time-of-day helpers.
 	Timezone string `yaml:"timezone"`
+	// ShutdownTimeout bounds a stop on SIGTERM or SIGINT: past it the
+	// process exits non-zero, naming what it was still waiting for.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Admin is the HTTP endpoint for health, metrics and status.
 	Admin Admin `yaml:"admin"`
 	// Log configures the daemon's structured log.
@@ -51,9 +54,6 @@ type Config struct {
 	Send Send `yaml:"send"`
 	// Plugins configures out-of-process plugins.
 	Plugins Plugins `yaml:"plugins"`
-	// ShutdownTimeout bounds a stop on SIGTERM or SIGINT: past it the
-	// process exits non-zero, naming what it was still waiting for.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -219,6 +219,7 @@ func Default() Config {
 			OnlineCheck:  time.Minute,
 			Concurrency:  1024,
 		},
+		ShutdownTimeout: 30 * time.Second,
 		Send: Send{
 			Interval:        3 * time.Second,
 			Burst:           2,
@@ -227,8 +228,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins:         Plugins{CallTimeout: 10 * time.Second},
-		ShutdownTimeout: 30 * time.Second,
+		Plugins: Plugins{CallTimeout: 10 * time.Second},
 	}
 }
 

@@ -38,11 +38,11 @@ func TestParseGood(t *testing.T) {
 	if cfg.Upstream.Account != "13800000000" || cfg.Upstream.Password.Reveal() != "hunter2-secret" {
 		t.Errorf("credentials = %q %q", cfg.Upstream.Account, cfg.Upstream.Password.Reveal())
 	}
-	if cfg.Send.Interval != 5*time.Second || cfg.Send.MaxAttempts != 8 || cfg.Sync.IdleInterval != time.Second {
-		t.Errorf("send/sync = %+v %+v", cfg.Send, cfg.Sync)
-	}
 	if cfg.ShutdownTimeout != 30*time.Second {
 		t.Errorf("shutdown_timeout = %v, want the default 30s", cfg.ShutdownTimeout)
+	}
+	if cfg.Send.Interval != 5*time.Second || cfg.Send.MaxAttempts != 8 || cfg.Sync.IdleInterval != time.Second {
+		t.Errorf("send/sync = %+v %+v", cfg.Send, cfg.Sync)
 	}
 	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "shop" || cfg.Timezone != "Asia/Shanghai" {
 		t.Errorf("cfg = %+v", cfg)
@@ -73,6 +73,10 @@ func TestParseErrors(t *testing.T) {
 			in:   good + "sync:\n  idle_interval: soon\n",
 			want: []string{"finderbot.yaml:16:18: sync.idle_interval: \"soon\" is not a duration"},
 		},
+		"zero shutdown timeout": {
+			in:   good + "shutdown_timeout: 0s\n",
+			want: []string{"finderbot.yaml:15:1: shutdown_timeout: must be positive"},
+		},
 		"missing variable": {
 			in:   strings.Replace(good, "${WKTEAM_PASSWORD}", "${NOPE}", 1),
 			want: []string{"upstream.password: environment variable NOPE is not set"},
@@ -92,10 +96,6 @@ func TestParseErrors(t *testing.T) {
 		"zero duration": {
 			in:   good + "sync:\n  idle_interval: 0\n",
 			want: []string{"finderbot.yaml:16:3: sync.idle_interval: must be positive"},
-		},
-		"zero shutdown timeout": {
-			in:   good + "shutdown_timeout: 0s\n",
-			want: []string{"finderbot.yaml:15:1: shutdown_timeout: must be positive"},
 		},
 		"bad yaml": {
 			in:   "upstream: [\n",
