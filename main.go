@@ -29,9 +29,13 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
-	stop()
+	// Signals are taken first, before the command line is even parsed.
+	// SIGHUP's default action ends the process: one sent while the daemon
+	// starts is kept for it to reload the rules once it runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx := stopOnSignal()
+	err := newRootCmd(hup).ExecuteContext(ctx)
 	if err != nil {
 		if code, ok := err.(exitCode); ok {
 			os.Exit(int(code))
@@ -41,21 +45,48 @@ func main() {
 	}
 }
 
+// stopOnSignal returns a context cancelled by the first SIGINT or SIGTERM,
+// which asks the command to stop cleanly; a second one ends the process at
+// once, whatever the first is still waiting for.
+func stopOnSignal() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		cancel()
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "finderbot: %v again: exiting without waiting for the shutdown to finish\n", s)
+		os.Exit(1)
+	}()
+	return ctx
+}
+
 // exitCode is returned by commands that have already reported their problem
 // (for example a failed rule test) and only need the process to exit non-zero.
 type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd returns the finderbot command; hup receives SIGHUP, for the
+// daemon to reload its rules.
+func newRootCmd(hup chan os.Signal) *cobra.Command {
+	run := newRunCmd(hup)
 	root := &cobra.Command{
 		Use:           "finderbot",
 		Short:         "Automate WeChat Finder private messages with rules and plugins",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			// Only the daemon has a use for SIGHUP; the other commands
+			// end on it, as commands do when their terminal goes away.
+			if cmd != run && hup != nil {
+				signal.Stop(hup)
+			}
+		},
 	}
 	root.AddCommand(
-		newRunCmd(),
+		run,
 		newLoginCmd(),
 		newCheckCmd(),
 		newTestCmd(),
@@ -68,14 +99,14 @@ func newRootCmd() *cobra.Command {
 	return root
 }
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(hup <-chan os.Signal) *cobra.Command {
 	var cfgPath string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the daemon: keep the accounts online, sync messages, run the rules, send the answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.ErrOrStderr())
+			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.ErrOrStderr(), hup)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")

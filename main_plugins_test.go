@@ -173,7 +173,7 @@ func TestCheckRefusesMixedArguments(t *testing.T) {
 		"config and paths":     {"check", "--config", "finderbot.yaml", "rules"},
 		"config and time zone": {"check", "--config", "finderbot.yaml", "--timezone", "UTC"},
 	} {
-		root := newRootCmd()
+		root := newRootCmd(nil)
 		root.SetArgs(args)
 		var out bytes.Buffer
 		root.SetOut(&out)

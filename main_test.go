@@ -25,6 +25,9 @@ import (
 const runMainEnv = "FINDERBOT_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
+	if servePluginIfAsked() {
+		os.Exit(0)
+	}
 	if os.Getenv(runMainEnv) != "" {
 		main()
 		os.Exit(0)
@@ -345,7 +348,7 @@ func TestRunRefusalLeaksNothing(t *testing.T) {
 	for name, c := range startupCases {
 		t.Run(name, func(t *testing.T) {
 			dir, _ := c.setUp(t)
-			root := newRootCmd()
+			root := newRootCmd(nil)
 			root.SetArgs([]string{"run", "--config", filepath.Join(dir, c.config)})
 			var out bytes.Buffer
 			root.SetOut(&out)

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 	}
 	if path := os.Getenv(daemonEnv); path != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := Run(ctx, path, os.Stderr, io.Discard)
+		err := Run(ctx, path, os.Stderr, io.Discard, nil)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -85,6 +85,7 @@ type Daemon struct {
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
+	closing   atomic.Pointer[string] // what Close is waiting for
 	wg        sync.WaitGroup
 	admin     *http.Server
 	adminLn   net.Listener
@@ -313,21 +314,39 @@ func (d *Daemon) close() error {
 		d.cancel()
 	}
 	if d.admin != nil {
+		d.closingNow("the admin API's requests")
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		d.admin.Shutdown(ctx)
 		cancel()
 	}
+	d.closingNow("the rule file watcher and cron jobs")
 	d.rules.stop()
+	d.closingNow("the account loops (logins, syncs and their upstream calls)")
 	d.wg.Wait()
 	if d.outbox != nil {
+		d.closingNow("the outbox's deliveries")
 		d.outbox.Close()
 	}
 	if d.pluginManager != nil {
+		d.closingNow("the plugin processes to exit")
 		if err := d.pluginManager.Close(); err != nil {
 			d.log.Warn("stopping plugins", "err", err)
 		}
 	}
+	d.closingNow("the store to close")
 	return d.closeAll()
+}
+
+// closingNow records the step Close is at, for a shutdown that times out
+// to say what it was waiting for.
+func (d *Daemon) closingNow(step string) { d.closing.Store(&step) }
+
+// closingStep returns the step Close is at.
+func (d *Daemon) closingStep() string {
+	if s := d.closing.Load(); s != nil {
+		return *s
+	}
+	return "the shutdown to begin"
 }
 
 func (d *Daemon) closeAll() error {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -26,18 +25,32 @@ type ruleHost struct {
 	d         *Daemon
 	set       atomic.Pointer[rules.Set]
 	cooldowns *rules.Cooldowns
+	// compile reads and compiles the rule files (load); a test replaces it
+	// to hold a reload midway.
+	compile func() (*rules.Set, error)
 
-	mu       sync.Mutex    // serialises reloads
+	// mu guards the fields below. It is never held while files are read
+	// or rules compiled: stop takes it, and a reload stuck on a file must
+	// not hold up the shutdown.
+	mu       sync.Mutex
 	attempts chan struct{} // closed and replaced after every reload attempt
+	started  uint64        // reloads begun, numbering them
+	swapped  uint64        // the number of the reload whose rules are in force
+	stopped  bool
 	cron     *cron.Cron
 	watcher  *fsnotify.Watcher
 	done     chan struct{}
 	ctx      context.Context
+
+	// reloading is set while a requested reload runs; again asks it for
+	// one more, for requests made meanwhile.
+	reloading, again bool
 }
 
 func newRuleHost(d *Daemon) (*ruleHost, error) {
 	h := &ruleHost{d: d, cooldowns: rules.NewCooldowns(0), attempts: make(chan struct{})}
-	set, err := h.load()
+	h.compile = h.load
+	set, err := h.compile()
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +96,7 @@ func (h *ruleHost) stop() {
 	h.mu.Lock()
 	c, w, done := h.cron, h.watcher, h.done
 	h.cron, h.watcher = nil, nil
+	h.stopped = true // a reload still reading files schedules nothing
 	h.mu.Unlock()
 	if c != nil {
 		<-c.Stop().Done()
@@ -97,21 +111,73 @@ func (h *ruleHost) stop() {
 // keeps the old rules and returns the problems.
 func (d *Daemon) Reload() error { return d.rules.reload() }
 
+// requestReload starts a reload without waiting for it, for SIGHUP and
+// file changes: neither the signal loop nor the watcher, which a stop waits
+// for, ever waits on the rule files. One requested reload runs at a time;
+// requests made while it runs make one more, which reads the files afresh.
+func (h *ruleHost) requestReload() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	if h.reloading {
+		h.again = true
+		return
+	}
+	h.reloading = true
+	go func() {
+		for {
+			h.reload() // a failed reload is logged and keeps the old rules
+			h.mu.Lock()
+			if !h.again || h.stopped {
+				h.reloading, h.again = false, false
+				h.mu.Unlock()
+				return
+			}
+			h.again = false
+			h.mu.Unlock()
+		}
+	}()
+}
+
+// reloadRunning reports whether a requested reload is under way.
+func (h *ruleHost) reloadRunning() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reloading
+}
+
+// reload reads and compiles the rule files with no lock held, then swaps
+// the new set in under h.mu. Reloads may overlap (SIGHUP, a file change,
+// the admin API): the rules of the one begun last stay in force, whichever
+// finishes last.
 func (h *ruleHost) reload() error {
+	h.mu.Lock()
+	h.started++
+	n := h.started
+	h.mu.Unlock()
+
+	set, err := h.compile()
+
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	defer func() {
 		close(h.attempts)
 		h.attempts = make(chan struct{})
 	}()
-	set, err := h.load()
 	if err != nil {
 		h.d.metrics.reloads.WithLabelValues("failed").Inc()
 		h.d.log.Error("rules not reloaded; the previous rules stay in force", "err", err)
 		return err
 	}
+	if n < h.swapped {
+		h.d.log.Info("rules of an overtaken reload dropped; a later reload is in force")
+		return nil
+	}
+	h.swapped = n
 	h.set.Store(set)
-	if h.ctx != nil {
+	if h.ctx != nil && !h.stopped {
 		h.schedule(set)
 	}
 	h.d.metrics.reloads.WithLabelValues("ok").Inc()
@@ -261,9 +327,7 @@ func (h *ruleHost) watchLoop(ctx context.Context, w *fsnotify.Watcher, done chan
 			h.d.log.Warn("rule file watch error", "err", err)
 		case <-fire:
 			fire = nil
-			if err := h.reload(); err != nil && !errors.Is(err, context.Canceled) {
-				continue
-			}
+			h.requestReload()
 		}
 	}
 }

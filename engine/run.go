@@ -7,9 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/redact"
@@ -18,10 +17,13 @@ import (
 
 // Run is `finderbot run`: it loads the configuration at path, runs the
 // daemon until ctx is cancelled (SIGINT/SIGTERM in main), reloads the rules
-// on SIGHUP, and stops cleanly. Logs go to logOut; login QR codes are drawn
-// on qrOut. An error that stops the daemon from starting is returned as one
-// line, for the caller to print once.
-func Run(ctx context.Context, path string, logOut, qrOut io.Writer) error {
+// whenever reload delivers (SIGHUP; main registers it before anything else,
+// so that one sent during start-up is applied once the daemon runs), and
+// stops within the configured shutdown_timeout. Logs go to logOut; login QR
+// codes are drawn on qrOut. An error that stops the daemon from starting is
+// returned as one line, for the caller to print once; so is a shutdown that
+// did not finish in time, naming what it was still waiting for.
+func Run(ctx context.Context, path string, logOut, qrOut io.Writer, reload <-chan os.Signal) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return oneLine(err)
@@ -35,27 +37,43 @@ func Run(ctx context.Context, path string, logOut, qrOut io.Writer) error {
 		d.Close()
 		return oneLine(err)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
-		case <-hup:
+		case <-reload:
 			log.Info("SIGHUP: reloading rules")
-			d.Reload() // a failed reload is logged and keeps the old rules
+			d.rules.requestReload() // however slow, it never delays a stop
 		case err := <-d.Fatal():
 			log.Error("stopping: the store is damaged", "err", err)
-			d.Close()
+			_ = shutdown(log, d, cfg.ShutdownTimeout) // the damage is the error to report
 			return oneLine(err)
 		case <-ctx.Done():
-			log.Info("shutting down")
-			err := d.Close()
-			if err != nil {
-				return fmt.Errorf("engine: shutdown: %w", err)
-			}
-			log.Info("stopped")
-			return nil
+			return shutdown(log, d, cfg.ShutdownTimeout)
 		}
+	}
+}
+
+// shutdown closes d, giving up after timeout: a stop must end the process
+// whatever is stuck, saying what it was stuck on.
+func shutdown(log *slog.Logger, d *Daemon, timeout time.Duration) error {
+	log.Info("shutting down", "timeout", timeout)
+	closed := make(chan error, 1)
+	go func() { closed <- d.Close() }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-closed:
+		if err != nil {
+			return fmt.Errorf("engine: shutdown: %w", err)
+		}
+		log.Info("stopped")
+		return nil
+	case <-t.C:
+		waiting := d.closingStep()
+		if d.rules.reloadRunning() {
+			waiting += "; a rule reload"
+		}
+		log.Error("shutdown timed out; exiting without waiting any longer", "timeout", timeout, "waiting_for", waiting)
+		return fmt.Errorf("engine: shutdown did not finish within shutdown_timeout (%v); still waiting for %s", timeout, waiting)
 	}
 }
 

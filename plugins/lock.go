@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/finderbot/finderbot/sdk"
 )
 
 // LockFileName is the name of the pinned-checksum file inside the plugin
@@ -71,16 +73,31 @@ func Discover(dir string) (exes []Executable, problems []string, err error) {
 	return exes, problems, nil
 }
 
-// HashFile returns the SHA-256 of the file at path.
+// MaxExecutableSize bounds what HashFile reads: far above any plugin
+// executable, and far below a device that never ends.
+const MaxExecutableSize = 1 << 30
+
+// HashFile returns the SHA-256 of the regular file at path, refusing
+// anything else (a named pipe would block the hash, a device feed it for
+// ever) and a file past MaxExecutableSize.
 func HashFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := sdk.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
 	defer f.Close()
+	tooLarge := fmt.Errorf("plugins: %s is larger than %d GiB; is it a plugin executable?", path, MaxExecutableSize>>30)
+	if st, err := f.Stat(); err == nil && st.Size() > MaxExecutableSize {
+		return nil, tooLarge
+	}
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	// The size was a hint: the file may grow while it is hashed.
+	n, err := io.Copy(h, io.LimitReader(f, MaxExecutableSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("plugins: hash %s: %w", path, err)
+	}
+	if n > MaxExecutableSize {
+		return nil, tooLarge
 	}
 	return h.Sum(nil), nil
 }
@@ -88,7 +105,7 @@ func HashFile(path string) ([]byte, error) {
 // ReadLock reads a lock file. A missing file is an empty Lock: every plugin
 // is then unpinned.
 func ReadLock(path string) (Lock, error) {
-	data, err := os.ReadFile(path)
+	data, err := sdk.ReadFile(path, sdk.MaxFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Lock{}, nil
 	}

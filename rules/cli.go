@@ -3,9 +3,10 @@ package rules
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/finderbot/finderbot/sdk"
 )
 
 // LoadLocation returns the named time zone, or Asia/Shanghai for "".
@@ -73,6 +74,11 @@ func Test(stdout, stderr io.Writer, opts Options, paths ...string) bool {
 	return true
 }
 
+// MaxPageFile bounds the recorded reply ReplayFile reads: as large as the
+// daemon's upstream client accepts a reply, so that any page it received can
+// be replayed.
+const MaxPageFile = 8 << 20
+
 // ReplayFile loads the rules at rulePaths and replays the recorded
 // /syncFinder reply in pagePath through them, for `finderbot replay`.
 func ReplayFile(stdout io.Writer, opts Options, rulePaths []string, pagePath string, ro ReplayOptions) error {
@@ -84,7 +90,7 @@ func ReplayFile(stdout io.Writer, opts Options, rulePaths []string, pagePath str
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(pagePath)
+	data, err := sdk.ReadFile(pagePath, MaxPageFile)
 	if err != nil {
 		return fmt.Errorf("rules: replay: %w", err)
 	}

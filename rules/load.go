@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/finderbot/finderbot/rules/yamlpos"
+	"github.com/finderbot/finderbot/sdk"
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
@@ -79,19 +80,26 @@ func ShanghaiLocation() *time.Location {
 // Load reads the rule files at paths (files, or directories searched
 // recursively for *.yaml and *.yml files that are not *_test.yaml) and
 // compiles them into a Set. All problems are returned together as a
-// *LoadError.
+// *LoadError. A file that cannot be read — a named pipe, a device or a
+// directory named *.yaml, or one larger than sdk.MaxFileSize — is refused,
+// every such file named, before anything is compiled.
 func Load(opts Options, paths ...string) (*Set, error) {
 	files, err := ruleFiles(paths)
 	if err != nil {
 		return nil, err
 	}
 	srcs := make([]Source, 0, len(files))
+	var unread []error // every file that cannot be read, not just the first
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := sdk.ReadFile(f, sdk.MaxFileSize)
 		if err != nil {
-			return nil, fmt.Errorf("rules: %w", err)
+			unread = append(unread, fmt.Errorf("rules: %w", err))
+			continue
 		}
 		srcs = append(srcs, Source{Name: f, Data: data})
+	}
+	if len(unread) > 0 {
+		return nil, errors.Join(unread...)
 	}
 	return Compile(opts, srcs...)
 }

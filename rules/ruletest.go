@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,7 +88,7 @@ func runTestFile(w io.Writer, opts Options, path string, rep *TestReport) {
 		rep.Failed++
 		fmt.Fprintf(w, "FAIL %s\n%s\n", path, indent(err.Error()))
 	}
-	data, err := os.ReadFile(path)
+	data, err := sdk.ReadFile(path, sdk.MaxFileSize)
 	if err != nil {
 		fail(err)
 		return

@@ -111,6 +111,16 @@
 // configuration file that failed to load (shown by `finderbot plugins ls`),
 // and Closer, to release resources when the daemon stops it.
 //
+// # Reading the files an operator names
+//
+// A plugin that reads a file of its own (a keyword table, a template) reads
+// it with ReadFile(path, MaxFileSize) rather than os.ReadFile: the operator
+// may name by mistake a named pipe, which os.ReadFile would wait on forever,
+// or a link to /dev/zero, which it would read until memory runs out.
+// ReadFile refuses both at once, and a file past the limit, with an error
+// naming the path and what it is; OpenRegular does the same for a file the
+// plugin reads itself, through a bound of its own.
+//
 // # Testing, building and installing
 //
 // Package sdktest runs a plugin in the test's process, through the same gRPC

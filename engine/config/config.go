@@ -7,7 +7,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/rules/yamlpos"
+	"github.com/finderbot/finderbot/sdk"
 	"gopkg.in/yaml.v3"
 )
 
@@ -41,6 +41,9 @@ type Config struct {
 	Rules []string `yaml:"rules"`
 	// Timezone is the zone of cron schedules and time-of-day helpers.
 	Timezone string `yaml:"timezone"`
+	// ShutdownTimeout bounds a stop on SIGTERM or SIGINT: past it the
+	// process exits non-zero, naming what it was still waiting for.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Admin is the HTTP endpoint for health, metrics and status.
 	Admin Admin `yaml:"admin"`
 	// Log configures the daemon's structured log.
@@ -240,6 +243,7 @@ func Default() Config {
 			OnlineCheck:  time.Minute,
 			Concurrency:  1024,
 		},
+		ShutdownTimeout: 30 * time.Second,
 		Send: Send{
 			Interval:        3 * time.Second,
 			Burst:           2,
@@ -255,25 +259,20 @@ func Default() Config {
 
 // MaxFileSize bounds the configuration file: a real one is a few KiB, and a
 // larger file is a mistake (a log or a binary given by accident).
-const MaxFileSize = 1 << 20
+const MaxFileSize = sdk.MaxFileSize
 
 // Load reads and validates the configuration file at path. Relative paths
 // in it (state_dir, rules, plugins.dir) are taken relative to the file.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := sdk.ReadFile(path, MaxFileSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("config: %s does not exist; pass --config FILE, or start from examples/quickstart/finderbot.yaml", path)
 	}
+	if errors.Is(err, sdk.ErrTooLarge) {
+		return nil, fmt.Errorf("config: %w; is it the right file?", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("config: %s: the file is larger than %d bytes; is it the right file?", path, MaxFileSize)
 	}
 	cfg, err := Parse(path, data, os.LookupEnv)
 	if err != nil {
@@ -438,7 +437,7 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 		"sync.idle_interval": c.Sync.IdleInterval, "sync.max_backoff": c.Sync.MaxBackoff,
 		"sync.online_check": c.Sync.OnlineCheck, "send.retry_backoff": c.Send.RetryBackoff,
 		"send.max_retry_backoff": c.Send.MaxRetryBackoff, "upstream.timeout": c.Upstream.Timeout,
-		"plugins.call_timeout": c.Plugins.CallTimeout,
+		"plugins.call_timeout": c.Plugins.CallTimeout, "shutdown_timeout": c.ShutdownTimeout,
 	}
 	for _, k := range sortedKeys(positive) {
 		if positive[k] <= 0 {

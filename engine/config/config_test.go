@@ -38,6 +38,9 @@ func TestParseGood(t *testing.T) {
 	if cfg.Upstream.Account != "13800000000" || cfg.Upstream.Password.Reveal() != "hunter2-secret" {
 		t.Errorf("credentials = %q %q", cfg.Upstream.Account, cfg.Upstream.Password.Reveal())
 	}
+	if cfg.ShutdownTimeout != 30*time.Second {
+		t.Errorf("shutdown_timeout = %v, want the default 30s", cfg.ShutdownTimeout)
+	}
 	if cfg.Send.Interval != 5*time.Second || cfg.Send.MaxAttempts != 8 || cfg.Sync.IdleInterval != time.Second {
 		t.Errorf("send/sync = %+v %+v", cfg.Send, cfg.Sync)
 	}
@@ -75,6 +78,10 @@ func TestParseErrors(t *testing.T) {
 		"wrong type": {
 			in:   good + "sync:\n  idle_interval: soon\n",
 			want: []string{"finderbot.yaml:16:18: sync.idle_interval: \"soon\" is not a duration"},
+		},
+		"zero shutdown timeout": {
+			in:   good + "shutdown_timeout: 0s\n",
+			want: []string{"finderbot.yaml:15:1: shutdown_timeout: must be positive"},
 		},
 		"missing variable": {
 			in:   strings.Replace(good, "${WKTEAM_PASSWORD}", "${NOPE}", 1),

@@ -97,16 +97,3 @@ func TestSecretsNeverInErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestLoadTooLarge(t *testing.T) {
-	t.Parallel()
-	p := filepath.Join(t.TempDir(), "finderbot.yaml")
-	data := []byte("upstream: {base_url: sim}\naccounts: [{name: shop}]\n# " + strings.Repeat("x", MaxFileSize) + "\n")
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(p)
-	if err == nil || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
-		t.Fatalf("Load of a %d-byte file: err = %v", len(data), err)
-	}
-}

@@ -16,6 +16,8 @@ import (
 	json "github.com/goccy/go-json"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/finderbot/finderbot/sdk"
 )
 
 // ErrDamaged is wrapped by the errors of a store file that fails its checks
@@ -258,7 +260,9 @@ func openChecked(path string, bopts bolt.Options, advice string, max int) (*bolt
 // lockedHeaderProblem runs headerProblem holding a shared lock on the file,
 // waiting up to timeout for a writer to let go (then bbolt's ErrTimeout).
 func lockedHeaderProblem(path string, timeout time.Duration) (string, error) {
-	f, err := os.Open(path)
+	// A named pipe or a device given as a store file is refused, never
+	// waited on.
+	f, err := sdk.OpenRegular(path)
 	if err != nil {
 		return "", err
 	}

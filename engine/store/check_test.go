@@ -16,6 +16,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/finderbot/finderbot/sdk/sdktest"
 )
 
 // fill commits ids 1..n for account shop, in pages of 500, with a few outbox
@@ -402,4 +404,19 @@ func BenchmarkOpenCheck(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCheckFileRefusesWhatIsNotAFile hands the check a named pipe and a
+// link to /dev/zero: each is refused at once by name, never waited on or
+// read without end.
+func TestCheckFileRefusesWhatIsNotAFile(t *testing.T) {
+	t.Parallel()
+	nf := sdktest.MakeNotFiles(t, t.TempDir(), "finderbot.db", nil, 1<<20)
+	for name, path := range map[string]string{"named pipe": nf.NamedPipe, "link to /dev/zero": nf.DevZero} {
+		var err error
+		sdktest.Returns(t, 10*time.Second, func() { _, err = CheckFile(path) })
+		if err == nil || !strings.Contains(err.Error(), path+" is not a regular file") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

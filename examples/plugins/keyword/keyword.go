@@ -106,8 +106,10 @@ func (k *keyword) reload() {
 }
 
 // loadTable reads and checks a keyword table, naming file and line in errors.
+// sdk.ReadFile refuses at once a table that is not a regular file or is too
+// large: a named pipe in its place would otherwise hang every reload.
 func loadTable(path string) ([]entry, error) {
-	data, err := os.ReadFile(path)
+	data, err := sdk.ReadFile(path, sdk.MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("keyword: %w", err)
 	}
