@@ -29,6 +29,7 @@ import (
 var version = "dev"
 
 func main() {
+	plugins.RunShimIfRequested() // a plugin's supervisor, started by the daemon
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()

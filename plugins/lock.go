@@ -71,6 +71,36 @@ func Discover(dir string) (exes []Executable, problems []string, err error) {
 	return exes, problems, nil
 }
 
+// checkLockPaths refuses a plugin directory, lock file or directory of the
+// lock file that a user other than the daemon's could change (see
+// Config.LockFile). A missing lock file is fine: nothing is pinned.
+func checkLockPaths(dir, lockFile string) error {
+	paths := []string{dir}
+	if d := filepath.Dir(lockFile); d != dir {
+		paths = append(paths, d)
+	}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("plugins: %w", err)
+		}
+		if err := checkPrivate(p, fi); err != nil {
+			return fmt.Errorf("plugins: refusing the plugins: %w", err)
+		}
+	}
+	fi, err := os.Stat(lockFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("plugins: %w", err)
+	}
+	if err := checkPrivate(lockFile, fi); err != nil {
+		return fmt.Errorf("plugins: refusing the lock file: %w", err)
+	}
+	return nil
+}
+
 // HashFile returns the SHA-256 of the file at path.
 func HashFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
