@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/finderbot/finderbot/engine/outbox"
@@ -17,10 +18,22 @@ func (d *Daemon) newPlugins() error {
 	if d.cfg.Plugins.Dir == "" {
 		return nil
 	}
+	pc := d.cfg.Plugins
+	memory, nice := pc.MemoryLimitMiB<<20, pc.Nice
+	if memory == 0 {
+		memory = -1 // none
+	}
+	if nice == 0 {
+		nice = -1 // the daemon's
+	}
 	m, err := plugins.New(plugins.Config{
-		Dir:         d.cfg.Plugins.Dir,
-		DevMode:     d.cfg.Plugins.Dev,
-		CallTimeout: d.cfg.Plugins.CallTimeout,
+		Dir:         pc.Dir,
+		LockFile:    pc.LockFile,
+		RunDir:      filepath.Join(d.cfg.StateDir, "plugins-run"),
+		DevMode:     pc.Dev,
+		CallTimeout: pc.CallTimeout,
+		MemoryLimit: memory,
+		Nice:        nice,
 	}, pluginHost{d}, d.log.With("component", "plugins"))
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)

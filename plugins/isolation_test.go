@@ -154,3 +154,216 @@ func TestNoOrphans(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusesWhatOthersCouldChange makes the plugin directory, the lock
+// file, the lock file's directory or the executable changeable by another
+// user, and expects each refused with a message naming the path, its mode,
+// its owner and the command that fixes it.
+func TestRefusesWhatOthersCouldChange(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("file modes do not say who may write on Windows")
+	}
+	asRoot := os.Geteuid() == 0
+	for name, tc := range map[string]struct {
+		root bool // needs root to give a file away
+		// prepare breaks dir (holding plugin p and its lock) and returns
+		// the lock file to use, or "".
+		prepare func(t *testing.T, dir string) string
+		// startErr, when set, is what Start must fail with; otherwise p
+		// must be refused with problem.
+		startErr, problem []string
+	}{
+		"plugin directory group-writable": {
+			prepare:  func(t *testing.T, dir string) string { chmod(t, dir, 0o775); return "" },
+			startErr: []string{"refusing the plugin directory", "DIR is writable by its group", "mode 0775 drwxrwxr-x", "owner ", "run: chmod go-w " + "DIR"},
+		},
+		"lock file world-writable": {
+			prepare:  func(t *testing.T, dir string) string { chmod(t, filepath.Join(dir, plugins.LockFileName), 0o646); return "" },
+			startErr: []string{"refusing the lock file", "DIR/plugins.lock is writable by everyone", "mode 0646", "run: chmod go-w DIR/plugins.lock"},
+		},
+		"lock file in a directory anyone can write": {
+			prepare: func(t *testing.T, dir string) string {
+				shared := filepath.Join(t.TempDir(), "shared")
+				if err := os.Mkdir(shared, 0o777); err != nil {
+					t.Fatal(err)
+				}
+				chmod(t, shared, 0o1777) // like /tmp
+				lockAt(t, dir, filepath.Join(shared, "plugins.lock"))
+				return filepath.Join(shared, "plugins.lock")
+			},
+			startErr: []string{"refusing the lock file's directory", "/shared is writable by its group and everyone", "mode 0777 dtrwxrwxrwx", "chmod go-w"},
+		},
+		"executable group-writable": {
+			prepare: func(t *testing.T, dir string) string { chmod(t, filepath.Join(dir, "p"), 0o775); return "" },
+			problem: []string{"refused: DIR/p is writable by its group", "mode 0775 -rwxrwxr-x", "run: chmod go-w DIR/p"},
+		},
+		"executable owned by another user": {
+			root: true,
+			prepare: func(t *testing.T, dir string) string {
+				chown(t, filepath.Join(dir, "p"), 4242)
+				return ""
+			},
+			problem: []string{"DIR/p is owned by uid 4242, not by the daemon's user", "run: chown 0 DIR/p"},
+		},
+		"plugin directory owned by another user": {
+			root:     true,
+			prepare:  func(t *testing.T, dir string) string { chown(t, dir, 4242); return "" },
+			startErr: []string{"refusing the plugin directory", "DIR is owned by uid 4242, not by the daemon's user", "run: chown 0 DIR"},
+		},
+		"lock file owned by another user": {
+			root:     true,
+			prepare:  func(t *testing.T, dir string) string { chown(t, filepath.Join(dir, plugins.LockFileName), 4242); return "" },
+			startErr: []string{"DIR/plugins.lock is owned by uid 4242"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if tc.root && !asRoot {
+				t.Skip("giving a file to another user needs root")
+			}
+			dir := filepath.Join(t.TempDir(), "plugins")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			copyFile(t, filepath.Join(dir, "p"))
+			copyFile(t, filepath.Join(dir, "q"))
+			lock(t, dir)
+			lockFile := tc.prepare(t, dir)
+			want := func(s []string) []string {
+				out := make([]string, len(s))
+				for i, w := range s {
+					out[i] = strings.ReplaceAll(w, "DIR", dir)
+				}
+				return out
+			}
+			log, _ := testLogger(t)
+			m, err := plugins.New(plugins.Config{Dir: dir, LockFile: lockFile}, newMemHost(), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { m.Close() })
+			err = m.Start(context.Background())
+			if tc.startErr != nil {
+				if err == nil {
+					t.Fatalf("Start succeeded; want it refused (p: %s)", info(t, m, "p").State)
+				}
+				for _, w := range want(tc.startErr) {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("Start: %v\nwant it to say %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			inf := info(t, m, "p")
+			if inf.State != plugins.StateRefused {
+				t.Fatalf("p: %s %q, want refused", inf.State, inf.Problem)
+			}
+			for _, w := range want(tc.problem) {
+				if !strings.Contains(inf.Problem, w) {
+					t.Errorf("problem: %s\nwant it to say %q", inf.Problem, w)
+				}
+			}
+			if _, err := call(m, "q", "echo", nil); err != nil {
+				t.Errorf("the other plugin: %v", err)
+			}
+		})
+	}
+}
+
+// TestLockFileOutsideTheDirectory pins into a lock file kept elsewhere and
+// runs from it; the plugin directory's own lock file is then not read.
+func TestLockFileOutsideTheDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	copyFile(t, filepath.Join(dir, "p"))
+	lockFile := filepath.Join(t.TempDir(), "pins")
+	lockAt(t, dir, lockFile)
+	m, _ := startManager(t, plugins.Config{Dir: dir, LockFile: lockFile}, newMemHost())
+	if _, err := call(m, "p", "echo", nil); err != nil {
+		t.Fatal(err)
+	}
+	if inf := info(t, m, "p"); !inf.Pinned {
+		t.Errorf("p not pinned: %+v", inf)
+	}
+	if _, err := os.Stat(filepath.Join(dir, plugins.LockFileName)); err == nil {
+		t.Error("a lock file was written into the plugin directory")
+	}
+	// Changed since pinned: the refusal names the lock file to update.
+	appendByte(t, filepath.Join(dir, "p"))
+	err := m.Restart(context.Background(), "p")
+	if !errors.Is(err, plugins.ErrRefused) || !strings.Contains(err.Error(), "finderbot plugins lock --dir "+dir+" --lock "+lockFile) {
+		t.Errorf("Restart = %v, want a refusal naming --lock %s", err, lockFile)
+	}
+}
+
+// TestRunDirectory checks the private run directory: made 0700, emptied of
+// what a killed daemon left, holding a copy while the plugin runs and
+// nothing once the Manager is closed.
+func TestRunDirectory(t *testing.T) {
+	t.Parallel()
+	runDir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(runDir, "p-123", "p")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, nil, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := testLogger(t)
+	m, err := plugins.New(plugins.Config{Dir: pluginDir(t, true, "p"), RunDir: runDir}, newMemHost(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(runDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("run directory: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a copy left by an earlier daemon is still there: %v", err)
+	}
+	pid := pidOf(t, m, "p")
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if runtime.GOOS == "linux" && (err != nil || filepath.Dir(filepath.Dir(exe)) != runDir) {
+		t.Errorf("the plugin runs %s (%v), want a copy in %s", exe, err, runDir)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(runDir); len(entries) != 0 {
+		t.Errorf("run directory after Close holds %v", entries)
+	}
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if mode&0o1000 != 0 {
+		mode = mode&0o777 | os.ModeSticky
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func chown(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.Chown(path, uid, -1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func lockAt(t *testing.T, dir, lockFile string) {
+	t.Helper()
+	if _, _, err := plugins.LockDir(dir, lockFile); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -75,17 +75,17 @@ func Discover(dir string) (exes []Executable, problems []string, err error) {
 // lock file that a user other than the daemon's could change (see
 // Config.LockFile). A missing lock file is fine: nothing is pinned.
 func checkLockPaths(dir, lockFile string) error {
-	paths := []string{dir}
+	paths := map[string]string{dir: "the plugin directory"}
 	if d := filepath.Dir(lockFile); d != dir {
-		paths = append(paths, d)
+		paths[d] = "the lock file's directory"
 	}
-	for _, p := range paths {
+	for p, what := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("plugins: %w", err)
 		}
 		if err := checkPrivate(p, fi); err != nil {
-			return fmt.Errorf("plugins: refusing the plugins: %w", err)
+			return fmt.Errorf("plugins: refusing %s: %w", what, err)
 		}
 	}
 	fi, err := os.Stat(lockFile)

@@ -25,7 +25,7 @@ func checkPrivate(path string, fi fs.FileInfo) error {
 		case 0o002:
 			who = "everyone"
 		}
-		return fmt.Errorf("%s is writable by %s (mode %04o %s, owner %s); only the daemon's user may be able to change it; run: chmod go-w %s",
+		return fmt.Errorf("%s is writable by %s (mode %04o %s, owner %s), so another user could change what the daemon runs; run: chmod go-w %s",
 			path, who, mode.Perm(), mode, ownerOf(fi), path)
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
@@ -33,7 +33,7 @@ func checkPrivate(path string, fi fs.FileInfo) error {
 		return nil
 	}
 	if me := os.Geteuid(); int(st.Uid) != me && st.Uid != 0 {
-		return fmt.Errorf("%s is owned by %s, not by the daemon's user (%s) or root (mode %04o %s); run: chown %d %s",
+		return fmt.Errorf("%s is owned by %s, not by the daemon's user %s or root (mode %04o %s), so another user could change what the daemon runs; run: chown %d %s",
 			path, ownerOf(fi), userName(uint32(me)), mode.Perm(), mode, me, path)
 	}
 	return nil

@@ -178,6 +178,17 @@ type Plugins struct {
 	Dev bool `yaml:"dev"`
 	// CallTimeout bounds each plugin call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// LockFile is the file of pinned checksums; empty for plugins.lock in
+	// Dir. Keeping it elsewhere lets the plugin directory be written by a
+	// deploy step that cannot also change the pins.
+	LockFile string `yaml:"lock_file"`
+	// MemoryLimitMiB bounds each plugin process's address space (a Go
+	// plugin reserves about 1.7 GiB before it allocates anything); 0 for
+	// no limit.
+	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
+	// Nice is the scheduling niceness plugin processes run at, 0 to 19; 0
+	// leaves them at the daemon's.
+	Nice int `yaml:"nice"`
 }
 
 // Secret is a string that never prints: String, logging and JSON show
@@ -224,7 +235,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second},
+		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10},
 	}
 }
 
@@ -316,6 +327,7 @@ func (c *Config) resolvePaths(dir string) {
 		c.Rules[i] = abs(c.Rules[i])
 	}
 	c.Plugins.Dir = abs(c.Plugins.Dir)
+	c.Plugins.LockFile = abs(c.Plugins.LockFile)
 }
 
 // Location returns the configured time zone.
@@ -431,6 +443,12 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Send.MaxAttempts < 1 {
 		bad("send.max_attempts", "must be at least 1")
+	}
+	if c.Plugins.MemoryLimitMiB < 0 {
+		bad("plugins.memory_limit_mib", "cannot be negative (0 for no limit)")
+	}
+	if c.Plugins.Nice < 0 || c.Plugins.Nice > 19 {
+		bad("plugins.nice", "is %d, want 0 to 19", c.Plugins.Nice)
 	}
 	return errors.Join(errs...)
 }

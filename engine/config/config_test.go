@@ -90,6 +90,14 @@ func TestParseErrors(t *testing.T) {
 			in:   good + "sync:\n  idle_interval: 0\n",
 			want: []string{"finderbot.yaml:16:3: sync.idle_interval: must be positive"},
 		},
+		"negative plugin memory": {
+			in:   good + "plugins:\n  memory_limit_mib: -1\n",
+			want: []string{"finderbot.yaml:16:3: plugins.memory_limit_mib: cannot be negative"},
+		},
+		"plugin niceness out of range": {
+			in:   good + "plugins:\n  nice: 20\n",
+			want: []string{"finderbot.yaml:16:3: plugins.nice: is 20, want 0 to 19"},
+		},
 		"bad yaml": {
 			in:   "upstream: [\n",
 			want: []string{"config: finderbot.yaml: line"},
@@ -123,6 +131,25 @@ func TestScalarsDecodeAsChecked(t *testing.T) {
 	}
 	if !cfg.Plugins.Dev || cfg.Accounts[0].Proxy != 2 || cfg.Send.Burst != 7 || cfg.Send.RetryBackoff != time.Second {
 		t.Errorf("cfg = %+v %+v %+v", cfg.Plugins, cfg.Accounts, cfg.Send)
+	}
+}
+
+func TestPluginLimitsAndLockFile(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("q.yaml", []byte("upstream: {base_url: sim}\naccounts: [{name: shop}]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Plugins; p.MemoryLimitMiB != 4096 || p.Nice != 10 || p.LockFile != "" {
+		t.Errorf("defaults = %+v", p)
+	}
+	cfg, err = Parse("q.yaml", []byte("upstream: {base_url: sim}\naccounts: [{name: shop}]\nplugins: {dir: ./p, lock_file: ./pins/plugins.lock, memory_limit_mib: 0, nice: 0}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.resolvePaths("/etc/finderbot")
+	if p := cfg.Plugins; p.MemoryLimitMiB != 0 || p.Nice != 0 || p.LockFile != "/etc/finderbot/pins/plugins.lock" || p.Dir != "/etc/finderbot/p" {
+		t.Errorf("plugins = %+v", p)
 	}
 }
 
