@@ -86,6 +86,9 @@ func isImpostor() bool {
 // probe is the plugin the tests run as a real subprocess.
 type probe struct{ name string }
 
+// hogged keeps what the hog action allocates out of the collector's reach.
+var hogged [][]byte
+
 func (p *probe) Describe(context.Context, *sdk.DescribeRequest) (*sdk.DescribeResponse, error) {
 	return &sdk.DescribeResponse{
 		Name: p.name, Version: "0.0.1", Description: "test plugin",
@@ -101,6 +104,7 @@ func (p *probe) Describe(context.Context, *sdk.DescribeRequest) (*sdk.DescribeRe
 			{Name: "fail"},
 			{Name: "pid"},
 			{Name: "host"},
+			{Name: "hog", Description: "allocate and touch memory without end"},
 			{Name: "spawn", Description: "start two `sleep 1000`, one in a session of its own; answer their pids"},
 		},
 	}, nil
@@ -135,6 +139,14 @@ func (p *probe) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.Handle
 		return nil, sdk.RetryLater(errors.New("backend is down"))
 	case "pid":
 		return sdk.TextReply(fmt.Sprint(os.Getpid())), nil
+	case "hog":
+		for {
+			chunk := make([]byte, 16<<20)
+			for i := 0; i < len(chunk); i += 4096 {
+				chunk[i] = 1
+			}
+			hogged = append(hogged, chunk)
+		}
 	case "spawn":
 		var pids []string
 		for _, setsid := range []bool{false, true} {

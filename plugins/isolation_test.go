@@ -367,3 +367,120 @@ func lockAt(t *testing.T, dir, lockFile string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMemoryLimitStopsAHog has a plugin allocate without end, again after
+// every restart: each time the memory limit stops it (not the kernel's OOM
+// killer, whose SIGKILL would read "signal: killed"), the crash is
+// reported as such, and after QuarantineAfter times it is quarantined with
+// a problem that says so, while the daemon and its other plugin serve on.
+func TestMemoryLimitStopsAHog(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("memory limits are applied on Linux")
+	}
+	// A probe reserves about 1.8 GiB of address space before it allocates;
+	// this leaves it some 500 MiB.
+	const limit = 2304 << 20
+	cfg := plugins.Config{Dir: pluginDir(t, true, "hog", "steady"), MemoryLimit: limit,
+		RestartBackoff: time.Millisecond, MaxRestartBackoff: time.Millisecond, QuarantineAfter: 3}
+	m, logs := startManager(t, cfg, newMemHost())
+	last := 0
+	for i := range 3 {
+		// A new process each time: the last one may look ready for the
+		// moment it takes to notice it is gone.
+		waitFor(t, "the hog to be running again", 10*time.Second, func() bool {
+			inf := info(t, m, "hog")
+			return inf.State == plugins.StateReady && inf.PID != last
+		}, logs)
+		last = info(t, m, "hog").PID
+		// The limit that stops it is the one the Manager set.
+		if as := addressSpaceLimit(t, last); as[0] != "2415919104" || as[1] != "2415919104" {
+			t.Fatalf("hog %d runs with an address space limit of %v, want 2304 MiB", i, as)
+		}
+		if _, err := call(m, "hog", "hog", nil); !errors.Is(err, plugins.ErrUnavailable) {
+			t.Fatalf("hog %d: err = %v, want the plugin gone mid-call", i, err)
+		}
+		if got, err := call(m, "steady", "echo", nil); err != nil || got != "echo: 你好" {
+			t.Fatalf("steady beside the hog: %q, %v", got, err)
+		}
+	}
+	waitFor(t, "the hog to be quarantined", 10*time.Second, func() bool {
+		return info(t, m, "hog").State == plugins.StateQuarantined
+	}, logs)
+	inf := info(t, m, "hog")
+	for _, want := range []string{"3 crashes within", "process exited (exit status 2; it hit its memory limit (2304 MiB))"} {
+		if !strings.Contains(inf.Problem, want) {
+			t.Errorf("problem %q does not say %q", inf.Problem, want)
+		}
+	}
+	if inf.Restarts != 3 {
+		t.Errorf("restarts = %d, want 3", inf.Restarts)
+	}
+	if !strings.Contains(logs.String(), "it hit its memory limit") {
+		t.Errorf("the crashes were not logged as memory limit hits:\n%s", logs)
+	}
+	if _, err := call(m, "hog", "echo", nil); !errors.Is(err, plugins.ErrQuarantined) {
+		t.Errorf("call to the quarantined hog: %v", err)
+	}
+}
+
+// TestLimitsApplied reads the limits of a running plugin from the kernel.
+func TestLimitsApplied(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("limits are applied on Linux")
+	}
+	for name, tc := range map[string]struct {
+		cfg              plugins.Config
+		wantAS, wantNice string
+	}{
+		"defaults":  {wantAS: "4294967296", wantNice: "10"},
+		"set":       {cfg: plugins.Config{MemoryLimit: 3 << 30, Nice: 7}, wantAS: "3221225472", wantNice: "7"},
+		"unlimited": {cfg: plugins.Config{MemoryLimit: -1, Nice: -1}, wantAS: "unlimited", wantNice: ownNice(t)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tc.cfg.Dir = pluginDir(t, true, "p")
+			m, _ := startManager(t, tc.cfg, newMemHost())
+			pid := pidOf(t, m, "p")
+			if as := addressSpaceLimit(t, pid); as[0] != tc.wantAS || as[1] != tc.wantAS {
+				t.Errorf("address space limit (soft, hard) = %v, want %s", as, tc.wantAS)
+			}
+			if nice := statField(t, pid, 19); nice != tc.wantNice {
+				t.Errorf("niceness %s, want %s", nice, tc.wantNice)
+			}
+		})
+	}
+}
+
+// addressSpaceLimit returns the soft and hard RLIMIT_AS of a process.
+func addressSpaceLimit(t *testing.T, pid int) [2]string {
+	t.Helper()
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(limits), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Max address space"); ok {
+			if f := strings.Fields(rest); len(f) >= 2 {
+				return [2]string{f[0], f[1]}
+			}
+		}
+	}
+	t.Fatalf("no address space limit in /proc/%d/limits", pid)
+	return [2]string{}
+}
+
+// statField returns field n (1-based, as in proc(5)) of /proc/pid/stat.
+func statField(t *testing.T, pid, n int) string {
+	t.Helper()
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.LastIndexByte(string(stat), ')')
+	f := strings.Fields(string(stat[i+1:])) // from field 3 on
+	return f[n-3]
+}
+
+func ownNice(t *testing.T) string { return statField(t, os.Getpid(), 19) }

@@ -73,11 +73,11 @@ func TestCallRoundTrip(t *testing.T) {
 		})
 	}
 
-	if got := strings.Join(m.Actions(), " "); got != "probe.echo probe.exit probe.fail probe.hang probe.host probe.need probe.panic probe.pid probe.spawn" {
+	if got := strings.Join(m.Actions(), " "); got != "probe.echo probe.exit probe.fail probe.hang probe.hog probe.host probe.need probe.panic probe.pid probe.spawn" {
 		t.Errorf("Actions = %s", got)
 	}
 	inf := info(t, m, "probe")
-	if inf.State != plugins.StateReady || inf.Version != "0.0.1" || !inf.Pinned || inf.PID == 0 || len(inf.Actions) != 9 {
+	if inf.State != plugins.StateReady || inf.Version != "0.0.1" || !inf.Pinned || inf.PID == 0 || len(inf.Actions) != 10 {
 		t.Errorf("List entry = %+v", inf)
 	}
 }
