@@ -179,7 +179,10 @@ func TestRefusesWhatOthersCouldChange(t *testing.T) {
 			startErr: []string{"refusing the plugin directory", "DIR is writable by its group", "mode 0775 drwxrwxr-x", "owner ", "run: chmod go-w " + "DIR"},
 		},
 		"lock file world-writable": {
-			prepare:  func(t *testing.T, dir string) string { chmod(t, filepath.Join(dir, plugins.LockFileName), 0o646); return "" },
+			prepare: func(t *testing.T, dir string) string {
+				chmod(t, filepath.Join(dir, plugins.LockFileName), 0o646)
+				return ""
+			},
 			startErr: []string{"refusing the lock file", "DIR/plugins.lock is writable by everyone", "mode 0646", "run: chmod go-w DIR/plugins.lock"},
 		},
 		"lock file in a directory anyone can write": {
@@ -212,8 +215,11 @@ func TestRefusesWhatOthersCouldChange(t *testing.T) {
 			startErr: []string{"refusing the plugin directory", "DIR is owned by uid 4242, not by the daemon's user", "run: chown 0 DIR"},
 		},
 		"lock file owned by another user": {
-			root:     true,
-			prepare:  func(t *testing.T, dir string) string { chown(t, filepath.Join(dir, plugins.LockFileName), 4242); return "" },
+			root: true,
+			prepare: func(t *testing.T, dir string) string {
+				chown(t, filepath.Join(dir, plugins.LockFileName), 4242)
+				return ""
+			},
 			startErr: []string{"DIR/plugins.lock is owned by uid 4242"},
 		},
 	} {
