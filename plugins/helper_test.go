@@ -421,7 +421,10 @@ func procState(pid int) byte {
 // plugins in dir, has each start two grandchildren, prints the pids of
 // plugins and grandchildren, and waits to be killed.
 func runDaemon(dir string) {
-	m, err := plugins.New(plugins.Config{Dir: dir}, newMemHost(), nil)
+	// Killed, it cannot remove a temporary run directory; the test's own
+	// temporary directory goes with the test.
+	runDir := filepath.Join(filepath.Dir(dir), "run")
+	m, err := plugins.New(plugins.Config{Dir: dir, RunDir: runDir}, newMemHost(), nil)
 	if err == nil {
 		err = m.Start(context.Background())
 	}

@@ -248,7 +248,7 @@ type run struct {
 // end kills what is left of the run, removes the copy, and says how the
 // plugin ended: its exit status, and whether it ran out of memory.
 func (r *run) end(limit int64) string {
-	how := r.proc.end(killGrace)
+	how := r.proc.end(reportWait)
 	r.copy.remove()
 	if r.mem.hit.Load() {
 		note := "it ran out of memory"
@@ -449,12 +449,12 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client, r *run) ou
 			client.Kill()
 			close(killed)
 		}()
-		t := time.NewTimer(killGrace)
+		t := time.NewTimer(stopGrace)
 		defer t.Stop()
 		select {
 		case <-killed:
 		case <-t.C:
-			in.log.Warn("plugins: plugin did not stop in time; killing it")
+			in.log.Warn("plugins: plugin did not stop in time; killing it", "grace", stopGrace)
 			r.proc.kill()
 			<-killed
 		}
@@ -499,9 +499,13 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client, r *run) ou
 	}
 }
 
-// killGrace is how long a plugin gets to stop when asked before it is
-// killed, and how long its shim gets to report how it ended.
-const killGrace = 3 * time.Second
+// stopGrace is how long a plugin gets to stop when asked before it is
+// killed. It is shorter than go-plugin's own 2s, after which go-plugin
+// kills the shim, which could then not clean up after the plugin.
+const stopGrace = 1500 * time.Millisecond
+
+// reportWait bounds the wait for a shim to report how its plugin ended.
+const reportWait = 3 * time.Second
 
 func (in *instance) setProblem(p string) {
 	in.mu.Lock()

@@ -123,16 +123,24 @@ func (p *proc) waitPID(d time.Duration) int {
 }
 
 // kill ends the plugin's whole process tree: the shim kills it when its end
-// of the life pipe closes, and the group is killed from here too in case
-// the shim itself was killed.
+// of the life pipe closes.
 func (p *proc) kill() {
 	p.lifeOnce.Do(func() { p.life.Close() })
 	select {
-	case <-p.pidKnown:
-		if p.pid > 0 {
-			syscall.Kill(-p.pid, syscall.SIGKILL)
-		}
+	case <-p.done:
+		p.orphans()
 	default:
+	}
+}
+
+// orphans kills the plugin's process group when the shim is gone without
+// having reported the plugin's end: something killed the shim before it
+// could clean up (the plugin itself died with it, by its parent-death
+// signal). A shim that did report left no group to kill, and the group's
+// id may then belong to someone else.
+func (p *proc) orphans() {
+	if p.exit == "" && p.pid > 0 {
+		syscall.Kill(-p.pid, syscall.SIGKILL)
 	}
 }
 
@@ -147,6 +155,7 @@ func (p *proc) end(d time.Duration) string {
 	case <-t.C:
 		return ""
 	}
+	p.orphans()
 	if p.problem != "" {
 		return p.problem
 	}
