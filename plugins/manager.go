@@ -45,7 +45,7 @@ type Config struct {
 	RunDir string
 	// MemoryLimit bounds each plugin's memory, in bytes: on Linux its
 	// address space (RLIMIT_AS), set before the plugin starts. A Go plugin
-	// reserves about 1.7 GiB of address space before it allocates anything,
+	// reserves 1.6–1.7 GiB of address space before it allocates anything,
 	// plus 8 MiB for each thread. A plugin that reaches the limit dies, which
 	// counts as a crash whose reason says so. Default 4 GiB; negative for
 	// none.

@@ -183,7 +183,7 @@ type Plugins struct {
 	// deploy step that cannot also change the pins.
 	LockFile string `yaml:"lock_file"`
 	// MemoryLimitMiB bounds each plugin process's address space (a Go
-	// plugin reserves about 1.7 GiB before it allocates anything); 0 for
+	// plugin reserves 1.6–1.7 GiB before it allocates anything); 0 for
 	// no limit.
 	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
 	// Nice is the scheduling niceness plugin processes run at, 0 to 19; 0
