@@ -19,12 +19,12 @@ func (d *Daemon) newPlugins() error {
 		return nil
 	}
 	pc := d.cfg.Plugins
-	memory, nice := pc.MemoryLimitMiB<<20, pc.Nice
-	if memory == 0 {
-		memory = -1 // none
-	}
-	if nice == 0 {
-		nice = -1 // the daemon's
+	// Zero means none in the configuration, the default in plugins.Config.
+	none := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
 	}
 	m, err := plugins.New(plugins.Config{
 		Dir:         pc.Dir,
@@ -32,8 +32,10 @@ func (d *Daemon) newPlugins() error {
 		RunDir:      filepath.Join(d.cfg.StateDir, "plugins-run"),
 		DevMode:     pc.Dev,
 		CallTimeout: pc.CallTimeout,
-		MemoryLimit: memory,
-		Nice:        nice,
+		MemoryLimit: none(pc.MemoryLimitMiB << 20),
+		Nice:        int(none(int64(pc.Nice))),
+		Cgroup:      pc.Cgroup,
+		CPUPercent:  int(none(int64(pc.CPUPercent))),
 	}, pluginHost{d}, d.log.With("component", "plugins"))
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)

@@ -240,9 +240,10 @@ func (in *instance) park(ctx context.Context) chan error {
 // run is one start of the plugin: its private copy, its process, and what
 // its standard error said about memory.
 type run struct {
-	copy *privateCopy
-	proc *proc
-	mem  *memoryWatch
+	copy   *privateCopy
+	proc   *proc
+	mem    *memoryWatch
+	cgroup *pluginCgroup // nil unless plugins get cgroups
 }
 
 // end kills what is left of the run, removes the copy, and says how the
@@ -250,7 +251,9 @@ type run struct {
 func (r *run) end(limit int64) string {
 	how := r.proc.end(reportWait)
 	r.copy.remove()
-	if r.mem.hit.Load() {
+	oom := r.mem.hit.Load() || r.cgroup != nil && r.cgroup.oomKilled()
+	r.cgroup.remove()
+	if oom {
 		note := "it ran out of memory"
 		if limit > 0 {
 			note = "it hit its memory limit (" + mibs(limit) + ")"
@@ -309,12 +312,22 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, *run, error) {
 			ErrRefused, in.path, cfg.LockFile, cfg.Dir, lockFlag(cfg))
 	}
 
-	p, err := newProc(cp.path, cfg.Dir, in.m.spec)
+	cg, err := in.m.newCgroup(in.name)
 	if err != nil {
 		cp.remove()
 		return nil, nil, err
 	}
-	r := &run{copy: cp, proc: p, mem: &memoryWatch{}}
+	spec := in.m.spec
+	if cg != nil {
+		spec.Cgroup = cg.dir
+	}
+	p, err := newProc(cp.path, cfg.Dir, spec)
+	if err != nil {
+		cp.remove()
+		cg.remove()
+		return nil, nil, err
+	}
+	r := &run{copy: cp, proc: p, mem: &memoryWatch{}, cgroup: cg}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.HostPluginSets(in.host),

@@ -390,29 +390,12 @@ func TestMemoryLimitStopsAHog(t *testing.T) {
 	cfg := plugins.Config{Dir: pluginDir(t, true, "hog", "steady"), MemoryLimit: limit,
 		RestartBackoff: time.Millisecond, MaxRestartBackoff: time.Millisecond, QuarantineAfter: 3}
 	m, logs := startManager(t, cfg, newMemHost())
-	last := 0
-	for i := range 3 {
-		// A new process each time: the last one may look ready for the
-		// moment it takes to notice it is gone.
-		waitFor(t, "the hog to be running again", 10*time.Second, func() bool {
-			inf := info(t, m, "hog")
-			return inf.State == plugins.StateReady && inf.PID != last
-		}, logs)
-		last = info(t, m, "hog").PID
+	hogUntilQuarantined(t, m, logs, 3, func(i, pid int) {
 		// The limit that stops it is the one the Manager set.
-		if as := addressSpaceLimit(t, last); as[0] != "2415919104" || as[1] != "2415919104" {
+		if as := addressSpaceLimit(t, pid); as[0] != "2415919104" || as[1] != "2415919104" {
 			t.Fatalf("hog %d runs with an address space limit of %v, want 2304 MiB", i, as)
 		}
-		if _, err := call(m, "hog", "hog", nil); !errors.Is(err, plugins.ErrUnavailable) {
-			t.Fatalf("hog %d: err = %v, want the plugin gone mid-call", i, err)
-		}
-		if got, err := call(m, "steady", "echo", nil); err != nil || got != "echo: 你好" {
-			t.Fatalf("steady beside the hog: %q, %v", got, err)
-		}
-	}
-	waitFor(t, "the hog to be quarantined", 10*time.Second, func() bool {
-		return info(t, m, "hog").State == plugins.StateQuarantined
-	}, logs)
+	})
 	inf := info(t, m, "hog")
 	for _, want := range []string{"3 crashes within", "process exited (exit status 2; it hit its memory limit (2304 MiB))"} {
 		if !strings.Contains(inf.Problem, want) {
@@ -490,3 +473,70 @@ func statField(t *testing.T, pid, n int) string {
 }
 
 func ownNice(t *testing.T) string { return statField(t, os.Getpid(), 19) }
+
+// TestConfiguredCgroupMustBeUsable: a cgroup named in the configuration
+// that cannot hold the plugins fails Start rather than be silently
+// replaced by RLIMIT_AS.
+func TestConfiguredCgroupMustBeUsable(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("cgroups are Linux's")
+	}
+	notCgroup := t.TempDir()
+	log, _ := testLogger(t)
+	m, err := plugins.New(plugins.Config{Dir: pluginDir(t, true, "p"), Cgroup: notCgroup}, newMemHost(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	err = m.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "plugins: cgroup: "+notCgroup+" is not a cgroup v2 directory") {
+		t.Errorf("Start = %v, want it refused naming the cgroup", err)
+	}
+}
+
+// TestCgroupMemoryLimit runs the hog in a real cgroup v2 directory named by
+// FINDERBOT_TEST_CGROUP, which must be delegated to the test's user and
+// enable the memory controller for its children: the kernel stops it at
+// memory.max, and it is reported and quarantined like the RLIMIT_AS hog.
+func TestCgroupMemoryLimit(t *testing.T) {
+	t.Parallel()
+	cg := os.Getenv("FINDERBOT_TEST_CGROUP")
+	if cg == "" {
+		t.Skip("set FINDERBOT_TEST_CGROUP to a delegated cgroup v2 directory with the memory controller enabled for its children")
+	}
+	cfg := plugins.Config{Dir: pluginDir(t, true, "hog", "steady"), Cgroup: cg, MemoryLimit: 256 << 20,
+		RestartBackoff: time.Millisecond, MaxRestartBackoff: time.Millisecond, QuarantineAfter: 2}
+	m, logs := startManager(t, cfg, newMemHost())
+	hogUntilQuarantined(t, m, logs, 2, func(int, int) {})
+	if p := info(t, m, "hog").Problem; !strings.Contains(p, "it hit its memory limit (256 MiB)") {
+		t.Errorf("problem = %q", p)
+	}
+}
+
+// hogUntilQuarantined has the plugin "hog" allocate without end n times,
+// each time in a new process that check is given first, while "steady"
+// keeps answering; it returns once hog is quarantined.
+func hogUntilQuarantined(t *testing.T, m *plugins.Manager, logs *logBuffer, n int, check func(i, pid int)) {
+	t.Helper()
+	last := 0
+	for i := range n {
+		// A new process each time: the last one may look ready for the
+		// moment it takes to notice it is gone.
+		waitFor(t, "the hog to be running again", 10*time.Second, func() bool {
+			inf := info(t, m, "hog")
+			return inf.State == plugins.StateReady && inf.PID != last
+		}, logs)
+		last = info(t, m, "hog").PID
+		check(i, last)
+		if _, err := call(m, "hog", "hog", nil); !errors.Is(err, plugins.ErrUnavailable) {
+			t.Fatalf("hog %d: err = %v, want the plugin gone mid-call", i, err)
+		}
+		if got, err := call(m, "steady", "echo", nil); err != nil || got != "echo: 你好" {
+			t.Fatalf("steady beside the hog: %q, %v", got, err)
+		}
+	}
+	waitFor(t, "the hog to be quarantined", 10*time.Second, func() bool {
+		return info(t, m, "hog").State == plugins.StateQuarantined
+	}, logs)
+}

@@ -50,6 +50,16 @@ type Config struct {
 	// counts as a crash whose reason says so. Default 4 GiB; negative for
 	// none.
 	MemoryLimit int64
+	// Cgroup is a cgroup v2 directory delegated to the daemon, which enables
+	// the memory (and cpu) controller for its children: each run of a
+	// plugin then gets a cgroup of its own in it, with memory.max set to
+	// MemoryLimit (real memory, not address space, and no swap) and cpu.max
+	// to CPUPercent, instead of RLIMIT_AS. Empty: the daemon's own cgroup
+	// when it qualifies, else RLIMIT_AS; the log says which.
+	Cgroup string
+	// CPUPercent bounds each plugin's CPU time to this share of one CPU
+	// (cpu.max), where plugins get cgroups. Default 100; negative for none.
+	CPUPercent int
 	// Nice is the scheduling niceness plugins run at (1 to 19), so that the
 	// daemon wins the CPU from a busy plugin; a daemon already nicer keeps
 	// its own. Default 10; negative to leave it as the daemon's.
@@ -111,6 +121,12 @@ func (c Config) withDefaults() Config {
 		c.MemoryLimit = 0
 	}
 	switch {
+	case c.CPUPercent == 0:
+		c.CPUPercent = 100
+	case c.CPUPercent < 0:
+		c.CPUPercent = 0
+	}
+	switch {
 	case c.Nice == 0:
 		c.Nice = DefaultNice
 	case c.Nice < 0:
@@ -139,6 +155,8 @@ type Manager struct {
 	log  *slog.Logger
 	spec shimSpec // the limits every plugin process runs under
 
+	// cgroup is the cgroup v2 directory plugins get cgroups in, or "".
+	cgroup string
 	// runDir is where plugins run from; ownRunDir when Start made it.
 	runDir    string
 	ownRunDir bool
@@ -220,7 +238,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		m.runDir = m.cfg.RunDir
 	}
-	m.logLimits()
+	if err := m.setupLimits(); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.started = true

@@ -61,8 +61,8 @@ func runShim(specText string, args []string) int {
 		return fail("become a subreaper: %v", err)
 	}
 	if spec.Cgroup != "" {
-		if err := os.WriteFile(spec.Cgroup+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
-			return fail("enter cgroup %s: %v", spec.Cgroup, err)
+		if err := writeCgroupFile(spec.Cgroup+"/cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
+			return fail("enter the plugin's cgroup: %v", err)
 		}
 	}
 	if spec.AddressSpace > 0 {

@@ -189,6 +189,15 @@ type Plugins struct {
 	// Nice is the scheduling niceness plugin processes run at, 0 to 19; 0
 	// leaves them at the daemon's.
 	Nice int `yaml:"nice"`
+	// Cgroup is a cgroup v2 directory delegated to the daemon that enables
+	// the memory controller for its children; each plugin then runs in a
+	// cgroup of its own there, MemoryLimitMiB being its memory.max (real
+	// memory) instead of its address space. Empty: the daemon's own cgroup
+	// if it qualifies, else none.
+	Cgroup string `yaml:"cgroup"`
+	// CPUPercent bounds each plugin to this share of one CPU (cpu.max)
+	// when plugins run in cgroups with the cpu controller; 0 for no bound.
+	CPUPercent int `yaml:"cpu_percent"`
 }
 
 // Secret is a string that never prints: String, logging and JSON show
@@ -235,7 +244,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10},
+		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100},
 	}
 }
 
@@ -328,6 +337,7 @@ func (c *Config) resolvePaths(dir string) {
 	}
 	c.Plugins.Dir = abs(c.Plugins.Dir)
 	c.Plugins.LockFile = abs(c.Plugins.LockFile)
+	c.Plugins.Cgroup = abs(c.Plugins.Cgroup)
 }
 
 // Location returns the configured time zone.
@@ -449,6 +459,9 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Plugins.Nice < 0 || c.Plugins.Nice > 19 {
 		bad("plugins.nice", "is %d, want 0 to 19", c.Plugins.Nice)
+	}
+	if c.Plugins.CPUPercent < 0 {
+		bad("plugins.cpu_percent", "cannot be negative (0 for no bound)")
 	}
 	return errors.Join(errs...)
 }
