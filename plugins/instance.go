@@ -398,23 +398,25 @@ func lockFlag(cfg Config) string {
 	return " --lock " + cfg.LockFile
 }
 
-// memoryWatch reads what a plugin process writes to its standard error
-// and notes the words of a process that ran out of memory: the Go runtime
-// failing to map memory or to start a thread under the address-space limit.
+// memoryWatch reads what a plugin process writes to its standard error,
+// a line at a time, and notes the Go runtime's last words when it could
+// not get memory or a thread under the memory limit.
 type memoryWatch struct{ hit atomic.Bool }
 
 var outOfMemory = [][]byte{
-	[]byte("out of memory"),
-	[]byte("cannot allocate memory"),
-	[]byte("pthread_create failed"),
-	[]byte("failed to reserve page summary memory"),
+	[]byte("fatal error: out of memory"),
+	[]byte("fatal error: runtime: out of memory"),
+	[]byte("runtime: out of memory"),
+	[]byte("fatal error: runtime: cannot allocate memory"),
+	[]byte("fatal error: failed to reserve page summary memory"),
+	[]byte("runtime: failed to create new OS thread"),
+	[]byte("runtime/cgo: pthread_create failed"),
 }
 
 func (w *memoryWatch) Write(p []byte) (int, error) {
 	if !w.hit.Load() {
-		lower := bytes.ToLower(p)
 		for _, s := range outOfMemory {
-			if bytes.Contains(lower, s) {
+			if bytes.HasPrefix(p, s) {
 				w.hit.Store(true)
 				break
 			}

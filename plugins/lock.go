@@ -75,17 +75,18 @@ func Discover(dir string) (exes []Executable, problems []string, err error) {
 // lock file that a user other than the daemon's could change (see
 // Config.LockFile). A missing lock file is fine: nothing is pinned.
 func checkLockPaths(dir, lockFile string) error {
-	paths := map[string]string{dir: "the plugin directory"}
+	type place struct{ path, what string }
+	places := []place{{dir, "the plugin directory"}}
 	if d := filepath.Dir(lockFile); d != dir {
-		paths[d] = "the lock file's directory"
+		places = append(places, place{d, "the lock file's directory"})
 	}
-	for p, what := range paths {
-		fi, err := os.Stat(p)
+	for _, p := range places {
+		fi, err := os.Stat(p.path)
 		if err != nil {
 			return fmt.Errorf("plugins: %w", err)
 		}
-		if err := checkPrivate(p, fi); err != nil {
-			return fmt.Errorf("plugins: refusing %s: %w", what, err)
+		if err := checkPrivate(p.path, fi); err != nil {
+			return fmt.Errorf("plugins: refusing %s: %w", p.what, err)
 		}
 	}
 	fi, err := os.Stat(lockFile)
