@@ -87,6 +87,9 @@ func runShim(specText string, args []string) int {
 		Files: []uintptr{0, 1, 2},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	})
+	if err == syscall.EACCES {
+		return fail("start %s: %v (is its file system mounted noexec? plugins run from a copy there)", args[0], err)
+	}
 	if err != nil {
 		return fail("start %s: %v", args[0], err)
 	}
