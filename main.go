@@ -29,6 +29,7 @@ import (
 var version = "dev"
 
 func main() {
+	plugins.RunShimIfRequested() // a plugin's supervisor, started by the daemon
 	// Signals are taken first, before the command line is even parsed.
 	// SIGHUP's default action ends the process: one sent while the daemon
 	// starts is kept for it to reload the rules once it runs.
@@ -144,18 +145,19 @@ Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists 
 }
 
 func newPluginsCmd() *cobra.Command {
-	var dir string
+	var dir, lockPath string
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "Pin and list out-of-process plugins",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "plugins", "the plugin directory")
+	cmd.PersistentFlags().StringVar(&lockPath, "lock", "", "the lock file of pinned checksums (default: plugins.lock in --dir)")
 	lock := &cobra.Command{
 		Use:   "lock",
 		Short: "Pin the SHA-256 of every plugin executable in --dir (writes plugins.lock)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return plugins.RunLock(cmd.OutOrStdout(), cmd.ErrOrStderr(), dir)
+			return plugins.RunLock(cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, lockPath)
 		},
 	}
 	var dev, verbose bool
@@ -164,7 +166,7 @@ func newPluginsCmd() *cobra.Command {
 		Short: "Start every plugin in --dir, list its version, actions and health, then stop it; exit 1 if one cannot run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := plugins.Config{Dir: dir, DevMode: dev}
+			cfg := plugins.Config{Dir: dir, LockFile: lockPath, DevMode: dev}
 			return plugins.RunList(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg, verbose)
 		},
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/finderbot/finderbot/plugins"
 )
 
 // runMainEnv, when set, makes the test binary run main instead of the tests,
@@ -25,6 +27,7 @@ import (
 const runMainEnv = "FINDERBOT_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
+	plugins.RunShimIfRequested()
 	if servePluginIfAsked() {
 		os.Exit(0)
 	}

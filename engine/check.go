@@ -30,7 +30,11 @@ func Check(ctx context.Context, path string, stdout, stderr io.Writer) (bool, er
 		}
 	} else {
 		// What goes wrong with a plugin is in its Info, which the problems quote.
-		infos, err := plugins.Probe(ctx, pluginConfig(cfg), slog.New(slog.DiscardHandler))
+		pc := pluginConfig(cfg)
+		// A running daemon owns <state_dir>/plugins-run; the probe runs its
+		// copies from a directory of its own.
+		pc.RunDir = ""
+		infos, err := plugins.Probe(ctx, pc, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return false, err
 		}

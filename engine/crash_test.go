@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/engine/upstream/sim"
+	"github.com/finderbot/finderbot/plugins"
 )
 
 // daemonEnv makes the test binary run the daemon instead of the tests, so
@@ -22,6 +23,7 @@ import (
 const daemonEnv = "FINDERBOT_TEST_DAEMON_CONFIG"
 
 func TestMain(m *testing.M) {
+	plugins.RunShimIfRequested()
 	if addr := os.Getenv(simEnv); addr != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := sim.Run(ctx, addr, sim.Options{AutoConfirm: true}, os.Stdout)

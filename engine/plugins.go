@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/finderbot/finderbot/engine/config"
@@ -29,10 +30,24 @@ func (d *Daemon) newPlugins() error {
 
 // pluginConfig is the plugin manager's configuration in cfg.
 func pluginConfig(cfg *config.Config) plugins.Config {
+	pc := cfg.Plugins
+	// Zero means none in the configuration, the default in plugins.Config.
+	none := func(v int64) int64 {
+		if v == 0 {
+			return -1
+		}
+		return v
+	}
 	return plugins.Config{
-		Dir:         cfg.Plugins.Dir,
-		DevMode:     cfg.Plugins.Dev,
-		CallTimeout: cfg.Plugins.CallTimeout,
+		Dir:         pc.Dir,
+		LockFile:    pc.LockFile,
+		RunDir:      filepath.Join(cfg.StateDir, "plugins-run"),
+		DevMode:     pc.Dev,
+		CallTimeout: pc.CallTimeout,
+		MemoryLimit: none(pc.MemoryLimitMiB << 20),
+		Nice:        int(none(int64(pc.Nice))),
+		Cgroup:      pc.Cgroup,
+		CPUPercent:  int(none(int64(pc.CPUPercent))),
 		Output: plugins.OutputLimits{
 			LineBytes:      cfg.Plugins.Output.LineBytes,
 			LinesPerSecond: cfg.Plugins.Output.LinesPerSecond,

@@ -2,8 +2,12 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/finderbot/finderbot/engine/upstream/sim"
@@ -50,6 +54,13 @@ func TestPluginActionsGoThroughTheOutbox(t *testing.T) {
 	infos := h.d.Plugins().List()
 	if len(infos) != 1 || infos[0].Name != "counter" {
 		t.Fatalf("plugins = %+v", infos)
+	}
+	// The daemon runs a private copy from its state directory.
+	if runtime.GOOS == "linux" {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", infos[0].PID))
+		if want := filepath.Join(h.cfg.StateDir, "plugins-run"); err != nil || !strings.HasPrefix(exe, want+string(filepath.Separator)) {
+			t.Errorf("the plugin runs %q (%v), want a copy in %s", exe, err, want)
+		}
 	}
 	for name, want := range map[string]int{"counter": 200, "nobody": 409} {
 		resp, err := http.Post("http://"+h.d.AdminAddr()+"/api/plugins/"+name+"/restart", "text/plain", nil)

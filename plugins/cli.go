@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -13,9 +14,13 @@ import (
 )
 
 // RunLock is `finderbot plugins lock`: it pins every plugin executable in
-// dir and reports what it pinned on out and any skipped files on errOut.
-func RunLock(out, errOut io.Writer, dir string) error {
-	pins, problems, err := LockDir(dir, "")
+// dir into lockPath (default dir/plugins.lock) and reports what it pinned
+// on out and any skipped files on errOut.
+func RunLock(out, errOut io.Writer, dir, lockPath string) error {
+	if lockPath == "" {
+		lockPath = filepath.Join(dir, LockFileName)
+	}
+	pins, problems, err := LockDir(dir, lockPath)
 	for _, p := range problems {
 		fmt.Fprintln(errOut, "warning:", p)
 	}
@@ -25,7 +30,7 @@ func RunLock(out, errOut io.Writer, dir string) error {
 	for _, p := range pins {
 		fmt.Fprintf(out, "pinned %s  %s\n", p.SHA256, p.Name)
 	}
-	fmt.Fprintf(out, "wrote %d pin(s) to %s\n", len(pins), dir+"/"+LockFileName)
+	fmt.Fprintf(out, "wrote %d pin(s) to %s\n", len(pins), lockPath)
 	return nil
 }
 

@@ -59,7 +59,7 @@ func TestExamplePlugins(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := plugins.RunLock(&out, io.Discard, dir); err != nil {
+	if err := plugins.RunLock(&out, io.Discard, dir, ""); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "wrote 3 pin(s)") {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,8 +27,14 @@ import (
 // handshake cookie), the test binary serves probe instead of running tests.
 // Tests link or copy the test binary into a plugin directory.
 func TestMain(m *testing.M) {
+	// First: a shim has the plugin's environment, cookie included.
+	plugins.RunShimIfRequested()
 	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
 		name := filepath.Base(os.Args[0])
+		if isImpostor() {
+			// Leave a trace in the working directory, the plugin directory.
+			os.WriteFile(fmt.Sprintf("impostor-ran-%d", os.Getpid()), nil, 0o644)
+		}
 		if name == "future" {
 			// A plugin built against a later protocol than the daemon's.
 			hs := sdk.Handshake
@@ -58,8 +65,33 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// impostorMark ends the bytes of an executable that must never run.
+const impostorMark = "\x00finderbot-test-impostor"
+
+// isImpostor reports whether this process runs an executable that ends
+// with impostorMark.
+func isImpostor() bool {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	tail := make([]byte, len(impostorMark))
+	st, err := f.Stat()
+	if err != nil || st.Size() < int64(len(tail)) {
+		return false
+	}
+	if _, err := f.ReadAt(tail, st.Size()-int64(len(tail))); err != nil {
+		return false
+	}
+	return string(tail) == impostorMark
+}
+
 // probe is the plugin the tests run as a real subprocess.
 type probe struct{ name string }
+
+// hogged keeps what the hog action allocates out of the collector's reach.
+var hogged [][]byte
 
 func (p *probe) Describe(context.Context, *sdk.DescribeRequest) (*sdk.DescribeResponse, error) {
 	return &sdk.DescribeResponse{
@@ -76,6 +108,8 @@ func (p *probe) Describe(context.Context, *sdk.DescribeRequest) (*sdk.DescribeRe
 			{Name: "fail"},
 			{Name: "pid"},
 			{Name: "host"},
+			{Name: "hog", Description: "allocate and touch memory without end"},
+			{Name: "spawn", Description: "start two `sleep 1000`, one in a session of its own; answer their pids"},
 		},
 	}, nil
 }
@@ -109,6 +143,25 @@ func (p *probe) Handle(ctx context.Context, req *sdk.HandleRequest) (*sdk.Handle
 		return nil, sdk.RetryLater(errors.New("backend is down"))
 	case "pid":
 		return sdk.TextReply(fmt.Sprint(os.Getpid())), nil
+	case "hog":
+		for {
+			chunk := make([]byte, 16<<20)
+			for i := 0; i < len(chunk); i += 4096 {
+				chunk[i] = 1
+			}
+			hogged = append(hogged, chunk)
+		}
+	case "spawn":
+		var pids []string
+		for _, setsid := range []bool{false, true} {
+			c := exec.Command("sleep", "1000")
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
+			if err := c.Start(); err != nil {
+				return nil, err
+			}
+			pids = append(pids, fmt.Sprint(c.Process.Pid))
+		}
+		return sdk.TextReply(strings.Join(pids, " ")), nil
 	case "host":
 		h := req.Host
 		n := 0
@@ -369,9 +422,13 @@ func procState(pid int) byte {
 }
 
 // runDaemon plays a daemon for TestDaemonKilledLeavesNoPlugin: it starts the
-// plugins in dir, prints their pids, and waits to be killed.
+// plugins in dir, has each start two grandchildren, prints the pids of
+// plugins and grandchildren, and waits to be killed.
 func runDaemon(dir string) {
-	m, err := plugins.New(plugins.Config{Dir: dir}, newMemHost(), nil)
+	// Killed, it cannot remove a temporary run directory; the test's own
+	// temporary directory goes with the test.
+	runDir := filepath.Join(filepath.Dir(dir), "run")
+	m, err := plugins.New(plugins.Config{Dir: dir, RunDir: runDir}, newMemHost(), nil)
 	if err == nil {
 		err = m.Start(context.Background())
 	}
@@ -381,6 +438,14 @@ func runDaemon(dir string) {
 	}
 	for _, inf := range m.List() {
 		fmt.Println(inf.PID)
+		resp, err := m.Call(context.Background(), inf.Name, "spawn", &sdk.HandleRequest{})
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		for _, pid := range strings.Fields(resp.Replies[0].Text) {
+			fmt.Println(pid)
+		}
 	}
 	fmt.Println("ready")
 	select {}

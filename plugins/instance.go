@@ -3,12 +3,10 @@ package plugins
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -154,7 +152,7 @@ func (in *instance) supervise(ctx context.Context) {
 	for {
 		in.setState(StateStarting, "")
 		begun := time.Now()
-		client, err := in.start(ctx)
+		client, r, err := in.start(ctx)
 		if replyc != nil {
 			replyc <- err
 			replyc = nil
@@ -164,6 +162,7 @@ func (in *instance) supervise(ctx context.Context) {
 		case ctx.Err() != nil:
 			if client != nil {
 				client.Kill()
+				r.end(cfg.MemoryLimit)
 			}
 			return
 		case errors.Is(err, ErrRefused):
@@ -179,7 +178,7 @@ func (in *instance) supervise(ctx context.Context) {
 			out.crash = "start: " + err.Error()
 		default:
 			in.firstDone()
-			out = in.serve(ctx, client)
+			out = in.serve(ctx, client, r)
 			if ctx.Err() != nil {
 				return
 			}
@@ -242,67 +241,129 @@ func (in *instance) park(ctx context.Context) chan error {
 	}
 }
 
-// start verifies the executable, starts the process, and asks the plugin to
-// describe itself. On success the instance is ready.
-func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
+// run is one start of the plugin: its private copy, its process, and what
+// its standard error said about memory.
+type run struct {
+	copy   *privateCopy
+	proc   *proc
+	mem    *memoryWatch
+	cgroup *pluginCgroup // nil unless plugins get cgroups
+}
+
+// end kills what is left of the run, removes the copy, and says how the
+// plugin ended: its exit status, and whether it ran out of memory.
+func (r *run) end(limit int64) string {
+	how := r.proc.end(reportWait)
+	r.copy.remove()
+	oom := r.mem.hit.Load() || r.cgroup != nil && r.cgroup.oomKilled()
+	r.cgroup.remove()
+	if oom {
+		note := "it ran out of memory"
+		if limit > 0 {
+			note = "it hit its memory limit (" + mibs(limit) + ")"
+		}
+		if how == "" {
+			return note
+		}
+		return how + "; " + note
+	}
+	return how
+}
+
+// mibs writes a size in MiB.
+func mibs(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
+
+// withExit adds how the process ended to a reason, when known.
+func withExit(reason, how string) string {
+	if how == "" {
+		return reason
+	}
+	return reason + " (" + how + ")"
+}
+
+// start verifies the executable, starts the process from a private copy of
+// the very bytes it verified, and asks the plugin to describe itself. On
+// success the instance is ready.
+func (in *instance) start(ctx context.Context) (*plugin.Client, *run, error) {
 	cfg := in.m.cfg
+	if err := checkLockPaths(cfg.Dir, cfg.LockFile); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
 	lock, err := ReadLock(cfg.LockFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	pin, pinned := lock[in.name]
 	in.mu.Lock()
 	in.pinned = pinned
 	in.mu.Unlock()
-
-	var secure *plugin.SecureConfig
+	if !pinned && !cfg.DevMode {
+		return nil, nil, fmt.Errorf("%w: %s is not pinned in %s; check the binary, then run `finderbot plugins lock --dir %s%s`",
+			ErrRefused, in.path, cfg.LockFile, cfg.Dir, lockFlag(cfg))
+	}
+	cp, err := copyExecutable(in.path, in.m.runDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	switch {
-	case !pinned && !cfg.DevMode:
-		return nil, fmt.Errorf("%w: %s is not pinned in %s; check the binary, then run `finderbot plugins lock --dir %s`",
-			ErrRefused, in.path, cfg.LockFile, cfg.Dir)
 	case !pinned:
 		in.log.Warn("plugins: dev mode: running an unpinned plugin", "path", in.path)
-	case cfg.DevMode:
-		if sum, err := HashFile(in.path); err == nil && !bytes.Equal(sum, pin) {
-			in.log.Warn("plugins: dev mode: running a plugin whose checksum does not match its pin", "path", in.path)
-		}
-	default:
-		secure = &plugin.SecureConfig{Checksum: pin, Hash: sha256.New()}
+	case !bytes.Equal(cp.sum, pin) && cfg.DevMode:
+		in.log.Warn("plugins: dev mode: running a plugin whose checksum does not match its pin", "path", in.path)
+	case !bytes.Equal(cp.sum, pin):
+		cp.remove()
+		return nil, nil, fmt.Errorf("%w: %s changed since it was pinned in %s; if you trust the new binary, run `finderbot plugins lock --dir %s%s`",
+			ErrRefused, in.path, cfg.LockFile, cfg.Dir, lockFlag(cfg))
 	}
 
-	cmd := exec.Command(in.path)
-	cmd.Dir = cfg.Dir
-	setProcAttrs(cmd)
+	cg, err := in.m.newCgroup(in.name)
+	if err != nil {
+		cp.remove()
+		return nil, nil, err
+	}
+	spec := in.m.spec
+	if cg != nil {
+		spec.Cgroup = cg.dir
+	}
+	p, err := newProc(cp.path, cfg.Dir, spec)
+	if err != nil {
+		cp.remove()
+		cg.remove()
+		return nil, nil, err
+	}
+	r := &run{copy: cp, proc: p, mem: &memoryWatch{}, cgroup: cg}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.HostPluginSets(in.host),
-		Cmd:              cmd,
-		SecureConfig:     secure,
+		Cmd:              p.cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		StartTimeout:     cfg.StartTimeout,
 		Logger:           in.out.hclog(),
+		Stderr:           r.mem,
 		SyncStdout:       in.out.stream("stdout", slog.LevelInfo),
 		SyncStderr:       in.out.stream("stderr", slog.LevelWarn),
 	})
-	cp, err := client.Client()
-	if err != nil {
+	fail := func(err error) (*plugin.Client, *run, error) {
 		client.Kill()
-		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
-			return nil, fmt.Errorf("%w: %s changed since it was pinned in %s; if you trust the new binary, run `finderbot plugins lock --dir %s`",
-				ErrRefused, in.path, cfg.LockFile, cfg.Dir)
+		if how := r.end(cfg.MemoryLimit); how != "" {
+			err = fmt.Errorf("%w (%s)", err, how)
 		}
+		return nil, nil, err
+	}
+	cpc, err := client.Client()
+	p.started()
+	if err != nil {
 		if strings.Contains(err.Error(), "incompatible API version") {
 			// Restarting cannot fix this: the plugin needs rebuilding.
-			return nil, fmt.Errorf("%w: %s: %v; rebuild it with an sdk that speaks protocol version %d",
-				ErrRefused, in.path, err, sdk.ProtocolVersion)
+			return fail(fmt.Errorf("%w: %s: %v; rebuild it with an sdk that speaks protocol version %d",
+				ErrRefused, in.path, err, sdk.ProtocolVersion))
 		}
-		return nil, err
+		return fail(err)
 	}
-	rp, err := sdk.Dispense(cp)
+	rp, err := sdk.Dispense(cpc)
 	if err != nil {
-		client.Kill()
-		return nil, err
+		return fail(err)
 	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	desc, err := rp.Describe(dctx, &sdk.DescribeRequest{})
@@ -311,17 +372,14 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
 		err = checkDescription(desc)
 	}
 	if err != nil {
-		client.Kill()
-		return nil, err
+		return fail(err)
 	}
 	actions := make(map[string]*sdk.Action, len(desc.Actions))
 	for i := range desc.Actions {
 		actions[desc.Actions[i].Name] = &desc.Actions[i]
 	}
-	pid := 0
-	if rc := client.ReattachConfig(); rc != nil {
-		pid = rc.Pid
-	}
+	// The shim reports the plugin's pid before the plugin can answer.
+	pid := p.waitPID(cfg.StartTimeout)
 	if desc.Name != "" && desc.Name != in.name {
 		in.log.Warn("plugins: plugin calls itself by another name; rules use the executable's name",
 			"executable", in.name, "described", desc.Name)
@@ -332,12 +390,48 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, error) {
 	in.setStateLocked(StateReady, "")
 	in.mu.Unlock()
 	in.log.Info("plugins: plugin ready", "version", desc.Version, "pid", pid, "actions", len(actions))
-	return client, nil
+	return client, r, nil
+}
+
+// lockFlag is the --lock flag that names cfg's lock file to `finderbot
+// plugins lock`, or nothing when it is the default one.
+func lockFlag(cfg Config) string {
+	if cfg.LockFile == filepath.Join(cfg.Dir, LockFileName) {
+		return ""
+	}
+	return " --lock " + cfg.LockFile
+}
+
+// memoryWatch reads what a plugin process writes to its standard error,
+// a line at a time, and notes the Go runtime's last words when it could
+// not get memory or a thread under the memory limit.
+type memoryWatch struct{ hit atomic.Bool }
+
+var outOfMemory = [][]byte{
+	[]byte("fatal error: out of memory"),
+	[]byte("fatal error: runtime: out of memory"),
+	[]byte("runtime: out of memory"),
+	[]byte("fatal error: runtime: cannot allocate memory"),
+	[]byte("fatal error: failed to reserve page summary memory"),
+	[]byte("runtime: failed to create new OS thread"),
+	[]byte("runtime/cgo: pthread_create failed"),
+}
+
+func (w *memoryWatch) Write(p []byte) (int, error) {
+	if !w.hit.Load() {
+		for _, s := range outOfMemory {
+			if bytes.HasPrefix(p, s) {
+				w.hit.Store(true)
+				break
+			}
+		}
+	}
+	return len(p), nil
 }
 
 // serve watches a ready plugin until its process ends, it fails a health
 // check, it is killed for hanging, an operator restarts it, or ctx ends.
-func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
+func (in *instance) serve(ctx context.Context, client *plugin.Client, r *run) outcome {
 	in.mu.RLock()
 	rp := in.rp
 	in.mu.RUnlock()
@@ -345,12 +439,12 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 	tick := time.NewTicker(cfg.HealthInterval)
 	defer tick.Stop()
 	// down takes the plugin out of service before its process is stopped, so
-	// new calls fail fast instead of waiting on a dying process.
-	down := func(state State, problem string, force bool) {
-		pid := in.info().PID
+	// new calls fail fast instead of waiting on a dying process, and returns
+	// how the process ended once it and everything it started are gone.
+	down := func(state State, problem string, force bool) string {
 		in.setState(state, problem)
 		if force {
-			killPID(pid)
+			r.proc.kill()
 		}
 		// go-plugin's Kill first asks the plugin to shut down, without a
 		// deadline: a wedged process would hold it forever.
@@ -359,15 +453,16 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 			client.Kill()
 			close(killed)
 		}()
-		t := time.NewTimer(killGrace)
+		t := time.NewTimer(stopGrace)
 		defer t.Stop()
 		select {
 		case <-killed:
 		case <-t.C:
-			in.log.Warn("plugins: plugin did not stop in time; killing it", "pid", pid)
-			killPID(pid)
+			in.log.Warn("plugins: plugin did not stop in time; killing it", "grace", stopGrace)
+			r.proc.kill()
 			<-killed
 		}
+		return r.end(cfg.MemoryLimit)
 	}
 	// A kill request left over from the previous process is not about this one.
 	select {
@@ -380,8 +475,8 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 			down(StateStopped, "", false)
 			return outcome{}
 		case <-rp.Done():
-			down(StateRestarting, "process exited", true)
-			return outcome{crash: "process exited"}
+			how := down(StateRestarting, "process exited", true)
+			return outcome{crash: withExit("process exited", how)}
 		case reason := <-in.kill:
 			down(StateRestarting, reason, true)
 			return outcome{crash: reason}
@@ -408,17 +503,13 @@ func (in *instance) serve(ctx context.Context, client *plugin.Client) outcome {
 	}
 }
 
-// killGrace is how long a plugin gets to stop when asked before it is killed.
-const killGrace = 3 * time.Second
+// stopGrace is how long a plugin gets to stop when asked before it is
+// killed. It is shorter than go-plugin's own 2s, after which go-plugin
+// kills the shim, which could then not clean up after the plugin.
+const stopGrace = 1500 * time.Millisecond
 
-func killPID(pid int) {
-	if pid <= 0 {
-		return
-	}
-	if p, err := os.FindProcess(pid); err == nil {
-		_ = p.Kill()
-	}
-}
+// reportWait bounds the wait for a shim to report how its plugin ended.
+const reportWait = 3 * time.Second
 
 func (in *instance) setProblem(p string) {
 	in.mu.Lock()

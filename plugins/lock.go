@@ -73,6 +73,37 @@ func Discover(dir string) (exes []Executable, problems []string, err error) {
 	return exes, problems, nil
 }
 
+// checkLockPaths refuses a plugin directory, lock file or directory of the
+// lock file that a user other than the daemon's could change (see
+// Config.LockFile). A missing lock file is fine: nothing is pinned.
+func checkLockPaths(dir, lockFile string) error {
+	type place struct{ path, what string }
+	places := []place{{dir, "the plugin directory"}}
+	if d := filepath.Dir(lockFile); d != dir {
+		places = append(places, place{d, "the lock file's directory"})
+	}
+	for _, p := range places {
+		fi, err := os.Stat(p.path)
+		if err != nil {
+			return fmt.Errorf("plugins: %w", err)
+		}
+		if err := checkPrivate(p.path, fi); err != nil {
+			return fmt.Errorf("plugins: refusing %s: %w", p.what, err)
+		}
+	}
+	fi, err := os.Stat(lockFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("plugins: %w", err)
+	}
+	if err := checkPrivate(lockFile, fi); err != nil {
+		return fmt.Errorf("plugins: refusing the lock file: %w", err)
+	}
+	return nil
+}
+
 // MaxExecutableSize bounds what HashFile reads: far above any plugin
 // executable, and far below a device that never ends.
 const MaxExecutableSize = 1 << 30

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -31,7 +32,38 @@ type Config struct {
 	// Dir is the directory holding plugin executables.
 	Dir string
 	// LockFile is the file of pinned checksums; default Dir/plugins.lock.
+	// It, its directory and Dir are refused when a user other than the
+	// daemon's (or root) could change them: group- or world-writable, or
+	// owned by someone else.
 	LockFile string
+	// RunDir is the private directory (made 0700) each plugin runs from:
+	// the Manager reads an executable once, hashes what it read and copies
+	// those very bytes here, then starts the copy, so the file checked is
+	// the file run whatever happens to Dir meanwhile. Start empties it of
+	// copies a killed daemon left. Default: a temporary directory that
+	// Close removes.
+	RunDir string
+	// MemoryLimit bounds each plugin's memory, in bytes: on Linux its
+	// address space (RLIMIT_AS), set before the plugin starts. A Go plugin
+	// reserves 1.6–1.7 GiB of address space before it allocates anything,
+	// plus 8 MiB for each thread. A plugin that reaches the limit dies, which
+	// counts as a crash whose reason says so. Default 4 GiB; negative for
+	// none.
+	MemoryLimit int64
+	// Cgroup is a cgroup v2 directory delegated to the daemon, which enables
+	// the memory (and cpu) controller for its children: each run of a
+	// plugin then gets a cgroup of its own in it, with memory.max set to
+	// MemoryLimit (real memory, not address space, and no swap) and cpu.max
+	// to CPUPercent, instead of RLIMIT_AS. Empty: the daemon's own cgroup
+	// when it qualifies, else RLIMIT_AS; the log says which.
+	Cgroup string
+	// CPUPercent bounds each plugin's CPU time to this share of one CPU
+	// (cpu.max), where plugins get cgroups. Default 100; negative for none.
+	CPUPercent int
+	// Nice is the scheduling niceness plugins run at (1 to 19), so that the
+	// daemon wins the CPU from a busy plugin; a daemon already nicer keeps
+	// its own. Default 10; negative to leave it as the daemon's.
+	Nice int
 	// DevMode lets plugins run without a pin, or with a stale one, logging
 	// a warning instead of refusing them. For plugin development only.
 	DevMode bool
@@ -85,11 +117,37 @@ func (c Config) withDefaults() Config {
 		c.HangLimit = 3
 	}
 	c.Output = c.Output.withDefaults()
+	switch {
+	case c.MemoryLimit == 0:
+		c.MemoryLimit = DefaultMemoryLimit
+	case c.MemoryLimit < 0:
+		c.MemoryLimit = 0
+	}
+	switch {
+	case c.CPUPercent == 0:
+		c.CPUPercent = 100
+	case c.CPUPercent < 0:
+		c.CPUPercent = 0
+	}
+	switch {
+	case c.Nice == 0:
+		c.Nice = DefaultNice
+	case c.Nice < 0:
+		c.Nice = 0
+	case c.Nice > 19:
+		c.Nice = 19
+	}
 	if c.LockFile == "" && c.Dir != "" {
 		c.LockFile = filepath.Join(c.Dir, LockFileName)
 	}
 	return c
 }
+
+// Defaults of Config.MemoryLimit and Config.Nice.
+const (
+	DefaultMemoryLimit = 4 << 30
+	DefaultNice        = 10
+)
 
 // Manager runs the plugins of one directory. Create it with New, then Start
 // it; Close stops every plugin process. Call, List and Restart are safe for
@@ -98,6 +156,13 @@ type Manager struct {
 	cfg  Config
 	host Host
 	log  *slog.Logger
+	spec shimSpec // the limits every plugin process runs under
+
+	// cgroup is the cgroup v2 directory plugins get cgroups in, or "".
+	cgroup string
+	// runDir is where plugins run from; ownRunDir when Start made it.
+	runDir    string
+	ownRunDir bool
 
 	// plugins is set once by Start; the map is never modified afterwards.
 	plugins atomic.Pointer[map[string]*instance]
@@ -128,7 +193,14 @@ func New(cfg Config, host Host, log *slog.Logger) (*Manager, error) {
 		return nil, fmt.Errorf("plugins: %w", err)
 	}
 	cfg.Dir = dir
-	return &Manager{cfg: cfg.withDefaults(), host: host, log: log}, nil
+	if cfg.LockFile != "" {
+		if cfg.LockFile, err = filepath.Abs(cfg.LockFile); err != nil {
+			return nil, fmt.Errorf("plugins: %w", err)
+		}
+	}
+	cfg = cfg.withDefaults()
+	spec := shimSpec{AddressSpace: cfg.MemoryLimit, Nice: cfg.Nice}
+	return &Manager{cfg: cfg, host: host, log: log, spec: spec}, nil
 }
 
 // Start discovers the plugins in the directory, verifies each against its
@@ -151,8 +223,25 @@ func (m *Manager) Start(ctx context.Context) error {
 	for _, p := range problems {
 		m.log.Warn("plugins: " + p)
 	}
+	if err := checkLockPaths(m.cfg.Dir, m.cfg.LockFile); err != nil {
+		return err
+	}
 	lock, err := ReadLock(m.cfg.LockFile)
 	if err != nil {
+		return err
+	}
+	if m.cfg.RunDir == "" {
+		if m.runDir, err = os.MkdirTemp("", "finderbot-plugins-run-"); err != nil {
+			return fmt.Errorf("plugins: run directory: %w", err)
+		}
+		m.ownRunDir = true
+	} else {
+		if err := prepareRunDir(m.cfg.RunDir); err != nil {
+			return err
+		}
+		m.runDir = m.cfg.RunDir
+	}
+	if err := m.setupLimits(); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -194,6 +283,14 @@ func (m *Manager) Close() error {
 	}
 	m.wg.Wait()
 	m.closeOutputs()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ownRunDir {
+		m.ownRunDir = false
+		if err := os.RemoveAll(m.runDir); err != nil {
+			return fmt.Errorf("plugins: %w", err)
+		}
+	}
 	return nil
 }
 

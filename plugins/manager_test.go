@@ -73,11 +73,11 @@ func TestCallRoundTrip(t *testing.T) {
 		})
 	}
 
-	if got := strings.Join(m.Actions(), " "); got != "probe.echo probe.exit probe.fail probe.hang probe.host probe.need probe.panic probe.pid" {
+	if got := strings.Join(m.Actions(), " "); got != "probe.echo probe.exit probe.fail probe.hang probe.hog probe.host probe.need probe.panic probe.pid probe.spawn" {
 		t.Errorf("Actions = %s", got)
 	}
 	inf := info(t, m, "probe")
-	if inf.State != plugins.StateReady || inf.Version != "0.0.1" || !inf.Pinned || inf.PID == 0 || len(inf.Actions) != 8 {
+	if inf.State != plugins.StateReady || inf.Version != "0.0.1" || !inf.Pinned || inf.PID == 0 || len(inf.Actions) != 10 {
 		t.Errorf("List entry = %+v", inf)
 	}
 }
@@ -462,8 +462,8 @@ func TestDaemonKilledLeavesNoPlugin(t *testing.T) {
 		}
 		pids = append(pids, pid)
 	}
-	if len(pids) != 2 {
-		t.Fatalf("plugin pids = %v", pids)
+	if len(pids) != 6 {
+		t.Fatalf("plugin and grandchild pids = %v", pids)
 	}
 	// SIGKILL: the daemon gets no chance to stop its plugins.
 	if err := daemon.Process.Kill(); err != nil {
@@ -472,6 +472,6 @@ func TestDaemonKilledLeavesNoPlugin(t *testing.T) {
 	daemon.Wait()
 	for _, pid := range pids {
 		// The kernel kills orphans asynchronously; give it a moment.
-		waitFor(t, fmt.Sprintf("plugin %d to die with its daemon", pid), 5*time.Second, func() bool { return !alive(pid) })
+		waitFor(t, fmt.Sprintf("plugin or grandchild %d to die with its daemon", pid), 5*time.Second, func() bool { return !alive(pid) })
 	}
 }

@@ -183,6 +183,26 @@ type Plugins struct {
 	Dev bool `yaml:"dev"`
 	// CallTimeout bounds each plugin call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// LockFile is the file of pinned checksums; empty for plugins.lock in
+	// Dir. Keeping it elsewhere lets the plugin directory be written by a
+	// deploy step that cannot also change the pins.
+	LockFile string `yaml:"lock_file"`
+	// MemoryLimitMiB bounds each plugin process's address space (a Go
+	// plugin reserves 1.6–1.7 GiB before it allocates anything); 0 for
+	// no limit.
+	MemoryLimitMiB int64 `yaml:"memory_limit_mib"`
+	// Nice is the scheduling niceness plugin processes run at, 0 to 19; 0
+	// leaves them at the daemon's.
+	Nice int `yaml:"nice"`
+	// Cgroup is a cgroup v2 directory delegated to the daemon that enables
+	// the memory controller for its children; each plugin then runs in a
+	// cgroup of its own there, MemoryLimitMiB being its memory.max (real
+	// memory) instead of its address space. Empty: the daemon's own cgroup
+	// if it qualifies, else none.
+	Cgroup string `yaml:"cgroup"`
+	// CPUPercent bounds each plugin to this share of one CPU (cpu.max)
+	// when plugins run in cgroups with the cpu controller; 0 for no bound.
+	CPUPercent int `yaml:"cpu_percent"`
 	// Output bounds what each plugin may have the daemon log.
 	Output PluginOutput `yaml:"output"`
 }
@@ -252,7 +272,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
+		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
 		Store:   Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4},
 	}
 }
@@ -340,6 +360,8 @@ func (c *Config) resolvePaths(dir string) {
 		c.Rules[i] = abs(c.Rules[i])
 	}
 	c.Plugins.Dir = abs(c.Plugins.Dir)
+	c.Plugins.LockFile = abs(c.Plugins.LockFile)
+	c.Plugins.Cgroup = abs(c.Plugins.Cgroup)
 }
 
 // Location returns the configured time zone.
@@ -468,6 +490,15 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Store.SnapshotKeep < 1 {
 		bad("store.snapshot_keep", "must be at least 1")
+	}
+	if c.Plugins.MemoryLimitMiB < 0 {
+		bad("plugins.memory_limit_mib", "cannot be negative (0 for no limit)")
+	}
+	if c.Plugins.Nice < 0 || c.Plugins.Nice > 19 {
+		bad("plugins.nice", "is %d, want 0 to 19", c.Plugins.Nice)
+	}
+	if c.Plugins.CPUPercent < 0 {
+		bad("plugins.cpu_percent", "cannot be negative (0 for no bound)")
 	}
 	return errors.Join(errs...)
 }

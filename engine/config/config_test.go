@@ -115,6 +115,18 @@ func TestParseErrors(t *testing.T) {
 			in:   good + "store: {snapshot_keep: 0}\n",
 			want: []string{"store.snapshot_keep: must be at least 1"},
 		},
+		"negative plugin memory": {
+			in:   good + "plugins:\n  memory_limit_mib: -1\n",
+			want: []string{"finderbot.yaml:16:3: plugins.memory_limit_mib: cannot be negative"},
+		},
+		"negative plugin CPU share": {
+			in:   good + "plugins:\n  cpu_percent: -5\n",
+			want: []string{"finderbot.yaml:16:3: plugins.cpu_percent: cannot be negative"},
+		},
+		"plugin niceness out of range": {
+			in:   good + "plugins:\n  nice: 20\n",
+			want: []string{"finderbot.yaml:16:3: plugins.nice: is 20, want 0 to 19"},
+		},
 		"bad yaml": {
 			in:   "upstream: [\n",
 			want: []string{"config: finderbot.yaml: line"},
@@ -148,6 +160,26 @@ func TestScalarsDecodeAsChecked(t *testing.T) {
 	}
 	if !cfg.Plugins.Dev || cfg.Accounts[0].Proxy != 2 || cfg.Send.Burst != 7 || cfg.Send.RetryBackoff != time.Second {
 		t.Errorf("cfg = %+v %+v %+v", cfg.Plugins, cfg.Accounts, cfg.Send)
+	}
+}
+
+func TestPluginLimitsAndLockFile(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("q.yaml", []byte("upstream: {base_url: sim}\naccounts: [{name: shop}]\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Plugins; p.MemoryLimitMiB != 4096 || p.Nice != 10 || p.LockFile != "" || p.CPUPercent != 100 || p.Cgroup != "" {
+		t.Errorf("defaults = %+v", p)
+	}
+	cfg, err = Parse("q.yaml", []byte("upstream: {base_url: sim}\naccounts: [{name: shop}]\nplugins: {dir: ./p, lock_file: ./pins/plugins.lock, memory_limit_mib: 0, nice: 0, cgroup: /sys/fs/cgroup/fb, cpu_percent: 50}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.resolvePaths("/etc/finderbot")
+	if p := cfg.Plugins; p.MemoryLimitMiB != 0 || p.Nice != 0 || p.LockFile != "/etc/finderbot/pins/plugins.lock" || p.Dir != "/etc/finderbot/p" ||
+		p.Cgroup != "/sys/fs/cgroup/fb" || p.CPUPercent != 50 {
+		t.Errorf("plugins = %+v", p)
 	}
 }
 
