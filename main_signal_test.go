@@ -149,6 +149,15 @@ func (d *daemonProc) waitExit(t *testing.T, within time.Duration) (time.Duration
 	}
 }
 
+// stop stops the daemon with SIGTERM, which must end it with exit status 0.
+func (d *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	d.signal(t, syscall.SIGTERM)
+	if _, err := d.waitExit(t, deadline); err != nil {
+		t.Errorf("the daemon after SIGTERM: %v, want exit status 0\n%s", err, d.log())
+	}
+}
+
 func (d *daemonProc) signal(t *testing.T, sig os.Signal) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(sig); err != nil {

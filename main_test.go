@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -264,7 +261,8 @@ func TestRunRefusesAStateDirInUse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()
 
-	first := startDaemon(t, ctx, cfg, `msg="finderbot started"`)
+	first := runDaemon(t, cfg)
+	first.waitFor(t, `msg="finderbot started"`)
 	second := finderbot(t, ctx, "run", "--config", cfg)
 	var stdout, stderr bytes.Buffer
 	second.Stdout, second.Stderr = &stdout, &stderr
@@ -279,68 +277,6 @@ func TestRunRefusesAStateDirInUse(t *testing.T) {
 	}
 
 	first.stop(t)
-}
-
-// daemon is a `finderbot run` process that has started.
-type daemon struct {
-	cmd     *exec.Cmd
-	log     bytes.Buffer // complete once drained is closed
-	drained chan struct{}
-}
-
-// startDaemon runs `finderbot run --config cfg` and returns once it logged
-// a line holding until.
-func startDaemon(t *testing.T, ctx context.Context, cfg, until string) *daemon {
-	t.Helper()
-	d := &daemon{cmd: finderbot(t, ctx, "run", "--config", cfg), drained: make(chan struct{})}
-	pipe, err := d.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Read the daemon's stderr to its end, so that it never blocks on a
-	// full pipe, and say when it has started.
-	started := make(chan struct{})
-	go func() {
-		defer close(d.drained)
-		sc := bufio.NewScanner(pipe)
-		seen := false
-		for sc.Scan() {
-			d.log.Write(sc.Bytes())
-			d.log.WriteByte('\n')
-			if !seen && strings.Contains(sc.Text(), until) {
-				seen = true
-				close(started)
-			}
-		}
-		io.Copy(io.Discard, pipe)
-	}()
-	select {
-	case <-started:
-	case <-d.drained:
-		d.cmd.Wait()
-		t.Fatalf("the daemon stopped before it started:\n%s", d.log.String())
-	case <-ctx.Done():
-		d.cmd.Process.Kill()
-		<-d.drained
-		d.cmd.Wait()
-		t.Fatalf("the daemon did not log %s in %v:\n%s", until, deadline, d.log.String())
-	}
-	return d
-}
-
-// stop stops the daemon with SIGTERM, which must end it with exit status 0.
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	<-d.drained
-	if err := d.cmd.Wait(); err != nil {
-		t.Errorf("the daemon after SIGTERM: %v, want exit status 0\n%s", err, d.log.String())
-	}
 }
 
 // TestRunRefusalLeaksNothing runs the refused start-ups in this process, to
@@ -383,25 +319,13 @@ func TestStoreBackupAndCheck(t *testing.T) {
 	cfgText := strings.Replace(simConfig("./data", "./rules"), "admin: {listen: 127.0.0.1:0}", "admin: {listen: "+addr+", token: s3cret}", 1)
 	dir, _ := startupCase{files: map[string]string{"finderbot.yaml": cfgText, "rules/ok.yaml": goodRule}}.setUp(t)
 	cfg := filepath.Join(dir, "finderbot.yaml")
-	ctx, cancel := context.WithTimeout(t.Context(), deadline)
-	defer cancel()
 	run := func(args ...string) (stdout string, code int) {
 		t.Helper()
-		cmd := finderbot(t, ctx, args...)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		var exit *exec.ExitError
-		switch {
-		case errors.As(err, &exit):
-			code = exit.ExitCode()
-		case err != nil:
-			t.Fatal(err)
+		out, errOut, code := runFinderbot(t, args...)
+		if errOut != "" && code == 0 {
+			t.Errorf("finderbot %s wrote to stderr:\n%s", strings.Join(args, " "), errOut)
 		}
-		if errOut.Len() > 0 && code == 0 {
-			t.Errorf("finderbot %s wrote to stderr:\n%s", strings.Join(args, " "), errOut.String())
-		}
-		return out.String(), code
+		return out, code
 	}
 	expect := func(args []string, wantCode int, want ...string) {
 		t.Helper()
@@ -418,7 +342,8 @@ func TestStoreBackupAndCheck(t *testing.T) {
 	db := filepath.Join(dir, "data", "finderbot.db")
 	live, stopped := filepath.Join(dir, "live.db"), filepath.Join(dir, "stopped.db")
 
-	d := startDaemon(t, ctx, cfg, `msg="page synced"`) // the seed page is in the store
+	d := runDaemon(t, cfg)
+	d.waitFor(t, `msg="page synced"`) // the seed page is in the store
 	expect([]string{"store", "backup", live, "--config", cfg}, 0,
 		"wrote "+live+" (", "from the daemon running at "+addr+"\nok: "+live+": 1 accounts, ")
 	expect([]string{"store", "check", "--config", cfg}, 0, "ok: "+db+" (through the daemon running at "+addr+"): 1 accounts, ")
