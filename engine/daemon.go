@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
@@ -43,8 +44,8 @@ type Options struct {
 	// StoreOptions bound the embedded store.
 	StoreOptions store.Options
 	// Admin bounds the clients of the admin listener (default: the
-	// AdminLimits defaults).
-	Admin AdminLimits
+	// admin.Limits defaults).
+	Admin admin.Limits
 	// HandOff, when set, is called with the time from a page's arrival to
 	// the hand-off of each reply it caused to the upstream.
 	HandOff func(time.Duration)
@@ -87,7 +88,7 @@ type Daemon struct {
 	closeErr  error
 	closing   atomic.Pointer[string] // what Close is waiting for
 	wg        sync.WaitGroup
-	admin     *http.Server
+	admin     *admin.Server
 	adminLn   net.Listener
 	started   time.Time
 	fatal     chan error // the error that stops the daemon: a damaged store
@@ -266,10 +267,7 @@ func (d *Daemon) setSessionState(name, state string) {
 func (d *Daemon) Start(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.started = time.Now()
-	if err := d.startAdmin(); err != nil {
-		d.cancel()
-		return err
-	}
+	d.startAdmin()
 	if d.pluginManager != nil {
 		if err := d.pluginManager.Start(ctx); err != nil {
 			d.cancel()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 	"github.com/finderbot/finderbot/plugins"
@@ -107,7 +108,7 @@ func TestPluginTextsPastTheBoundsAreNotStored(t *testing.T) {
 		t.Fatalf("flood: %q", got)
 	}
 	// The lines are relayed a moment after the answer.
-	var st Status
+	var st admin.Status
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + h.d.AdminAddr() + "/api/status")

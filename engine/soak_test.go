@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
@@ -127,7 +128,7 @@ send: {interval: %s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 	fig := &soakFigures{want: map[answerKey]int{}}
 	var logs bytes.Buffer
 	var logMu sync.Mutex
-	admin := adminOf(t, cfgPath)
+	adminAddr := adminOf(t, cfgPath)
 	start := func() *exec.Cmd {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), daemonEnv+"="+cfgPath)
@@ -276,7 +277,7 @@ send: {interval: %s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 		// Long enough, now and then, for replies in doubt after a crash to
 		// wait out the upstream timeout and go.
 		time.Sleep(time.Duration(500+rand.N(3500)) * time.Millisecond)
-		fig.sample(admin)
+		fig.sample(adminAddr)
 		cmd.Process.Kill()
 		cmd.Wait()
 		fig.kills++
@@ -321,12 +322,12 @@ send: {interval: %s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 		f := countAnswers(fig.want, srv.Sent(), dead)
 		if f.Lost > 0 {
 			// Sends alone do not cover it: dead letters may.
-			if d, err := deadAnswers(admin, wcIDs); err == nil {
+			if d, err := deadAnswers(adminAddr, wcIDs); err == nil {
 				dead = d
 				f = countAnswers(fig.want, srv.Sent(), dead)
 			}
 		}
-		if f.Lost == 0 && outboxEmpty(admin) {
+		if f.Lost == 0 && outboxEmpty(adminAddr) {
 			drained = true
 			break
 		}
@@ -336,8 +337,8 @@ send: {interval: %s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 		}
 	}
 	drainTook := time.Since(drainStart)
-	fig.sample(admin)
-	dead, err := deadAnswers(admin, wcIDs)
+	fig.sample(adminAddr)
+	dead, err := deadAnswers(adminAddr, wcIDs)
 	if err != nil {
 		t.Errorf("dead letters: %v (every dead-lettered answer will count as lost)", err)
 	}
@@ -600,8 +601,8 @@ var soakHTTP = &http.Client{Timeout: 10 * time.Second}
 // deadAnswers reads the daemon's dead letters as the answers they stand
 // for: a reply's text, or "ok <text>" for an action of the soak plugin,
 // each in its conversation.
-func deadAnswers(admin string, wcIDs map[string]string) (map[answerKey]int, error) {
-	resp, err := soakHTTP.Get("http://" + admin + "/api/dead-letters?limit=0") // 0: all of them
+func deadAnswers(adminAddr string, wcIDs map[string]string) (map[answerKey]int, error) {
+	resp, err := soakHTTP.Get("http://" + adminAddr + "/api/dead-letters?limit=0") // 0: all of them
 	if err != nil {
 		return nil, err
 	}
@@ -629,13 +630,13 @@ func deadAnswers(admin string, wcIDs map[string]string) (map[answerKey]int, erro
 
 // outboxEmpty reports whether the daemon's status shows nothing waiting in
 // any account's outbox, so that nothing more will be sent.
-func outboxEmpty(admin string) bool {
-	resp, err := soakHTTP.Get("http://" + admin + "/api/status")
+func outboxEmpty(adminAddr string) bool {
+	resp, err := soakHTTP.Get("http://" + adminAddr + "/api/status")
 	if err != nil {
 		return false
 	}
 	defer resp.Body.Close()
-	var st Status
+	var st admin.Status
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
 		return false
 	}
@@ -648,8 +649,8 @@ func outboxEmpty(admin string) bool {
 }
 
 // sample reads the daemon's goroutines and memory from its metrics.
-func (f *soakFigures) sample(admin string) {
-	resp, err := soakHTTP.Get("http://" + admin + "/metrics")
+func (f *soakFigures) sample(adminAddr string) {
+	resp, err := soakHTTP.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
 		return // the daemon may be busy dying
 	}

@@ -2,14 +2,11 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"time"
 
+	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/store"
 )
@@ -25,14 +22,13 @@ func StoreBackup(ctx context.Context, cfgPath, file string, out io.Writer) error
 	if err != nil {
 		return err
 	}
-	api := newAdminClient(cfg)
-	if api != nil {
-		rep, n, err := api.backup(ctx, file)
-		if !errors.Is(err, errNoDaemon) {
+	if api, err := admin.ConfigClient(cfg); err == nil {
+		rep, n, err := api.Backup(ctx, file)
+		if !errors.Is(err, admin.ErrNoDaemon) {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "wrote %s (%d bytes) from the daemon running at %s\n%s\n", file, n, api.addr, rep.String())
+			fmt.Fprintf(out, "wrote %s (%d bytes) from the daemon running at %s\n%s\n", file, n, api.Addr(), rep.String())
 			return nil
 		}
 	}
@@ -70,101 +66,12 @@ func checkConfigured(ctx context.Context, cfgPath string) (store.Report, error) 
 	if err != nil {
 		return store.Report{}, err
 	}
-	if api := newAdminClient(cfg); api != nil {
-		rep, err := api.check(ctx)
-		if !errors.Is(err, errNoDaemon) {
-			rep.Path += " (through the daemon running at " + api.addr + ")"
+	if api, err := admin.ConfigClient(cfg); err == nil {
+		rep, err := api.Check(ctx)
+		if !errors.Is(err, admin.ErrNoDaemon) {
+			rep.Path += " (through the daemon running at " + api.Addr() + ")"
 			return rep, err
 		}
 	}
 	return store.CheckFile(store.File(cfg.StateDir))
-}
-
-// errNoDaemon is a connection to the admin API refused: no daemon runs.
-var errNoDaemon = errors.New("engine: no daemon answers on the admin address")
-
-// adminClient calls a running daemon's admin API.
-type adminClient struct {
-	addr  string
-	token string
-	hc    *http.Client
-}
-
-// newAdminClient returns a client of the configured admin API, or nil
-// when it is off. A listener on every address is reached on loopback.
-func newAdminClient(cfg *config.Config) *adminClient {
-	host, port, err := net.SplitHostPort(cfg.Admin.Listen)
-	if err != nil {
-		return nil
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
-	return &adminClient{
-		addr:  net.JoinHostPort(host, port),
-		token: cfg.Admin.Token.Reveal(),
-		hc:    &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}},
-	}
-}
-
-// get calls path and returns the answer when it is 200 OK; the error of
-// another answer is the daemon's own.
-func (c *adminClient) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr+path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("engine: %w", err)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return nil, errNoDaemon
-		}
-		return nil, fmt.Errorf("engine: the admin API at %s: %w", c.addr, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var e struct{ Error string }
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if json.Unmarshal(body, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("%q", body)
-		}
-		return nil, fmt.Errorf("engine: the daemon at %s answered %s: %s", c.addr, resp.Status, e.Error)
-	}
-	return resp, nil
-}
-
-func (c *adminClient) backup(ctx context.Context, file string) (store.Report, int64, error) {
-	resp, err := c.get(ctx, "/api/store/backup")
-	if err != nil {
-		return store.Report{}, 0, err
-	}
-	defer resp.Body.Close()
-	var n int64
-	rep, err := store.WriteVerified(file, func(w io.Writer) error {
-		var err error
-		n, err = io.Copy(w, resp.Body)
-		if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
-			err = fmt.Errorf("the copy ended at %d of its %d bytes", n, resp.ContentLength)
-		}
-		return err
-	})
-	return rep, n, err
-}
-
-func (c *adminClient) check(ctx context.Context) (store.Report, error) {
-	resp, err := c.get(ctx, "/api/store/check")
-	if err != nil {
-		return store.Report{}, err
-	}
-	defer resp.Body.Close()
-	var rep store.Report
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
-		return store.Report{}, fmt.Errorf("engine: the check report of the daemon at %s: %w", c.addr, err)
-	}
-	return rep, nil
 }

@@ -1,28 +1,43 @@
-package engine
+package admin
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
 
-// adminDaemon runs a daemon whose admin listener has the limits lim.
-func adminDaemon(t *testing.T, lim AdminLimits) string {
+// serveLimited serves the API of a fake backend on a loopback port with
+// the limits lim, until the test ends, and returns its address.
+func serveLimited(t *testing.T, lim Limits) string {
 	t.Helper()
-	h := newHarness(t, sim.Options{NoSeed: true})
-	h.d.Close()
-	h.opts.Admin = lim
-	h.start()
-	return h.d.AdminAddr()
+	s := New(newFake(), Options{Limits: lim})
+	return serve(t, s)
+}
+
+// serve serves s on a loopback port until the test ends, and returns its
+// address.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Shutdown(context.Background())
+		if err := <-served; err != http.ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
 
 // dial opens a raw TCP connection to addr.
@@ -66,14 +81,14 @@ func healthz(c net.Conn, within time.Duration) (*http.Response, error) {
 	return resp, err
 }
 
-// TestAdminCutsSlowClients: a header that never ends, a body that never
+// TestCutsSlowClients: a header that never ends, a body that never
 // ends and a keep-alive connection left idle are each closed once their
 // timeout passes — well before the test's own deadline, which the
 // unlimited server would reach.
-func TestAdminCutsSlowClients(t *testing.T) {
+func TestCutsSlowClients(t *testing.T) {
 	t.Parallel()
 	const limit = 150 * time.Millisecond
-	addr := adminDaemon(t, AdminLimits{ReadHeaderTimeout: limit, ReadTimeout: limit, IdleTimeout: limit})
+	addr := serveLimited(t, Limits{ReadHeaderTimeout: limit, ReadTimeout: limit, IdleTimeout: limit})
 	for name, tc := range map[string]struct {
 		start func(c net.Conn)
 		last  string // what the server answers before it closes
@@ -106,11 +121,11 @@ func TestAdminCutsSlowClients(t *testing.T) {
 	}
 }
 
-// TestAdminHeaderLimit: a header over the default 64 KiB gets 431; one a
+// TestHeaderLimit: a header over the default 64 KiB gets 431; one a
 // little under it is served.
-func TestAdminHeaderLimit(t *testing.T) {
+func TestHeaderLimit(t *testing.T) {
 	t.Parallel()
-	addr := adminDaemon(t, AdminLimits{})
+	addr := serveLimited(t, Limits{})
 	for size, want := range map[int]int{60 << 10: http.StatusOK, 72 << 10: http.StatusRequestHeaderFieldsTooLarge} {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
 		req.Header.Set("X-Big", strings.Repeat("a", size))
@@ -125,12 +140,12 @@ func TestAdminHeaderLimit(t *testing.T) {
 	}
 }
 
-// TestAdminConnectionLimit holds every connection the listener serves: the
+// TestConnectionLimit holds every connection the listener serves: the
 // next one is not served, and is as soon as one of them closes.
-func TestAdminConnectionLimit(t *testing.T) {
+func TestConnectionLimit(t *testing.T) {
 	t.Parallel()
 	const max = 3
-	addr := adminDaemon(t, AdminLimits{MaxConns: max, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute})
+	addr := serveLimited(t, Limits{MaxConns: max, ReadHeaderTimeout: time.Minute, IdleTimeout: time.Minute})
 	var held []net.Conn
 	for range max {
 		c := dial(t, addr)
@@ -156,25 +171,26 @@ func TestAdminConnectionLimit(t *testing.T) {
 	}
 }
 
-// TestAdminLongResponseOutlivesReadTimeout: a request without a body keeps
+// TestLongResponseOutlivesReadTimeout: a request without a body keeps
 // its context while its handler runs past ReadTimeout, as a stream does
-// (a late body is still cut: TestAdminCutsSlowClients).
-func TestAdminLongResponseOutlivesReadTimeout(t *testing.T) {
+// (a late body is still cut: TestCutsSlowClients).
+func TestLongResponseOutlivesReadTimeout(t *testing.T) {
 	t.Parallel()
 	const readTimeout = 50 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, lln := adminServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	lim := Limits{ReadTimeout: readTimeout}
+	srv := lim.httpServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			io.WriteString(w, "cancelled")
 		case <-time.After(6 * readTimeout): // what is tested is a wait past the deadline
 			io.WriteString(w, "alive")
 		}
-	}), ln, AdminLimits{ReadTimeout: readTimeout})
-	go srv.Serve(lln)
+	}))
+	go srv.Serve(lim.listener(ln))
 	t.Cleanup(func() { srv.Close() })
 	resp, err := http.Get("http://" + ln.Addr().String() + "/stream")
 	if err != nil {
@@ -187,13 +203,10 @@ func TestAdminLongResponseOutlivesReadTimeout(t *testing.T) {
 	}
 }
 
-// TestAdminServerDefaults checks the limits a daemon gets when it is given
-// none.
-func TestAdminServerDefaults(t *testing.T) {
+// TestServerDefaults checks the limits a server gets when it is given none.
+func TestServerDefaults(t *testing.T) {
 	t.Parallel()
-	ln := httptest.NewUnstartedServer(nil).Listener
-	defer ln.Close()
-	srv, _ := adminServer(http.NotFoundHandler(), ln, AdminLimits{})
+	srv := New(newFake(), Options{}).srv
 	got := fmt.Sprint(srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout, srv.WriteTimeout, srv.MaxHeaderBytes)
 	if want := fmt.Sprint(5*time.Second, 30*time.Second, time.Minute, time.Duration(0), 64<<10); got != want {
 		t.Fatalf("limits %s, want %s", got, want)
