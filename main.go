@@ -14,12 +14,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/finderbot/finderbot/engine"
+	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 	"github.com/finderbot/finderbot/plugins"
 	"github.com/finderbot/finderbot/rules"
@@ -95,6 +97,9 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 		newPluginsCmd(),
 		newSimCmd(),
 		newStoreCmd(),
+		newStatusCmd(),
+		newDeadLettersCmd(),
+		newReloadCmd(),
 		newVersionCmd(),
 	)
 	return root
@@ -337,6 +342,139 @@ func newStoreCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(backup, check)
+	return cmd
+}
+
+// adminFlags are the flags of the commands that act on a running daemon
+// through its admin API.
+type adminFlags struct{ config, addr, token string }
+
+func (f *adminFlags) add(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVarP(&f.config, "config", "c", "finderbot.yaml", "the configuration file, whose admin.listen and admin.token reach the daemon")
+	cmd.PersistentFlags().StringVar(&f.addr, "addr", "", "the daemon's admin address (host:port), instead of admin.listen")
+	cmd.PersistentFlags().StringVar(&f.token, "token", "", "the admin token, instead of admin.token")
+}
+
+// target is the daemon the flags name: with --addr, the configuration is
+// read only when --config is given too.
+func (f *adminFlags) target(cmd *cobra.Command) admin.Target {
+	t := admin.Target{Config: f.config, Addr: f.addr, Token: f.token}
+	if f.addr != "" && !cmd.Flag("config").Changed {
+		t.Config = ""
+	}
+	return t
+}
+
+func newStatusCmd() *cobra.Command {
+	var (
+		f      adminFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running daemon's accounts, sessions and plugins",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return admin.PrintStatus(cmd.Context(), f.target(cmd), cmd.OutOrStdout(), asJSON)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the daemon's /api/status body as it is")
+	return cmd
+}
+
+func newDeadLettersCmd() *cobra.Command {
+	var f adminFlags
+	cmd := &cobra.Command{
+		Use:     "deadletters",
+		Aliases: []string{"dead-letters"},
+		Short:   "List, retry and drop the running daemon's dead letters (actions given up on)",
+	}
+	f.add(cmd)
+	var (
+		asJSON bool
+		limit  int
+	)
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the dead letters, oldest first, each with its reason",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return admin.PrintDeadLetters(cmd.Context(), f.target(cmd), cmd.OutOrStdout(), limit, asJSON)
+		},
+	}
+	ls.Flags().BoolVar(&asJSON, "json", false, "print the daemon's /api/dead-letters body as it is")
+	ls.Flags().IntVar(&limit, "limit", 0, "list at most this many (0 for all)")
+	var (
+		all  bool
+		kind string
+	)
+	retry := &cobra.Command{
+		Use:   "retry ID | retry --all [--kind KIND]",
+		Short: "Queue a dead letter again (a send in doubt may go out twice: check first)",
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return fmt.Errorf("give a dead letter ID or --all, not both")
+			case !all && len(args) != 1:
+				return fmt.Errorf("give one dead letter ID (the ID column of finderbot deadletters ls), or --all")
+			case !all && kind != "":
+				return fmt.Errorf("--kind goes with --all")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all {
+				return admin.RetryDeadLetters(cmd.Context(), f.target(cmd), cmd.OutOrStdout(), kind)
+			}
+			id, err := deadLetterID(args[0])
+			if err != nil {
+				return err
+			}
+			return admin.RetryDeadLetter(cmd.Context(), f.target(cmd), cmd.OutOrStdout(), id)
+		},
+	}
+	retry.Flags().BoolVar(&all, "all", false, "queue every dead letter again")
+	retry.Flags().StringVar(&kind, "kind", "", "with --all: only the dead letters of this action kind (reply, send, plugin)")
+	drop := &cobra.Command{
+		Use:   "drop ID",
+		Short: "Forget a dead letter",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := deadLetterID(args[0])
+			if err != nil {
+				return err
+			}
+			return admin.DropDeadLetter(cmd.Context(), f.target(cmd), cmd.OutOrStdout(), id)
+		},
+	}
+	cmd.AddCommand(ls, retry, drop)
+	return cmd
+}
+
+// deadLetterID parses a dead letter ID given on the command line.
+func deadLetterID(arg string) (uint64, error) {
+	id, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a dead letter ID (the ID column of finderbot deadletters ls)", arg)
+	}
+	return id, nil
+}
+
+func newReloadCmd() *cobra.Command {
+	var f adminFlags
+	cmd := &cobra.Command{
+		Use:   "reload",
+		Short: "Make the running daemon reload its rules; exit 1 with each problem if a rule file is broken",
+		Long: `reload asks the running daemon to compile its rule files again. When one is broken, the
+daemon keeps the rules it had, and reload prints each problem with its file, line and column
+and exits 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return admin.Reload(cmd.Context(), f.target(cmd), cmd.OutOrStdout())
+		},
+	}
+	f.add(cmd)
 	return cmd
 }
 

@@ -99,36 +99,50 @@ func (d *daemonProc) log() string {
 // seen reports whether a log line holds want, and the channel closed at the
 // next line.
 func (d *daemonProc) seen(want string) (bool, <-chan struct{}) {
+	n, more := d.count(want)
+	return n > 0, more
+}
+
+// count returns how many log lines hold want, and the channel closed at the
+// next line.
+func (d *daemonProc) count(want string) (int, <-chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	n := 0
 	for _, l := range d.lines {
 		if strings.Contains(l, want) {
-			return true, nil
+			n++
 		}
 	}
-	return false, d.more
+	return n, d.more
 }
 
 // waitFor waits for a log line holding want; the process exiting first, or
 // the deadline passing, fails the test.
 func (d *daemonProc) waitFor(t *testing.T, want string) {
 	t.Helper()
+	d.waitForN(t, want, 1)
+}
+
+// waitForN waits for n log lines holding want, as waitFor does.
+func (d *daemonProc) waitForN(t *testing.T, want string, n int) {
+	t.Helper()
 	timer := time.NewTimer(deadline)
 	defer timer.Stop()
 	for {
-		ok, more := d.seen(want)
-		if ok {
+		got, more := d.count(want)
+		if got >= n {
 			return
 		}
 		select {
 		case <-more:
 		case <-d.exited:
-			if ok, _ := d.seen(want); ok {
+			if got, _ := d.count(want); got >= n {
 				return
 			}
-			t.Fatalf("the daemon exited (%v) before logging %q:\n%s", d.err, want, d.log())
+			t.Fatalf("the daemon exited (%v) before logging %q %d times:\n%s", d.err, want, n, d.log())
 		case <-timer.C:
-			t.Fatalf("the daemon did not log %q within %v:\n%s", want, deadline, d.log())
+			t.Fatalf("the daemon did not log %q %d times within %v:\n%s", want, n, deadline, d.log())
 		}
 	}
 }
