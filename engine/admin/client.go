@@ -56,9 +56,9 @@ func NewClient(addr, token, source string) (*Client, error) {
 		token:  token,
 		source: source,
 		// No proxy: the daemon is local, and the token must not travel
-		// through one. The header wait bounds a daemon that accepts and
-		// never answers; a backup's bytes may take longer, and do.
-		hc: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, ResponseHeaderTimeout: time.Minute}},
+		// through one. No timeout past the dial: a check of a large store
+		// takes its time, and the caller's ctx ends a wait (Ctrl-C).
+		hc: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil}},
 	}, nil
 }
 
