@@ -204,21 +204,23 @@ type matcher struct {
 	version uint64
 	pats    []pattern // longest first
 	maxLen  int
-	// bigrams has the bit b0<<8|b1 set for the first two bytes b0 b1 of
-	// every form, and cands lists the forms beginning with those bytes,
-	// as indices into pats in the same order. A text is then scanned once
-	// with a table lookup per byte, and forms are compared only where
-	// their first two bytes are, instead of searching it once per form:
-	// the logger checks every attribute against hundreds of forms. Both
-	// are nil when there are no forms.
-	bigrams *[1 << 16 / 64]uint64
-	cands   map[uint16][]int32
+	// A text is scanned once, comparing forms only where their first
+	// four bytes stand, instead of being searched once per form: the
+	// logger checks every attribute against up to hundreds of forms.
+	// bigrams holds the forms' first two bytes and grams their first
+	// four, hashed: the first is the cheapest test for every byte, the
+	// second rules out the words that begin like the tokens ("to", "ey")
+	// without a map lookup. cands lists the forms by their first four
+	// bytes, as indices into pats in the same order. All are nil when
+	// there are no forms.
+	bigrams, grams *bits
+	cands          map[uint32][]int32
 }
 
-// Forms are at least two bytes long, which the bigram table needs: a form
-// is never shorter than its value, since escaping only replaces a byte or
-// a rune by itself or by a longer sequence.
-const _ = uint(Shortest - 2)
+// Forms are at least four bytes long, which the filter needs: a form is
+// never shorter than its value, since escaping only replaces a byte or a
+// rune by itself or by a longer sequence.
+const _ = uint(Shortest - 4)
 
 // pattern is one form of a secret.
 type pattern struct {
@@ -244,23 +246,33 @@ func newMatcher(version uint64, forms []string) *matcher {
 	if len(m.pats) == 0 {
 		return m
 	}
-	m.bigrams = new([1 << 16 / 64]uint64)
-	m.cands = map[uint16][]int32{}
+	m.bigrams, m.grams, m.cands = new(bits), new(bits), map[uint32][]int32{}
 	for j, p := range m.pats {
-		g := bigram(p.s[0], p.s[1])
-		m.bigrams[g/64] |= 1 << (g % 64)
+		g := gram(p.s)
+		m.bigrams.add(bigram(p.s[0], p.s[1]))
+		m.grams.add(hashGram(g))
 		m.cands[g] = append(m.cands[g], int32(j))
 	}
 	return m
 }
 
+// bits is a set of 16-bit numbers, 8 KiB.
+type bits [1 << 16 / 64]uint64
+
+func (b *bits) add(x uint16)      { b[x/64] |= 1 << (x % 64) }
+func (b *bits) has(x uint16) bool { return b[x/64]&(1<<(x%64)) != 0 }
+
 func bigram(b0, b1 byte) uint16 { return uint16(b0)<<8 | uint16(b1) }
 
-// maybe reports whether a form may begin with b0 b1.
-func (m *matcher) maybe(b0, b1 byte) bool {
-	g := bigram(b0, b1)
-	return m.bigrams[g/64]&(1<<(g%64)) != 0
+// gram returns the first four bytes of s.
+func gram[T string | []byte](s T) uint32 {
+	s = s[:4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
+
+// hashGram spreads four bytes over 16 bits (Fibonacci hashing), so that
+// forms differing in any of them rarely share a bit.
+func hashGram(g uint32) uint16 { return uint16(g * 0x9e3779b1 >> 16) }
 
 func allDigits(s string) bool {
 	for i := range len(s) {
@@ -283,14 +295,19 @@ func (m *matcher) string(text string) string {
 // contains reports whether any form occurs in text, a cheap test before
 // redact, which also checks where short ones stand.
 func (m *matcher) contains(text string) bool {
-	if m.bigrams == nil {
+	bigrams, grams := m.bigrams, m.grams
+	if bigrams == nil {
 		return false
 	}
-	for i := 0; i+1 < len(text); i++ {
-		if !m.maybe(text[i], text[i+1]) {
+	for i := 0; i+3 < len(text); i++ {
+		if !bigrams.has(bigram(text[i], text[i+1])) {
 			continue
 		}
-		for _, j := range m.cands[bigram(text[i], text[i+1])] {
+		g := gram(text[i:])
+		if !grams.has(hashGram(g)) {
+			continue
+		}
+		for _, j := range m.cands[g] {
 			if strings.HasPrefix(text[i:], m.pats[j].s) {
 				return true
 			}
@@ -337,11 +354,16 @@ func (m *matcher) redact(dst, p []byte, prev byte, final bool) ([]byte, int) {
 // first and the longest at one position, so that a secret containing
 // another is hidden whole.
 func (m *matcher) next(p []byte, from, limit int, prev byte, final bool) (at, n int) {
-	for at = from; at < limit && at+1 < len(p); at++ {
-		if !m.maybe(p[at], p[at+1]) {
+	bigrams, grams := m.bigrams, m.grams
+	for at = from; at < limit && at+3 < len(p); at++ {
+		if !bigrams.has(bigram(p[at], p[at+1])) {
 			continue
 		}
-		for _, j := range m.cands[bigram(p[at], p[at+1])] {
+		g := gram(p[at:])
+		if !grams.has(hashGram(g)) {
+			continue
+		}
+		for _, j := range m.cands[g] {
 			pat := m.pats[j]
 			end := at + len(pat.s)
 			if end <= len(p) && string(p[at:end]) == pat.s &&
