@@ -22,6 +22,7 @@ package redact
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -124,19 +125,7 @@ func (s *Set) rebuild() {
 	for _, v := range s.transient {
 		addForms(forms, v)
 	}
-	m := &matcher{version: s.m.Load().version + 1}
-	for f := range forms {
-		m.pats = append(m.pats, pattern{b: []byte(f), alone: len(f) < MinLen || allDigits(f)})
-		m.maxLen = max(m.maxLen, len(f))
-	}
-	// Longest first: at one position the longest match wins, so a secret
-	// that contains another is hidden whole.
-	slices.SortFunc(m.pats, func(a, b pattern) int {
-		if c := len(b.b) - len(a.b); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.b, b.b)
-	})
+	m := newMatcher(s.m.Load().version+1, slices.Collect(maps.Keys(forms)))
 	s.m.Store(m)
 }
 
@@ -215,13 +204,75 @@ type matcher struct {
 	version uint64
 	pats    []pattern // longest first
 	maxLen  int
+	// A text is scanned once, comparing forms only where their first
+	// four bytes stand, instead of being searched once per form: the
+	// logger checks every attribute against up to hundreds of forms.
+	// bigrams holds the forms' first two bytes and grams their first
+	// four, hashed: the first is the cheapest test for every byte, the
+	// second rules out the words that begin like the tokens ("to", "ey")
+	// without a map lookup. cands lists the forms by their first four
+	// bytes, as indices into pats in the same order. All are nil when
+	// there are no forms.
+	bigrams, grams *bits
+	cands          map[uint32][]int32
 }
+
+// Forms are at least four bytes long, which the filter needs: a form is
+// never shorter than its value, since escaping only replaces a byte or a
+// rune by itself or by a longer sequence.
+const _ = uint(Shortest - 4)
 
 // pattern is one form of a secret.
 type pattern struct {
-	b     []byte
+	s     string
 	alone bool // matches only where no letter or digit touches it
 }
+
+// newMatcher returns the matcher of forms, each at least Shortest bytes.
+func newMatcher(version uint64, forms []string) *matcher {
+	m := &matcher{version: version}
+	for _, f := range forms {
+		m.pats = append(m.pats, pattern{s: f, alone: len(f) < MinLen || allDigits(f)})
+		m.maxLen = max(m.maxLen, len(f))
+	}
+	// Longest first: at one position the longest match wins, so a secret
+	// that contains another is hidden whole.
+	slices.SortFunc(m.pats, func(a, b pattern) int {
+		if c := len(b.s) - len(a.s); c != 0 {
+			return c
+		}
+		return strings.Compare(a.s, b.s)
+	})
+	if len(m.pats) == 0 {
+		return m
+	}
+	m.bigrams, m.grams, m.cands = new(bits), new(bits), map[uint32][]int32{}
+	for j, p := range m.pats {
+		g := gram(p.s)
+		m.bigrams.add(bigram(p.s[0], p.s[1]))
+		m.grams.add(hashGram(g))
+		m.cands[g] = append(m.cands[g], int32(j))
+	}
+	return m
+}
+
+// bits is a set of 16-bit numbers, 8 KiB.
+type bits [1 << 16 / 64]uint64
+
+func (b *bits) add(x uint16)      { b[x/64] |= 1 << (x % 64) }
+func (b *bits) has(x uint16) bool { return b[x/64]&(1<<(x%64)) != 0 }
+
+func bigram(b0, b1 byte) uint16 { return uint16(b0)<<8 | uint16(b1) }
+
+// gram returns the first four bytes of s.
+func gram[T string | []byte](s T) uint32 {
+	s = s[:4]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
+}
+
+// hashGram spreads four bytes over 16 bits (Fibonacci hashing), so that
+// forms differing in any of them rarely share a bit.
+func hashGram(g uint32) uint16 { return uint16(g * 0x9e3779b1 >> 16) }
 
 func allDigits(s string) bool {
 	for i := range len(s) {
@@ -244,9 +295,22 @@ func (m *matcher) string(text string) string {
 // contains reports whether any form occurs in text, a cheap test before
 // redact, which also checks where short ones stand.
 func (m *matcher) contains(text string) bool {
-	for _, p := range m.pats {
-		if strings.Contains(text, string(p.b)) {
-			return true
+	bigrams, grams := m.bigrams, m.grams
+	if bigrams == nil {
+		return false
+	}
+	for i := 0; i+3 < len(text); i++ {
+		if !bigrams.has(bigram(text[i], text[i+1])) {
+			continue
+		}
+		g := gram(text[i:])
+		if !grams.has(hashGram(g)) {
+			continue
+		}
+		for _, j := range m.cands[g] {
+			if strings.HasPrefix(text[i:], m.pats[j].s) {
+				return true
+			}
 		}
 	}
 	return false
@@ -268,29 +332,10 @@ func (m *matcher) redact(dst, p []byte, prev byte, final bool) ([]byte, int) {
 	if !final {
 		limit = max(len(p)-m.maxLen, 0)
 	}
-	next := make([]int, len(m.pats)) // earliest match of each form at or after i; -1 for none
-	for j := range next {
-		next[j] = -2 // not searched yet
-	}
 	i := 0
 	for i < limit {
-		at, n := -1, 0
-		for j, pat := range m.pats {
-			if next[j] == -1 {
-				continue
-			}
-			if next[j] < i {
-				next[j] = m.find(p, pat, i, prev, final)
-				if next[j] == -1 {
-					continue
-				}
-			}
-			// Longest first, so at equal positions the first found wins.
-			if at == -1 || next[j] < at {
-				at, n = next[j], len(pat.b)
-			}
-		}
-		if at == -1 || at >= limit {
+		at, n := m.next(p, i, limit, prev, final)
+		if at < 0 {
 			break
 		}
 		dst = append(dst, p[i:at]...)
@@ -303,21 +348,31 @@ func (m *matcher) redact(dst, p []byte, prev byte, final bool) ([]byte, int) {
 	return append(dst, p[i:limit]...), limit
 }
 
-// find returns where pat next occurs in p at or after from, standing alone
-// when it must, or -1.
-func (m *matcher) find(p []byte, pat pattern, from int, prev byte, final bool) int {
-	for from <= len(p) {
-		k := bytes.Index(p[from:], pat.b)
-		if k < 0 {
-			return -1
+// next returns the first position in p from from to before limit where a
+// form occurs, standing alone when it must, and the length of the longest
+// such form there; -1 when there is none. The earliest match is replaced
+// first and the longest at one position, so that a secret containing
+// another is hidden whole.
+func (m *matcher) next(p []byte, from, limit int, prev byte, final bool) (at, n int) {
+	bigrams, grams := m.bigrams, m.grams
+	for at = from; at < limit && at+3 < len(p); at++ {
+		if !bigrams.has(bigram(p[at], p[at+1])) {
+			continue
 		}
-		at := from + k
-		if !pat.alone || alone(p, at, at+len(pat.b), prev, final) {
-			return at
+		g := gram(p[at:])
+		if !grams.has(hashGram(g)) {
+			continue
 		}
-		from = at + 1
+		for _, j := range m.cands[g] {
+			pat := m.pats[j]
+			end := at + len(pat.s)
+			if end <= len(p) && string(p[at:end]) == pat.s &&
+				(!pat.alone || alone(p, at, end, prev, final)) {
+				return at, len(pat.s)
+			}
+		}
 	}
-	return -1
+	return -1, 0
 }
 
 // alone reports whether p[start:end] has no letter or digit on either side.

@@ -140,3 +140,75 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// countingValuer counts its LogValue calls.
+type countingValuer struct{ n *int }
+
+func (c countingValuer) LogValue() slog.Value {
+	*c.n++
+	return slog.StringValue("counted")
+}
+
+// panickyError panics in Error with a message that holds a secret, which
+// fmt prints in its place.
+type panickyError struct{ msg string }
+
+func (e panickyError) Error() string { panic(e.msg) }
+
+// stackError shows more with %+v than its Error, as errors with stack
+// traces do.
+type stackError struct{ detail string }
+
+func (e stackError) Error() string { return "failed" }
+
+func (e stackError) Format(f fmt.State, verb rune) {
+	if f.Flag('+') {
+		fmt.Fprintf(f, "failed at %s", e.detail)
+		return
+	}
+	fmt.Fprint(f, "failed")
+}
+
+// TestHandlerShortcuts covers the places where the handler spares work: a
+// number formatted on the stack, an error's text got without fmt, a
+// record without secrets handed on as it is, and what must still be
+// checked or resolved there.
+func TestHandlerShortcuts(t *testing.T) {
+	t.Parallel()
+	const (
+		tok  = "tok-5d1e09a7c3"
+		code = "839271"
+	)
+	var buf bytes.Buffer
+	s := New()
+	s.AddTransient(tok, code)
+	log := slog.New(NewHandler(slog.NewTextHandler(&buf, nil), s))
+	calls := 0
+	many := []any{"valuer", countingValuer{&calls}}
+	for i := range 9 {
+		many = append(many, fmt.Sprint("k", i), i)
+	}
+	log.Info("clean", many...)
+	if calls != 1 {
+		t.Errorf("LogValue called %d times for one record, want once", calls)
+	}
+	if out := buf.String(); strings.Contains(out, Mark) || !strings.Contains(out, "valuer=counted") || !strings.Contains(out, "k8=8") {
+		t.Errorf("a clean record was changed:\n%s", out)
+	}
+	buf.Reset()
+	log.Info("m", append(many,
+		"int", 839271, "uint", uint64(839271), "float", 839271.0, "negative", -839271,
+		"panics", panickyError{"bad " + tok},
+		"formatter", stackError{tok},
+		"last", "Bearer "+tok)...)
+	out := buf.String()
+	if strings.Contains(out, tok) || strings.Contains(out, code) {
+		t.Errorf("a secret shows in:\n%s", out)
+	}
+	if n := strings.Count(out, Mark); n != 7 {
+		t.Errorf("%d marks, want 7:\n%s", n, out)
+	}
+	if !strings.Contains(out, "k8=8") {
+		t.Errorf("an attribute was lost:\n%s", out)
+	}
+}
