@@ -75,6 +75,9 @@ func TestTokenRequiresSignIn(t *testing.T) {
 			t.Errorf("GET %s: %d to %q", path, w.Code, w.Header().Get("Location"))
 		}
 	}
+	if w := b.post("/rules/reload", nil); w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/signin?next=%2F" {
+		t.Errorf("POST without a session: %d to %q", w.Code, w.Header().Get("Location"))
+	}
 	for _, path := range []string{"/fragments/overview", "/fragments/login/shop", "/events/stream", "/login/shop/qr.png"} {
 		if w := b.get(path); w.Code != http.StatusUnauthorized {
 			t.Errorf("GET %s: %d, want 401", path, w.Code)

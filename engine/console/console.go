@@ -149,8 +149,14 @@ func (c *console) handle(pattern string, a access, h func(http.ResponseWriter, *
 		v.SignedIn = signedIn
 		v.ShowNav = c.opts.Token == "" || signedIn
 		if c.opts.Token != "" && a != public && !signedIn {
-			if a == page && r.Method == http.MethodGet {
-				http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			if a == page {
+				// A form posted after the session ended comes back to the
+				// overview once signed in: its page is not known here.
+				next := "/"
+				if r.Method == http.MethodGet {
+					next = r.URL.RequestURI()
+				}
+				http.Redirect(w, r, "/signin?next="+url.QueryEscape(next), http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "console: sign in first", http.StatusUnauthorized)

@@ -1,9 +1,12 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -18,9 +21,16 @@ import (
 // hostile is put into every text the fake hands the console.
 const hostile = `<script>alert(1)</script>`
 
-// pngBytes is a PNG signature with nothing after it: enough for the
-// console, which checks only the signature.
-var pngBytes = []byte("\x89PNG\r\n\x1a\nfake")
+// pngBytes is a QR-code-sized checkerboard, so that the demo shows an image.
+var pngBytes = func() []byte {
+	img := image.NewGray(image.Rect(0, 0, 29, 29))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(255 * ((i/29 + i%29) % 2))
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}()
 
 // fake is a Backend with fixed data that records the actions asked of it.
 type fake struct {
@@ -152,12 +162,12 @@ func (f *fake) RecentEvents(context.Context, int) []Event {
 func (f *fake) Subscribe(ctx context.Context) <-chan Event {
 	out := make(chan Event)
 	f.subs.Add(1)
-	f.subscribed <- struct{}{}
+	signal(f.subscribed)
 	go func() {
 		defer func() {
 			f.subs.Add(-1)
 			close(out)
-			f.ended <- struct{}{}
+			signal(f.ended)
 		}()
 		for {
 			select {
@@ -173,6 +183,15 @@ func (f *fake) Subscribe(ctx context.Context) <-chan Event {
 		}
 	}()
 	return out
+}
+
+// signal notes an event for a test that waits on ch, never blocking one
+// that does not.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // browser is a test client that keeps cookies and sends what a browser
