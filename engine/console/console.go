@@ -171,9 +171,16 @@ func (c *console) handle(pattern string, a access, h func(http.ResponseWriter, *
 				setCookie(w, r, csrfCookie, v.CSRF, 0)
 			}
 		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead && !c.sameOrigin(w, r, v.CSRF) {
-			c.fail(w, v, http.StatusForbidden, v.T("err.csrf"))
-			return
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				c.fail(w, v, http.StatusBadRequest, "console: the form cannot be read: "+err.Error())
+				return
+			}
+			if !c.sameOrigin(r, v.CSRF) {
+				c.fail(w, v, http.StatusForbidden, v.T("err.csrf"))
+				return
+			}
 		}
 		if a == page && r.Method == http.MethodGet {
 			v.Flash = takeFlash(w, r)
@@ -184,11 +191,10 @@ func (c *console) handle(pattern string, a access, h func(http.ResponseWriter, *
 
 // sameOrigin says a state-changing request came from the console's own
 // pages: the browser says it is same-origin, and it carries the CSRF token.
-func (c *console) sameOrigin(w http.ResponseWriter, r *http.Request, want string) bool {
+func (c *console) sameOrigin(r *http.Request, want string) bool {
 	if c.origin.Check(r) != nil {
 		return false
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	given := r.Header.Get(csrfHeader)
 	if given == "" {
 		given = r.PostFormValue(csrfField)

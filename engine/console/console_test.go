@@ -187,6 +187,18 @@ func TestHeaders(t *testing.T) {
 	check("method not allowed", b.do(http.MethodPut, "/", nil), "no-store")
 }
 
+func TestFormBounded(t *testing.T) {
+	t.Parallel()
+	b, f := openConsole(t, nil)
+	w := b.post("/login/crm/code", url.Values{"code": {strings.Repeat("1", maxFormBytes)}})
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "the form cannot be read") {
+		t.Errorf("a form past the bound: %d\n%s", w.Code, w.Body)
+	}
+	if calls := f.called(); len(calls) > 0 {
+		t.Errorf("backend asked %q", calls)
+	}
+}
+
 func TestStatic(t *testing.T) {
 	t.Parallel()
 	b, _ := openConsole(t, nil)

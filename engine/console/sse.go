@@ -43,6 +43,9 @@ func (c *console) stream(w http.ResponseWriter, r *http.Request, v *view) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("X-Accel-Buffering", "no") // proxies must not hold events back
+	if r.Method == http.MethodHead {
+		return // the headers say what a GET would stream
+	}
 	events := c.b.Subscribe(ctx)
 	w.WriteHeader(http.StatusOK)
 	if send("retry: 3000\n: connected\n\n") != nil {

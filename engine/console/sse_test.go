@@ -111,6 +111,7 @@ func TestStreamHeartbeat(t *testing.T) {
 		time.Sleep(2*DefaultHeartbeat + time.Second)
 		cancel()
 		<-done
+		synctest.Wait() // the subscription ends on its own goroutine
 		if got := strings.Count(w.Body.String(), ": heartbeat\n\n"); got != 2 {
 			t.Errorf("%d heartbeats in 31s:\n%s", got, w.Body)
 		}
@@ -134,6 +135,19 @@ func TestStreamEndsWithTheBackend(t *testing.T) {
 		h.ServeHTTP(w, r)
 		if !strings.HasPrefix(w.Body.String(), "retry: 3000\n") {
 			t.Errorf("stream:\n%s", w.Body)
+		}
+	})
+}
+
+// TestStreamHead answers at once: a HEAD has no body to stream into.
+func TestStreamHead(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		b := newBrowser(t, New(f, Options{Loopback: true}))
+		w := b.do(http.MethodHead, "/events/stream", nil)
+		if w.Code != 200 || w.Header().Get("Content-Type") != "text/event-stream; charset=utf-8" || f.subs.Load() != 0 {
+			t.Errorf("HEAD: %d %q, %d subscriptions", w.Code, w.Header().Get("Content-Type"), f.subs.Load())
 		}
 	})
 }
