@@ -123,7 +123,7 @@ type access int
 const (
 	public access = iota // anyone the listener lets in: the sign-in page
 	page                 // a signed-in browser; others are sent to /signin
-	data                 // a signed-in browser; others get 401 (scripts, images)
+	data                 // a signed-in browser; others get 401 (fragments, the stream, images)
 )
 
 // handle registers a route behind the checks of its access, with the view
@@ -164,8 +164,9 @@ func (c *console) handle(pattern string, a access, h func(http.ResponseWriter, *
 		}
 		v.CSRF = sess.csrf
 		if !signedIn {
-			// Double submit: the browser's own random cookie, which another
-			// site can neither read nor set for this origin.
+			// Double submit: the browser's own random cookie. Another site
+			// cannot read it; one that can set it (another port of this
+			// host: cookies ignore ports) still fails the origin check.
 			if v.CSRF = cookie(r, csrfCookie); v.CSRF == "" {
 				v.CSRF = randomToken()
 				setCookie(w, r, csrfCookie, v.CSRF, 0)
