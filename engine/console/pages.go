@@ -1,0 +1,282 @@
+package console
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds of what the pages ask for and accept.
+const (
+	conversationsShown = 50
+	deadLettersShown   = 200
+	eventsShown        = 100
+	maxCodeLen         = 32
+	maxTryText         = 4096
+)
+
+func (c *console) routes() {
+	c.mux.HandleFunc("GET /static/{file}", serveStatic)
+	c.handle("/", page, func(w http.ResponseWriter, _ *http.Request, v *view) {
+		c.fail(w, v, http.StatusNotFound, v.T("err.not_found"))
+	})
+	c.handle("GET /{$}", page, c.overview)
+	c.handle("GET /fragments/overview", data, c.overview)
+	c.handle("GET /login", page, c.logins)
+	c.handle("GET /login/{name}", page, c.logins)
+	c.handle("GET /fragments/login", data, c.logins)
+	c.handle("GET /fragments/login/{name}", data, c.logins)
+	c.handle("GET /login/{name}/qr.png", data, c.qr)
+	c.handle("POST /login/{name}/start", page, c.startLogin)
+	c.handle("POST /login/{name}/code", page, c.submitCode)
+	c.handle("GET /conversations", page, c.conversations)
+	c.handle("GET /dead-letters", page, c.deadLetters)
+	c.handle("POST /dead-letters/{id}/retry", page, c.deadLetter)
+	c.handle("POST /dead-letters/{id}/drop", page, c.deadLetter)
+	c.handle("POST /dead-letters/retry-kind", page, c.retryKind)
+	c.handle("GET /rules", page, c.rules)
+	c.handle("POST /rules/reload", page, c.reload)
+	c.handle("GET /events", page, c.events)
+	c.handle("GET /events/stream", data, c.stream)
+	c.handle("GET /signin", public, c.signInPage)
+	c.handle("POST /signin", public, c.signIn)
+	c.handle("POST /signout", public, c.signOut)
+}
+
+// isFragment says the request wants only the live part of its page.
+func isFragment(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/fragments/") }
+
+// show renders a page whole, or its live part when asked for a fragment.
+func (c *console) show(w http.ResponseWriter, r *http.Request, v *view, status int, name string) {
+	fragment := ""
+	if isFragment(r) {
+		fragment = name + "-live"
+	}
+	c.render(w, status, name, fragment, v)
+}
+
+// errorStatus is the status of a Backend error.
+func errorStatus(err error) int {
+	if errors.Is(err, ErrNotFound) {
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
+	v.Title, v.Fragment, v.Data = v.T("title.overview"), "/fragments/overview", c.b.Overview(r.Context())
+	c.show(w, r, v, http.StatusOK, "overview")
+}
+
+func (c *console) logins(w http.ResponseWriter, r *http.Request, v *view) {
+	logins := c.b.Logins(r.Context())
+	v.Title, v.Fragment = v.T("title.login"), "/fragments/login"
+	if name := r.PathValue("name"); name != "" {
+		logins = slices.DeleteFunc(logins, func(l Login) bool { return l.Name != name })
+		if len(logins) == 0 {
+			c.fail(w, v, http.StatusNotFound, v.T("err.not_found"))
+			return
+		}
+		v.Title += ": " + name
+		v.Fragment += "/" + url.PathEscape(name)
+	}
+	v.Data = logins
+	c.show(w, r, v, http.StatusOK, "login")
+}
+
+// pngSignature starts every PNG file.
+var pngSignature = []byte("\x89PNG\r\n\x1a\n")
+
+func (c *console) qr(w http.ResponseWriter, r *http.Request, _ *view) {
+	png, err := c.b.LoginQR(r.Context(), r.PathValue("name"))
+	if err == nil && !bytes.HasPrefix(png, pngSignature) {
+		err = errors.New("console: the login's QR code is not a PNG image")
+	}
+	if err != nil {
+		http.Error(w, err.Error(), errorStatus(err))
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Write(png)
+}
+
+func loginPage(name string) string { return "/login/" + url.PathEscape(name) }
+
+func (c *console) startLogin(w http.ResponseWriter, r *http.Request, v *view) {
+	name := r.PathValue("name")
+	outcome(w, r, loginPage(name), c.b.StartLogin(r.Context(), name), v.T("flash.login_started"))
+}
+
+func (c *console) submitCode(w http.ResponseWriter, r *http.Request, v *view) {
+	name := r.PathValue("name")
+	code := strings.TrimSpace(r.PostFormValue("code"))
+	if code == "" || utf8.RuneCountInString(code) > maxCodeLen {
+		back(w, r, loginPage(name), false, v.T("err.code_empty"))
+		return
+	}
+	outcome(w, r, loginPage(name), c.b.SubmitCode(r.Context(), name, code), v.T("flash.code_sent"))
+}
+
+// accountNames are the names of the accounts, for the pages that pick one.
+func (c *console) accountNames(r *http.Request) []string {
+	var names []string
+	for _, a := range c.b.Overview(r.Context()).Accounts {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
+func (c *console) conversations(w http.ResponseWriter, r *http.Request, v *view) {
+	d := struct {
+		Accounts      []string
+		Account       string
+		Conversations []Conversation
+	}{Accounts: c.accountNames(r), Account: r.URL.Query().Get("account")}
+	if d.Account == "" && len(d.Accounts) > 0 {
+		d.Account = d.Accounts[0]
+	}
+	v.Title, v.Data = v.T("title.conversations"), &d
+	status := http.StatusOK
+	if d.Account != "" {
+		convs, err := c.b.Conversations(r.Context(), d.Account, conversationsShown)
+		if err != nil {
+			status, v.Flash = errorStatus(err), &flash{Text: err.Error()}
+		}
+		slices.SortStableFunc(convs, func(a, b Conversation) int { return b.Last.Compare(a.Last) })
+		for _, conv := range convs {
+			slices.SortStableFunc(conv.Messages, func(a, b Message) int { return b.Time.Compare(a.Time) })
+		}
+		d.Conversations = convs
+	}
+	c.render(w, status, "conversations", "", v)
+}
+
+func (c *console) deadLetters(w http.ResponseWriter, r *http.Request, v *view) {
+	letters, err := c.b.DeadLetters(r.Context(), deadLettersShown)
+	status := http.StatusOK
+	if err != nil {
+		status, v.Flash = errorStatus(err), &flash{Text: err.Error()}
+	}
+	var kinds []string
+	for _, l := range letters {
+		kinds = append(kinds, l.Kind)
+	}
+	slices.Sort(kinds)
+	v.Title = v.T("title.dead_letters")
+	v.Data = struct {
+		Letters []DeadLetter
+		Kinds   []string
+	}{letters, slices.Compact(kinds)}
+	c.render(w, status, "deadletters", "", v)
+}
+
+// deadLetter retries or drops one dead letter, by the last path segment.
+func (c *console) deadLetter(w http.ResponseWriter, r *http.Request, v *view) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		back(w, r, "/dead-letters", false, v.T("err.bad_id"))
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, "/drop") {
+		outcome(w, r, "/dead-letters", c.b.DropDeadLetter(r.Context(), id), v.T("flash.dropped"))
+		return
+	}
+	outcome(w, r, "/dead-letters", c.b.RetryDeadLetter(r.Context(), id), v.T("flash.retried"))
+}
+
+func (c *console) retryKind(w http.ResponseWriter, r *http.Request, v *view) {
+	kind := strings.TrimSpace(r.PostFormValue("kind"))
+	if kind == "" {
+		back(w, r, "/dead-letters", false, v.T("err.kind_empty"))
+		return
+	}
+	n, err := c.b.RetryDeadLetters(r.Context(), kind)
+	outcome(w, r, "/dead-letters", err, v.T("flash.retried_n", n))
+}
+
+func (c *console) rules(w http.ResponseWriter, r *http.Request, v *view) {
+	q := r.URL.Query()
+	d := struct {
+		Rules         []Rule
+		Accounts      []string
+		Account, Text string
+		Trial         *Trial
+	}{Rules: c.b.Rules(r.Context()), Accounts: c.accountNames(r), Account: q.Get("account"), Text: q.Get("text")}
+	v.Title, v.Data = v.T("title.rules"), &d
+	status := http.StatusOK
+	if q.Has("text") {
+		trial, err := c.tryMessage(r, d.Account, d.Text)
+		if err != nil {
+			status, v.Flash = http.StatusBadRequest, &flash{Text: err.Error()}
+		} else {
+			d.Trial = &trial
+		}
+	}
+	c.render(w, status, "rules", "", v)
+}
+
+func (c *console) tryMessage(r *http.Request, account, text string) (Trial, error) {
+	if len(text) > maxTryText {
+		return Trial{}, errors.New("console: the text to try is longer than 4096 bytes")
+	}
+	return c.b.TryMessage(r.Context(), account, text)
+}
+
+func (c *console) reload(w http.ResponseWriter, r *http.Request, v *view) {
+	outcome(w, r, "/rules", c.b.Reload(r.Context()), v.T("flash.reloaded"))
+}
+
+func (c *console) events(w http.ResponseWriter, r *http.Request, v *view) {
+	events := c.b.RecentEvents(r.Context(), eventsShown)
+	slices.SortFunc(events, func(a, b Event) int { return cmp.Compare(b.Seq, a.Seq) })
+	v.Title, v.Append, v.Data = v.T("title.events"), true, events
+	c.render(w, http.StatusOK, "events", "", v)
+}
+
+func (c *console) signInPage(w http.ResponseWriter, r *http.Request, v *view) {
+	next := safeNext(r.URL.Query().Get("next"))
+	if c.opts.Token == "" || v.SignedIn {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	v.Title, v.Data = v.T("title.signin"), next
+	c.render(w, http.StatusOK, "signin", "", v)
+}
+
+func (c *console) signIn(w http.ResponseWriter, r *http.Request, v *view) {
+	next := safeNext(r.PostFormValue("next"))
+	if c.opts.Token == "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	v.Title, v.Data = v.T("title.signin"), next
+	if c.failures.blocked(r, v.now) {
+		v.Flash = &flash{Text: v.T("signin.limited")}
+		c.render(w, http.StatusTooManyRequests, "signin", "", v)
+		return
+	}
+	if !c.opts.TokenMatches(c.opts.Token, r.PostFormValue("token")) {
+		c.failures.failed(r, v.now)
+		v.Flash = &flash{Text: v.T("signin.wrong")}
+		c.render(w, http.StatusUnauthorized, "signin", "", v)
+		return
+	}
+	id, _ := c.sessions.start(v.now)
+	setCookie(w, r, sessionCookie, id, int(c.opts.SessionTTL/time.Second))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (c *console) signOut(w http.ResponseWriter, r *http.Request, _ *view) {
+	if id := cookie(r, sessionCookie); id != "" {
+		c.sessions.end(id)
+		setCookie(w, r, sessionCookie, "", -1)
+	}
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
+}
