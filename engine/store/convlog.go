@@ -42,8 +42,8 @@ type LoggedMessage struct {
 	Own bool `json:"own,omitempty"`
 	// Type is the message's sdk type ("text", "image", "system"…).
 	Type string `json:"type"`
-	// Text is the message's text (its content for other types), at most
-	// MaxLogText bytes.
+	// Text is a text message's text, at most MaxLogText bytes; other
+	// types have none (Type says what they are).
 	Text string `json:"text,omitempty"`
 	// Time is the message's own time (its CreateTime).
 	Time time.Time `json:"time"`
