@@ -176,10 +176,18 @@ func conversations(log []LoggedMessage, expired time.Time, limit int) []Conversa
 const logKeyLen = 16
 
 // putLog appends entries to the account's log and drops its messages past
-// LogMax and older than LogMaxAge, oldest first.
+// LogMax and older than LogMaxAge, oldest first. With the log turned off
+// (LogMax < 0) it keeps nothing, and drops what an earlier run kept.
 func (s *Bolt) putLog(tx *bolt.Tx, account string, entries []LoggedMessage, now time.Time) error {
-	if len(entries) == 0 || s.opts.LogMax < 0 {
+	if len(entries) == 0 {
 		return nil
+	}
+	keep := s.opts.LogMax
+	if keep < 0 {
+		keep, entries = 0, nil
+		if tx.Bucket(bucketLog).Bucket([]byte(account)) == nil {
+			return nil
+		}
 	}
 	b, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(account))
 	if err != nil {
@@ -204,7 +212,7 @@ func (s *Bolt) putLog(tx *bolt.Tx, account string, entries []LoggedMessage, now 
 	}
 	limit := u64(uint64(now.Add(-s.opts.LogMaxAge).UnixNano()))
 	cur := b.Cursor()
-	for k, _ := cur.First(); k != nil && (n > s.opts.LogMax || bytes.Compare(k[:min(len(k), 8)], limit) <= 0); k, _ = cur.First() {
+	for k, _ := cur.First(); k != nil && (n > keep || bytes.Compare(k[:min(len(k), 8)], limit) <= 0); k, _ = cur.First() {
 		if err := cur.Delete(); err != nil {
 			return err
 		}
