@@ -77,6 +77,7 @@ type Daemon struct {
 	stateMu       sync.Mutex
 	states        map[string]string // the session state last exported, by name
 	watchState    func(name, state string)
+	watchRates    func() // called after each count of the rates; tests set it before Start
 	outbox        *outbox.Outbox
 	sched         *scheduler
 	rules         *ruleHost

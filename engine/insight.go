@@ -21,6 +21,13 @@ var ErrUnknown = errors.New("no such account or session")
 // echo proves it).
 func (d *Daemon) Rates(account string) (in, out float64) { return d.rates.PerMinute(account) }
 
+// ratesCounted tells a test that the rates changed.
+func (d *Daemon) ratesCounted() {
+	if d.watchRates != nil {
+		d.watchRates()
+	}
+}
+
 // Conversations returns the account's recent conversations from the
 // store's conversation log (console.messages_per_account and
 // console.message_max_age bound it): the conversation with the newest

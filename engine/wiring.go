@@ -82,6 +82,7 @@ func (m outboxMetrics) Result(kind, result string) {
 func (m outboxMetrics) Delivered(account, kind string) {
 	if kind == store.KindReply || kind == store.KindSend {
 		m.d.rates.Out(account, 1)
+		m.d.ratesCounted()
 	}
 }
 func (m outboxMetrics) Dead(dl store.DeadLetter) { m.d.publishDeadLetter(dl) }
@@ -107,7 +108,10 @@ func (m pollerMetrics) Skipped(account, _ string) {
 		a.mu.Unlock()
 	}
 }
-func (m pollerMetrics) Committed(account string, received int) { m.d.rates.In(account, received) }
+func (m pollerMetrics) Committed(account string, received int) {
+	m.d.rates.In(account, received)
+	m.d.ratesCounted()
+}
 func (m pollerMetrics) FinderName(account, name string) {
 	if a := m.d.accounts[account]; a != nil {
 		a.learnFinderName(name)

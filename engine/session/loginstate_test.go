@@ -112,12 +112,8 @@ func TestLoginNowCutsTheBackoffShort(t *testing.T) {
 func TestTokenSessionPublishesItsLogin(t *testing.T) {
 	t.Parallel()
 	c := newClocked(t)
-	api, err := upstream.NewTokenAuth(c.sim.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := newRecorder()
-	s := NewTokenSession(api, c.store, TokenOptions{
+	s := NewTokenSession(c.tokenAPI(t), c.store, TokenOptions{
 		Name: "crm", Login: upstream.MobileLoginRequest{Mobile: sim.DefaultMobile, Source: "finderbot"},
 		MinBackoff: time.Hour, MaxBackoff: time.Hour, Clock: c.clock,
 		Hooks: Hooks{OnEvent: rec.add, OnState: rec.state},

@@ -54,7 +54,8 @@ type Options struct {
 	// From then on every call fails with that error; the daemon stops.
 	OnDamage func(error)
 	// LogMax is how many messages the conversation log keeps per account
-	// (default DefaultLogMax); negative keeps none. LogMaxAge is how long
+	// (default DefaultLogMax); negative keeps none, and has the next page
+	// of an account drop what its log held. LogMaxAge is how long
 	// it keeps one (default DefaultLogMaxAge). Both are enforced in the
 	// page commits that add to an account's log: its oldest messages go
 	// in the transaction that adds new ones.

@@ -125,15 +125,20 @@ func newLogEntries(c *Commit, seenBefore func(uint64) bool, now time.Time) []Log
 	return out
 }
 
-// conversations groups an account's log, oldest entry first, into
-// conversations: the one with the newest message first, at most limit (0
-// for all), each with its messages oldest first. Entries logged at or
-// before expired are left out: pruning happens as new messages come in,
-// so an idle account's old ones may still be stored.
+// conversations groups an account's log, in the order it was logged, into
+// conversations: the one whose latest message came in last first, at most
+// limit (0 for all), each with its messages oldest first. Entries logged
+// at or before expired are left out: pruning happens as new messages come
+// in, so an idle account's old ones may still be stored.
+//
+// The order the messages came in decides, not their own times, which the
+// upstream gives in whole seconds: a conversation's messages are sorted by
+// their times, ties in the order they came.
 func conversations(log []LoggedMessage, expired time.Time, limit int) []Conversation {
 	byID := map[string]int{}
 	var out []Conversation
-	for _, m := range log {
+	var latest []int // the log position of each conversation's latest message
+	for pos, m := range log {
 		if !m.Logged.After(expired) {
 			continue
 		}
@@ -142,20 +147,27 @@ func conversations(log []LoggedMessage, expired time.Time, limit int) []Conversa
 			i = len(out)
 			byID[m.Conversation] = i
 			out = append(out, Conversation{ID: m.Conversation})
+			latest = append(latest, 0)
 		}
 		out[i].Messages = append(out[i].Messages, m)
+		latest[i] = pos
 	}
 	for i := range out {
-		// The log's order is the order the pages came in; the messages'
-		// own times order a conversation, ties as they came.
 		slices.SortStableFunc(out[i].Messages, func(a, b LoggedMessage) int { return a.Time.Compare(b.Time) })
 	}
-	newest := func(c Conversation) time.Time { return c.Messages[len(c.Messages)-1].Time }
-	slices.SortStableFunc(out, func(a, b Conversation) int { return newest(b).Compare(newest(a)) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
 	}
-	return out
+	slices.SortFunc(order, func(a, b int) int { return latest[b] - latest[a] })
+	if limit > 0 && len(order) > limit {
+		order = order[:limit]
+	}
+	sorted := make([]Conversation, len(order))
+	for i, j := range order {
+		sorted[i] = out[j]
+	}
+	return sorted
 }
 
 // logKeyLen is the length of a key of the bbolt log: the time the message
@@ -164,10 +176,18 @@ func conversations(log []LoggedMessage, expired time.Time, limit int) []Conversa
 const logKeyLen = 16
 
 // putLog appends entries to the account's log and drops its messages past
-// LogMax and older than LogMaxAge, oldest first.
+// LogMax and older than LogMaxAge, oldest first. With the log turned off
+// (LogMax < 0) it keeps nothing, and drops what an earlier run kept.
 func (s *Bolt) putLog(tx *bolt.Tx, account string, entries []LoggedMessage, now time.Time) error {
-	if len(entries) == 0 || s.opts.LogMax < 0 {
+	if len(entries) == 0 {
 		return nil
+	}
+	keep := s.opts.LogMax
+	if keep < 0 {
+		keep, entries = 0, nil
+		if tx.Bucket(bucketLog).Bucket([]byte(account)) == nil {
+			return nil
+		}
 	}
 	b, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte(account))
 	if err != nil {
@@ -192,7 +212,7 @@ func (s *Bolt) putLog(tx *bolt.Tx, account string, entries []LoggedMessage, now 
 	}
 	limit := u64(uint64(now.Add(-s.opts.LogMaxAge).UnixNano()))
 	cur := b.Cursor()
-	for k, _ := cur.First(); k != nil && (n > s.opts.LogMax || bytes.Compare(k[:min(len(k), 8)], limit) <= 0); k, _ = cur.First() {
+	for k, _ := cur.First(); k != nil && (n > keep || bytes.Compare(k[:min(len(k), 8)], limit) <= 0); k, _ = cur.First() {
 		if err := cur.Delete(); err != nil {
 			return err
 		}

@@ -149,6 +149,18 @@ func TestConversationLogRetention(t *testing.T) {
 			}
 		})
 	})
+	t.Run("turned off after a run that kept some", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		s := open(t, dir, Options{})
+		logPage(t, s, "shop", logged(1, "a", "hi", logT0, false))
+		s.Close()
+		s = open(t, dir, Options{LogMax: -1})
+		logPage(t, s, "shop", logged(2, "a", "again", logT0, false))
+		if got := storedLog(t, s, "shop"); got != 0 {
+			t.Fatalf("%d messages still stored once the log was turned off", got)
+		}
+	})
 }
 
 // storedLog counts the messages stored in the account's log, expired or

@@ -156,13 +156,17 @@ func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 // putLog appends entries to the account's log and drops its messages past
 // LogMax and older than LogMaxAge, as the bbolt store does.
 func (m *Memory) putLog(account string, entries []LoggedMessage, now time.Time) {
-	if len(entries) == 0 || m.opts.LogMax < 0 {
+	if len(entries) == 0 {
 		return
+	}
+	keep := m.opts.LogMax
+	if keep < 0 {
+		keep, entries = 0, nil
 	}
 	log := append(m.log[account], entries...)
 	expired := now.Add(-m.opts.LogMaxAge)
 	drop := 0
-	for drop < len(log) && (len(log)-drop > m.opts.LogMax || !log[drop].Logged.After(expired)) {
+	for drop < len(log) && (len(log)-drop > keep || !log[drop].Logged.After(expired)) {
 		drop++
 	}
 	m.log[account] = slices.Delete(log, 0, drop)

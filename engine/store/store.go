@@ -322,9 +322,10 @@ type Store interface {
 	// returned: the caller holds it when Lease.Holder is holder.
 	Lease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error)
 	// Conversations returns the account's logged conversations, the one
-	// with the newest message first, at most limit (0 for all), each
-	// with its messages oldest first. Messages older than
-	// Options.LogMaxAge are left out.
+	// whose latest message was committed last first, at most limit (0 for
+	// all), each with its messages oldest first (by their times, ties in
+	// the order they came). Messages older than Options.LogMaxAge are left
+	// out.
 	Conversations(ctx context.Context, account string, limit int) ([]Conversation, error)
 	// KV returns the key-value space of the named plugin.
 	KV(plugin string) KV
