@@ -81,6 +81,7 @@ func (d *Daemon) startAdmin() {
 		Metrics: d.metrics.reg,
 		Limits:  d.opts.Admin,
 		Logger:  d.log,
+		Console: d.newConsole(d.adminLn),
 	})
 	d.wg.Add(1)
 	go func() {

@@ -208,49 +208,65 @@ func liveBytes() uint64 {
 func BenchmarkIdleAccounts(b *testing.B) {
 	const accounts = 10_000
 	const window = 10 * time.Second
-	for range b.N {
-		url := startSimProcess(b)
-		dir := b.TempDir()
-		writeFile(b, filepath.Join(dir, "rules.yaml"), greetRules)
-		cfg := config.Default()
-		cfg.StateDir = filepath.Join(dir, "state")
-		cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password = url, sim.DefaultAccount, config.Secret(sim.DefaultPassword)
-		cfg.Rules = []string{filepath.Join(dir, "rules.yaml")}
-		cfg.Admin.Listen = ""
-		for i := range accounts {
-			cfg.Accounts = append(cfg.Accounts, config.Account{Name: fmt.Sprintf("a%d", i), WcID: fmt.Sprintf("wxid_idle%d", i)})
-		}
-		base := liveBytes()
-		d, err := New(&cfg, Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		if err := d.Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		for _, name := range d.order {
-			if _, err := d.accounts[name].keeper.Wait(ctx); err != nil {
-				b.Fatal(err)
+	// admin=on serves the admin API and the browser console, which nobody
+	// looks at: they must cost nothing then.
+	for _, admin := range []struct{ name, listen string }{{"admin=off", ""}, {"admin=on", "127.0.0.1:0"}} {
+		b.Run(admin.name, func(b *testing.B) {
+			for range b.N {
+				base := liveBytes()
+				_, stop := startIdleAccounts(b, accounts, admin.listen)
+				perAccount := float64(liveBytes()-base) / accounts
+				if os.Getenv("FINDERBOT_BENCH_PROFILE") != "" {
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms)
+					b.Logf("goroutines %d, heap in use %d MiB, stacks %d MiB", runtime.NumGoroutine(), ms.HeapInuse>>20, ms.StackInuse>>20)
+					f, _ := os.Create("/tmp/idle_heap.out")
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				c0, t0 := cpuTime(), time.Now()
+				time.Sleep(window)
+				cores := float64(cpuTime()-c0) / float64(time.Since(t0))
+				stop()
+				b.ReportMetric(cores, "cores")
+				b.ReportMetric(perAccount/1024, "KiB/account")
 			}
+		})
+	}
+}
+
+// startIdleAccounts starts a daemon of n accounts against a simulator in
+// its own process, with the admin listener at adminListen ("" for none),
+// and returns once every account is online and the seed pages are done.
+func startIdleAccounts(b *testing.B, n int, adminListen string) (*Daemon, func()) {
+	url := startSimProcess(b)
+	dir := b.TempDir()
+	writeFile(b, filepath.Join(dir, "rules.yaml"), greetRules)
+	cfg := config.Default()
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Upstream.BaseURL, cfg.Upstream.Account, cfg.Upstream.Password = url, sim.DefaultAccount, config.Secret(sim.DefaultPassword)
+	cfg.Rules = []string{filepath.Join(dir, "rules.yaml")}
+	cfg.Admin.Listen = adminListen
+	for i := range n {
+		cfg.Accounts = append(cfg.Accounts, config.Account{Name: fmt.Sprintf("a%d", i), WcID: fmt.Sprintf("wxid_idle%d", i)})
+	}
+	d, err := New(&cfg, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	if err := d.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range d.order {
+		if _, err := d.accounts[name].keeper.Wait(ctx); err != nil {
+			b.Fatal(err)
 		}
-		// Let the seed pages drain and the loops settle into idle polling.
-		time.Sleep(3 * time.Second)
-		perAccount := float64(liveBytes()-base) / accounts
-		if os.Getenv("FINDERBOT_BENCH_PROFILE") != "" {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			b.Logf("goroutines %d, heap in use %d MiB, stacks %d MiB", runtime.NumGoroutine(), ms.HeapInuse>>20, ms.StackInuse>>20)
-			f, _ := os.Create("/tmp/idle_heap.out")
-			pprof.WriteHeapProfile(f)
-			f.Close()
-		}
-		c0, t0 := cpuTime(), time.Now()
-		time.Sleep(window)
-		cores := float64(cpuTime()-c0) / float64(time.Since(t0))
+	}
+	// Let the seed pages drain and the loops settle into idle polling.
+	time.Sleep(3 * time.Second)
+	return d, func() {
 		d.Close()
 		cancel()
-		b.ReportMetric(cores, "cores")
-		b.ReportMetric(perAccount/1024, "KiB/account")
 	}
 }

@@ -10,10 +10,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 	"github.com/finderbot/finderbot/plugins"
 )
@@ -103,10 +105,14 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, ma
 
 	// A last, undisturbed run answers whatever is left.
 	cmd := start()
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
+	var stopOnce sync.Once
+	stop := func() {
+		stopOnce.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		})
+	}
+	defer stop()
 	for sent := srv.Sent(); distinct(sent) < len(want); {
 		var err error
 		if sent, err = srv.WaitSent(ctx, len(sent)+1); err != nil {
@@ -141,6 +147,33 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, ma
 		}
 	}
 	t.Logf("%d rounds killed with SIGKILL, %d messages, %d replies, %d duplicates", rounds, len(want), len(srv.Sent())-1, dups)
+
+	// The conversation log is written with the pages: however the kills
+	// fell, each message is in it once, and so is each reply's echo that
+	// a page brought.
+	stop()
+	st, err := store.Open(filepath.Join(dir, "state"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	convs, err := st.Conversations(ctx, "shop", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]int{}
+	for _, c := range convs {
+		for _, m := range c.Messages {
+			if !m.Own {
+				logged[m.Text]++
+			}
+		}
+	}
+	for text := range want {
+		if logged[text] != 1 {
+			t.Errorf("%q is in the conversation log %d times", text, logged[text])
+		}
+	}
 }
 
 func distinct(sent []sim.Sent) int {

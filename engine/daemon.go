@@ -19,8 +19,10 @@ import (
 
 	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/events"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/engine/rates"
 	"github.com/finderbot/finderbot/engine/redact"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
@@ -65,6 +67,8 @@ type Daemon struct {
 	sender  Sender
 	tokens  *session.Tokens
 	metrics *metrics
+	events  *events.Bus     // what people watching the daemon are told
+	rates   *rates.Accounts // messages in and out over the last minute
 
 	accounts      map[string]*account
 	order         []string
@@ -73,6 +77,7 @@ type Daemon struct {
 	stateMu       sync.Mutex
 	states        map[string]string // the session state last exported, by name
 	watchState    func(name, state string)
+	watchRates    func() // called after each count of the rates; tests set it before Start
 	outbox        *outbox.Outbox
 	sched         *scheduler
 	rules         *ruleHost
@@ -160,7 +165,13 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	opts.Logger, secrets = redactingLogger(opts.Logger)
 	secrets.Add(cfg.Secrets()...)
 	d := &Daemon{cfg: cfg, opts: opts, log: opts.Logger, secrets: secrets, now: opts.Now, metrics: newMetrics(), accounts: map[string]*account{},
-		sessions: map[string]session.Session{}, states: map[string]string{}, fatal: make(chan error, 1)}
+		sessions: map[string]session.Session{}, states: map[string]string{}, fatal: make(chan error, 1),
+		events: events.New(events.Options{Now: opts.Now})}
+	names := make([]string, len(cfg.Accounts))
+	for i, ac := range cfg.Accounts {
+		names[i] = ac.Name
+	}
+	d.rates = rates.NewAccounts(opts.Now, names...)
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -183,6 +194,15 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		sopts.Log = d.log
 	}
 	sopts.OnDamage = d.storeDamaged
+	if sopts.LogMax == 0 {
+		sopts.LogMax = cfg.Console.MessagesPerAccount
+		if sopts.LogMax == 0 {
+			sopts.LogMax = -1 // none kept
+		}
+	}
+	if sopts.LogMaxAge == 0 {
+		sopts.LogMaxAge = cfg.Console.MessageMaxAge
+	}
 	st, err := store.Open(cfg.StateDir, sopts)
 	if err != nil {
 		return nil, err

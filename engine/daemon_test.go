@@ -44,16 +44,28 @@ type harness struct {
 	d      *Daemon
 	ctx    context.Context
 	cancel context.CancelFunc
+	// beforeStart, when set, sees each daemon between New and Start.
+	beforeStart func(*Daemon)
 }
 
-// newHarness starts a simulated upstream and a daemon against it, with the
-// pacing turned down so tests run fast.
+// newHarness starts a simulated upstream that confirms every QR scan and
+// a daemon against it, with the pacing turned down so tests run fast.
 func newHarness(t *testing.T, simOpts sim.Options, accounts ...string) *harness {
+	t.Helper()
+	simOpts.AutoConfirm = true
+	h := prepareHarness(t, simOpts, accounts...)
+	h.start()
+	return h
+}
+
+// prepareHarness is newHarness with the simulator's options as given, and
+// no daemon started: the test changes h.cfg, h.opts or h.beforeStart, then
+// calls h.start.
+func prepareHarness(t *testing.T, simOpts sim.Options, accounts ...string) *harness {
 	t.Helper()
 	if len(accounts) == 0 {
 		accounts = []string{"shop"}
 	}
-	simOpts.AutoConfirm = true
 	srv := sim.NewServer(simOpts)
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
@@ -79,7 +91,6 @@ func newHarness(t *testing.T, simOpts sim.Options, accounts ...string) *harness 
 	h := &harness{t: t, sim: srv, cfg: &cfg}
 	h.ctx, h.cancel = context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(h.cancel)
-	h.start()
 	return h
 }
 
@@ -92,6 +103,9 @@ func (h *harness) start() {
 	d, err := New(h.cfg, opts)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.beforeStart != nil {
+		h.beforeStart(d)
 	}
 	if err := d.Start(h.ctx); err != nil {
 		h.t.Fatal(err)
@@ -515,5 +529,13 @@ send: {interval: 0s, jitter: 0s}
 	st := d.Status()
 	if len(st.Sessions) != 3 || st.Sessions[0].Kind != "token" || st.Sessions[0].State != "online" {
 		t.Errorf("status sessions = %+v", st.Sessions)
+	}
+	// Logins lists the account, then each session under its own name.
+	var logins []string
+	for _, ls := range d.Logins() {
+		logins = append(logins, fmt.Sprintf("%s %s online=%v", ls.Name, ls.Kind, ls.Online))
+	}
+	if got, want := strings.Join(logins, ", "), "shop wkteam online=true, crm token online=true, cloud appkey online=true, cloud-again appkey online=true"; got != want {
+		t.Errorf("logins = %s\nwant %s", got, want)
 	}
 }

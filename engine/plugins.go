@@ -19,7 +19,9 @@ func (d *Daemon) newPlugins() error {
 	if d.cfg.Plugins.Dir == "" {
 		return nil
 	}
-	m, err := plugins.New(pluginConfig(d.cfg), pluginHost{d}, d.log.With("component", "plugins"))
+	pc := pluginConfig(d.cfg)
+	pc.OnStateChange = d.publishPlugin
+	m, err := plugins.New(pc, pluginHost{d}, d.log.With("component", "plugins"))
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/finderbot/finderbot/engine/events"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
 
@@ -77,5 +78,16 @@ func TestPluginActionsGoThroughTheOutbox(t *testing.T) {
 	}
 	if st := h.d.Status(); len(st.Plugins) != 1 || st.Plugins[0].Version != "1.0.0" || st.Plugins[0].State != "ready" {
 		t.Fatalf("status plugins = %+v", st.Plugins)
+	}
+	// The event bus heard the plugin come up, and come up again after
+	// the restart.
+	var changes []string
+	for _, e := range h.d.Events().Recent(0) {
+		if e.Kind == events.KindPlugin && e.Account == "counter" {
+			changes = append(changes, e.Message)
+		}
+	}
+	if n := strings.Count(strings.Join(changes, ","), "ready"); n < 2 {
+		t.Errorf("plugin events = %q, want ready twice", changes)
 	}
 }

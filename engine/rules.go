@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/robfig/cron/v3"
 
+	"github.com/finderbot/finderbot/engine/events"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/store"
@@ -25,6 +27,7 @@ type ruleHost struct {
 	d         *Daemon
 	set       atomic.Pointer[rules.Set]
 	cooldowns *rules.Cooldowns
+	stats     *rules.Stats // every rule's matches and failures, across reloads
 	// compile reads and compiles the rule files (load); a test replaces it
 	// to hold a reload midway.
 	compile func() (*rules.Set, error)
@@ -48,7 +51,7 @@ type ruleHost struct {
 }
 
 func newRuleHost(d *Daemon) (*ruleHost, error) {
-	h := &ruleHost{d: d, cooldowns: rules.NewCooldowns(0), attempts: make(chan struct{})}
+	h := &ruleHost{d: d, cooldowns: rules.NewCooldowns(0), stats: rules.NewStats(), attempts: make(chan struct{})}
 	h.compile = h.load
 	set, err := h.compile()
 	if err != nil {
@@ -61,6 +64,7 @@ func newRuleHost(d *Daemon) (*ruleHost, error) {
 func (h *ruleHost) load() (*rules.Set, error) {
 	return rules.Load(rules.Options{
 		Location: h.d.cfg.Location(),
+		Stats:    h.stats,
 		OnFailure: func(f rules.Failure) {
 			h.d.metrics.rulesFailed.WithLabelValues(f.Rule).Inc()
 			h.d.log.Warn("rule evaluation failed", "rule", f.Rule, "err", f.Err)
@@ -169,6 +173,7 @@ func (h *ruleHost) reload() error {
 	if err != nil {
 		h.d.metrics.reloads.WithLabelValues("failed").Inc()
 		h.d.log.Error("rules not reloaded; the previous rules stay in force", "err", err)
+		h.d.publish(events.KindReload, "", "failed; the previous rules stay in force: "+err.Error())
 		return err
 	}
 	if n < h.swapped {
@@ -182,6 +187,7 @@ func (h *ruleHost) reload() error {
 	}
 	h.d.metrics.reloads.WithLabelValues("ok").Inc()
 	h.d.log.Info("rules reloaded", "rules", len(set.Rules()))
+	h.d.publish(events.KindReload, "", fmt.Sprintf("ok: %d rules", len(set.Rules())))
 	return nil
 }
 
@@ -337,10 +343,12 @@ func isRuleFile(name string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// onSessionEvent logs a session event and runs the event rules on it.
+// onSessionEvent logs a session event, tells the event bus and runs the
+// event rules on it.
 func (d *Daemon) onSessionEvent(ev session.Event) {
 	ev = d.redactEvent(ev)
 	d.log.Info("session event", "type", ev.Type, "session", ev.Session, "message", ev.Message)
+	d.publishSession(ev)
 	if d.rules != nil {
 		d.rules.event(ev)
 	}

@@ -79,6 +79,13 @@ func (m outboxMetrics) Depth(delta int) { m.d.metrics.outboxDepth.Add(float64(de
 func (m outboxMetrics) Result(kind, result string) {
 	m.d.metrics.actions.WithLabelValues(kind, result).Inc()
 }
+func (m outboxMetrics) Delivered(account, kind string) {
+	if kind == store.KindReply || kind == store.KindSend {
+		m.d.rates.Out(account, 1)
+		m.d.ratesCounted()
+	}
+}
+func (m outboxMetrics) Dead(dl store.DeadLetter) { m.d.publishDeadLetter(dl) }
 func (m outboxMetrics) HandOff(lat time.Duration) {
 	m.d.metrics.handOff.Observe(lat.Seconds())
 	if m.d.opts.HandOff != nil {
@@ -100,6 +107,10 @@ func (m pollerMetrics) Skipped(account, _ string) {
 		a.skipped++
 		a.mu.Unlock()
 	}
+}
+func (m pollerMetrics) Committed(account string, received int) {
+	m.d.rates.In(account, received)
+	m.d.ratesCounted()
 }
 func (m pollerMetrics) FinderName(account, name string) {
 	if a := m.d.accounts[account]; a != nil {

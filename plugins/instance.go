@@ -77,14 +77,19 @@ func newInstance(m *Manager, e Executable, pinned bool) *instance {
 
 func (in *instance) setState(s State, problem string) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.setStateLocked(s, problem)
+	changed := in.setStateLocked(s, problem)
+	in.mu.Unlock()
+	if changed {
+		in.stateChanged(s, problem)
+	}
 }
 
 // setStateLocked changes state with in.mu held, waking everyone waiting
-// for a change.
-func (in *instance) setStateLocked(s State, problem string) {
-	if in.state != s {
+// for a change, and reports whether the state changed; the caller then
+// calls stateChanged once it has released in.mu.
+func (in *instance) setStateLocked(s State, problem string) bool {
+	changed := in.state != s
+	if changed {
 		in.since = time.Now()
 		close(in.changed)
 		in.changed = make(chan struct{})
@@ -92,6 +97,15 @@ func (in *instance) setStateLocked(s State, problem string) {
 	in.state, in.problem = s, problem
 	if s != StateReady {
 		in.rp, in.pid = nil, 0
+	}
+	return changed
+}
+
+// stateChanged tells Config.OnStateChange. It runs without in.mu, so that
+// the hook may read the Manager (List) without a deadlock.
+func (in *instance) stateChanged(s State, problem string) {
+	if f := in.m.cfg.OnStateChange; f != nil {
+		f(in.name, s, problem)
 	}
 }
 
@@ -387,8 +401,11 @@ func (in *instance) start(ctx context.Context) (*plugin.Client, *run, error) {
 	in.hangs.Store(0)
 	in.mu.Lock()
 	in.rp, in.desc, in.actions, in.pid = rp, desc, actions, pid
-	in.setStateLocked(StateReady, "")
+	changed := in.setStateLocked(StateReady, "")
 	in.mu.Unlock()
+	if changed {
+		in.stateChanged(StateReady, "")
+	}
 	in.log.Info("plugins: plugin ready", "version", desc.Version, "pid", pid, "actions", len(actions))
 	return client, r, nil
 }

@@ -93,6 +93,11 @@ type Config struct {
 	HangLimit int
 	// Output bounds what each plugin may have the daemon log.
 	Output OutputLimits
+	// OnStateChange, when set, is called each time a plugin enters another
+	// State, with the problem that goes with it (why it is restarting,
+	// quarantined or refused). The calls of one plugin come in order from
+	// its supervisor, which waits for them: the hook must return quickly.
+	OnStateChange func(plugin string, state State, problem string)
 }
 
 func (c Config) withDefaults() Config {

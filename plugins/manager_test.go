@@ -149,8 +149,34 @@ func TestCrashRestartsWhileOthersServe(t *testing.T) {
 
 func TestQuarantineAfterRepeatedCrashes(t *testing.T) {
 	t.Parallel()
-	cfg := plugins.Config{Dir: pluginDir(t, true, "crashy"), RestartBackoff: time.Millisecond, MaxRestartBackoff: time.Millisecond, QuarantineAfter: 3}
+	var mu sync.Mutex
+	var changes []string // state: problem, as OnStateChange tells them
+	cfg := plugins.Config{Dir: pluginDir(t, true, "crashy"), RestartBackoff: time.Millisecond, MaxRestartBackoff: time.Millisecond, QuarantineAfter: 3,
+		OnStateChange: func(plugin string, state plugins.State, problem string) {
+			mu.Lock()
+			changes = append(changes, fmt.Sprintf("%s %s: %s", plugin, state, problem))
+			mu.Unlock()
+		}}
 	m, _ := startManager(t, cfg, newMemHost())
+	defer func() {
+		// Every state the plugin went through was told, in order: three
+		// crashes, the quarantine, and the operator's restart.
+		mu.Lock()
+		defer mu.Unlock()
+		var states []string
+		for _, c := range changes {
+			states = append(states, strings.SplitN(c, ":", 2)[0])
+		}
+		want := "crashy ready,crashy restarting,crashy starting,crashy ready,crashy restarting,crashy starting,crashy ready,crashy restarting,crashy quarantined,crashy starting,crashy ready"
+		if strings.Join(states, ",") != want {
+			t.Errorf("state changes:\n%s\nwant the states %s", strings.Join(changes, "\n"), want)
+		}
+		for _, c := range changes {
+			if (strings.Contains(c, " restarting:") || strings.Contains(c, " quarantined:")) && strings.HasSuffix(c, ": ") {
+				t.Errorf("%q carries no reason", c)
+			}
+		}
+	}()
 	for i := range 3 {
 		callWhenReady(t, m, "crashy", "echo")
 		if _, err := call(m, "crashy", "exit", nil); !plugins.Retryable(err) {

@@ -33,6 +33,25 @@ type Trace struct {
 	Skipped string
 }
 
+// Reason says why the rule did not match, as `finderbot replay --explain`
+// prints it: the stop rule that kept it from being evaluated, its
+// evaluation error, what the message lacked for the index to consider it,
+// or the false part of its condition. It is "" for a rule that matched and
+// rendered its actions.
+func (t Trace) Reason() string {
+	switch {
+	case t.Skipped != "":
+		return fmt.Sprintf("not evaluated, rule %q stopped evaluation", t.Skipped)
+	case t.Err != nil:
+		return fmt.Sprintf("failed: %v", t.Err)
+	case t.Matched:
+		return ""
+	case !t.Candidate:
+		return "not a candidate, needs " + t.Need
+	}
+	return t.Why
+}
+
 // Explain evaluates every message rule against msg, as Match would but
 // without cooldowns, and says for each why it matched or not. It is slow and
 // meant for people: `finderbot replay --explain`.

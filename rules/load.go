@@ -39,6 +39,9 @@ type Options struct {
 	// failed. The failing rule does not match; the other rules go on. It
 	// may be called from many goroutines at once.
 	OnFailure func(Failure)
+	// Stats, when set, counts each rule's matches and failures; give
+	// the same one to every reload so that the counts run on.
+	Stats *Stats
 }
 
 // Failure is a rule whose condition or template could not be evaluated.

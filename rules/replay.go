@@ -80,19 +80,17 @@ func Replay(w io.Writer, set *Set, page *sdk.Page, o ReplayOptions) {
 		for _, t := range set.Explain(m, o.Account, now) {
 			switch {
 			case t.Skipped != "":
-				fmt.Fprintf(w, "    -  %s: not evaluated, rule %q stopped evaluation\n", t.Rule, t.Skipped)
+				fmt.Fprintf(w, "    -  %s: %s\n", t.Rule, t.Reason())
 			case t.Err != nil:
-				fmt.Fprintf(w, "    !  %s: failed: %v\n", t.Rule, t.Err)
+				fmt.Fprintf(w, "    !  %s: %s\n", t.Rule, t.Reason())
 			case t.Matched && firedBy[t.Rule]:
 				for _, a := range t.Actions {
 					fmt.Fprintf(w, "    => %s\n", a)
 				}
 			case t.Matched:
 				fmt.Fprintf(w, "    ~  %s: matched, but is cooling down in this conversation\n", t.Rule)
-			case !t.Candidate:
-				fmt.Fprintf(w, "    x  %s: not a candidate, needs %s\n", t.Rule, t.Need)
 			default:
-				fmt.Fprintf(w, "    x  %s: %s\n", t.Rule, t.Why)
+				fmt.Fprintf(w, "    x  %s: %s\n", t.Rule, t.Reason())
 			}
 		}
 	}

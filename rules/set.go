@@ -44,6 +44,7 @@ type Rule struct {
 
 	cond    *cond
 	actions []action
+	counts  *ruleCounts // nil without Options.Stats
 }
 
 // action is a compiled action.
@@ -151,6 +152,9 @@ func (c *compiler) set() *Set {
 	sortRules(c.rules)
 	s := &Set{opts: c.opts, all: c.rules, cron: map[string]*Rule{}, warnings: c.warnings}
 	for _, r := range c.rules {
+		if c.opts.Stats != nil {
+			r.counts = c.opts.Stats.counts(r.Name)
+		}
 		switch r.Trigger {
 		case OnMessage:
 			s.message = append(s.message, r)
@@ -292,6 +296,9 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now
 	if !ok {
 		return dst, false
 	}
+	if r.counts != nil {
+		r.counts.matches.Add(1)
+	}
 	if r.Cooldown > 0 && cd != nil && !cd.Allow(r.Name, conv, r.Cooldown, now) {
 		// A rule cooling down still counts as matched for stop: it keeps
 		// lower rules from answering what it would have answered.
@@ -319,7 +326,12 @@ func (s *Set) test(e *evaluator, r *Rule, env any) (bool, error) {
 	return b, nil
 }
 
+// fail counts and reports a rule's failed evaluation; Match, MatchEvent
+// and Fire come through here, Explain does not.
 func (s *Set) fail(r *Rule, err error) {
+	if r.counts != nil {
+		r.counts.failures.Add(1)
+	}
 	if s.opts.OnFailure != nil {
 		s.opts.OnFailure(Failure{Rule: r.Name, Err: fmt.Errorf("rules: rule %q: %w", r.Name, err)})
 	}

@@ -87,28 +87,50 @@ func (s *Server) handleRetryDeadLetters(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("kind %q is not an action kind (%s)", kind, strings.Join(kinds, ", ")))
 		return
 	}
-	dead, err := s.b.DeadLetters(r.Context(), 0)
+	items, err := RetryAll(r.Context(), s.b, kind, func(it store.Item, from uint64) {
+		s.log.Info("dead letter retried by the operator", "dead_letter", from, "item", it.ID, "account", it.Account)
+	})
 	if err != nil {
 		writeStoreError(w, err)
 		return
 	}
-	out := Retried{Items: []store.Item{}}
+	out := Retried{Items: items}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// DeadLetterRetrier is what RetryAll needs of a backend.
+type DeadLetterRetrier interface {
+	DeadLetters(ctx context.Context, limit int) ([]store.DeadLetter, error)
+	RetryDeadLetter(ctx context.Context, id uint64) (store.Item, error)
+}
+
+// RetryAll retries every dead letter, or those of kind when it is
+// not empty, oldest first, calling retried for each. Each is retried on its
+// own: one dropped or retried meanwhile by someone else is passed over, and
+// a failure stops the rest, saying how many went before it.
+func RetryAll(ctx context.Context, b DeadLetterRetrier, kind string, retried func(it store.Item, from uint64)) ([]store.Item, error) {
+	dead, err := b.DeadLetters(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	items := []store.Item{}
 	for _, d := range dead {
 		if kind != "" && d.Item.Kind != kind {
 			continue
 		}
-		it, err := s.b.RetryDeadLetter(r.Context(), d.Item.ID)
+		it, err := b.RetryDeadLetter(ctx, d.Item.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			continue
 		case err != nil:
-			writeStoreError(w, fmt.Errorf("%d dead letters retried, then dead letter %d: %w", len(out.Items), d.Item.ID, err))
-			return
+			return items, fmt.Errorf("%d dead letters retried, then dead letter %d: %w", len(items), d.Item.ID, err)
 		}
-		s.log.Info("dead letter retried by the operator", "dead_letter", d.Item.ID, "item", it.ID, "account", it.Account)
-		out.Items = append(out.Items, it)
+		if retried != nil {
+			retried(it, d.Item.ID)
+		}
+		items = append(items, it)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return items, nil
 }
 
 // handleDropDeadLetter forgets a dead letter.

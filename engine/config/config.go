@@ -56,6 +56,8 @@ type Config struct {
 	Plugins Plugins `yaml:"plugins"`
 	// Store configures the embedded store's periodic snapshots.
 	Store Store `yaml:"store"`
+	// Console bounds what the daemon keeps for people watching it.
+	Console Console `yaml:"console"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -227,6 +229,17 @@ type Store struct {
 	SnapshotKeep int `yaml:"snapshot_keep"`
 }
 
+// Console bounds the conversation log: each account's recent messages,
+// with the rules they fired and the actions they queued, kept in the store
+// with the pages they came in.
+type Console struct {
+	// MessagesPerAccount is how many messages the log keeps per account;
+	// 0 keeps none.
+	MessagesPerAccount int `yaml:"messages_per_account"`
+	// MessageMaxAge is how long the log keeps a message.
+	MessageMaxAge time.Duration `yaml:"message_max_age"`
+}
+
 // Secret is a string that never prints: String, logging and JSON show
 // "[redacted]". Reveal returns the value.
 type Secret string
@@ -274,6 +287,7 @@ func Default() Config {
 		},
 		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
 		Store:   Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4},
+		Console: Console{MessagesPerAccount: 500, MessageMaxAge: 72 * time.Hour},
 	}
 }
 
@@ -460,6 +474,7 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 		"sync.online_check": c.Sync.OnlineCheck, "send.retry_backoff": c.Send.RetryBackoff,
 		"send.max_retry_backoff": c.Send.MaxRetryBackoff, "upstream.timeout": c.Upstream.Timeout,
 		"plugins.call_timeout": c.Plugins.CallTimeout, "shutdown_timeout": c.ShutdownTimeout,
+		"console.message_max_age": c.Console.MessageMaxAge,
 	}
 	for _, k := range sortedKeys(positive) {
 		if positive[k] <= 0 {
@@ -496,6 +511,9 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Plugins.Nice < 0 || c.Plugins.Nice > 19 {
 		bad("plugins.nice", "is %d, want 0 to 19", c.Plugins.Nice)
+	}
+	if c.Console.MessagesPerAccount < 0 {
+		bad("console.messages_per_account", "cannot be negative (0 keeps none)")
 	}
 	if c.Plugins.CPUPercent < 0 {
 		bad("plugins.cpu_percent", "cannot be negative (0 for no bound)")

@@ -50,6 +50,9 @@ func TestParseGood(t *testing.T) {
 	if cfg.Store != (Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4}) {
 		t.Errorf("store = %+v, want snapshots every 6h, 4 kept", cfg.Store)
 	}
+	if cfg.Console != (Console{MessagesPerAccount: 500, MessageMaxAge: 72 * time.Hour}) {
+		t.Errorf("console = %+v, want 500 messages per account for 72h", cfg.Console)
+	}
 	if len(cfg.Accounts) != 1 || cfg.Accounts[0].Name != "shop" || cfg.Timezone != "Asia/Shanghai" {
 		t.Errorf("cfg = %+v", cfg)
 	}
@@ -110,6 +113,14 @@ func TestParseErrors(t *testing.T) {
 		"snapshots too often": {
 			in:   good + "store: {snapshot_every: 10s}\n",
 			want: []string{"finderbot.yaml:15:9: store.snapshot_every: is 10s; want 0 (no snapshots) or at least 1m"},
+		},
+		"negative conversation log": {
+			in:   good + "console: {messages_per_account: -1}\n",
+			want: []string{"console.messages_per_account: cannot be negative (0 keeps none)"},
+		},
+		"conversation log kept no time": {
+			in:   good + "console: {message_max_age: 0s}\n",
+			want: []string{"console.message_max_age: must be positive"},
 		},
 		"no snapshot kept": {
 			in:   good + "store: {snapshot_keep: 0}\n",

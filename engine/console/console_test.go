@@ -1,7 +1,9 @@
 package console
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -212,5 +214,45 @@ func TestStatic(t *testing.T) {
 		if w := b.get(path); w.Code != 404 {
 			t.Errorf("%s: %d", path, w.Code)
 		}
+	}
+}
+
+// manyAccounts is a daemon of thousands of accounts, a few of which need a
+// person.
+type manyAccounts struct{ *fake }
+
+func (m manyAccounts) Overview(ctx context.Context) Overview {
+	ov := m.fake.Overview(ctx)
+	ov.Accounts = nil
+	for i := range 5000 {
+		ov.Accounts = append(ov.Accounts, Account{Name: fmt.Sprintf("shop-%04d", i), State: "online"})
+	}
+	ov.Accounts[4321].State = "needs_scan"
+	ov.Accounts[17].DeadLetters = 3
+	return ov
+}
+
+// TestOverviewOfManyAccounts lists at most maxOverviewRows accounts, those
+// that need a person first, says how many it left out, and finds any other
+// through the filter.
+func TestOverviewOfManyAccounts(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t, New(manyAccounts{newFake()}, Options{Loopback: true}))
+	body := b.get("/").Body.String()
+	if n := strings.Count(body, `href="/conversations?account=shop-`); n != maxOverviewRows {
+		t.Errorf("%d accounts listed, want %d", n, maxOverviewRows)
+	}
+	first, second := strings.Index(body, "shop-4321"), strings.Index(body, "shop-0017")
+	if first < 0 || second < 0 || first > second || second > strings.Index(body, "shop-0000") {
+		t.Errorf("the account waiting for a scan, then the one with dead letters, must come first (at %d, %d)", first, second)
+	}
+	for _, want := range []string{"共 5000 个账号:", "needs_scan</span> 1", "online</span> 4999", "还有 4900 个未列出", `<label for="q">`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the overview does not say %q", want)
+		}
+	}
+	found := b.get("/?q=shop-2468").Body.String()
+	if !strings.Contains(found, `account=shop-2468"`) || strings.Contains(found, "shop-0017") || !strings.Contains(found, `data-fragment="/fragments/overview?q=shop-2468"`) {
+		t.Errorf("the filter does not find shop-2468 alone, live:\n%s", found)
 	}
 }

@@ -70,9 +70,79 @@ func errorStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
+// maxOverviewRows bounds the accounts the Overview lists: a daemon may hold
+// ten thousand, and a page of them all would be slow to serve and useless
+// to read. The ones that need a person come first; the filter finds others.
+const maxOverviewRows = 100
+
+// overviewView is the Overview as the page shows it: a count of the
+// accounts in each state, and the first of them, those that need a person
+// first.
+type overviewView struct {
+	Overview
+	Query  string
+	States []stateCount
+	All    int // accounts of the daemon
+	Total  int // of those, the ones matching the query
+	Hidden int // of those, the ones not listed
+}
+
+type stateCount struct {
+	State string
+	N     int
+}
+
 func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
-	v.Title, v.Fragment, v.Data = v.T("title.overview"), "/fragments/overview", c.b.Overview(r.Context())
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	ov := c.b.Overview(r.Context())
+	d := overviewView{Overview: ov, Query: q, All: len(ov.Accounts)}
+	counts := map[string]int{}
+	// Pointers, and the rank computed once: ten thousand accounts sort in
+	// a few milliseconds.
+	type ranked struct {
+		a    *Account
+		rank int
+	}
+	matching := make([]ranked, 0, len(ov.Accounts))
+	for i := range ov.Accounts {
+		a := &ov.Accounts[i]
+		counts[a.State]++
+		if q == "" || strings.Contains(a.Name, q) || strings.Contains(a.WcID, q) {
+			matching = append(matching, ranked{a, attention(*a)})
+		}
+	}
+	for st, n := range counts {
+		d.States = append(d.States, stateCount{st, n})
+	}
+	slices.SortFunc(d.States, func(a, b stateCount) int { return cmp.Compare(a.State, b.State) })
+	slices.SortFunc(matching, func(a, b ranked) int {
+		return cmp.Or(cmp.Compare(b.rank, a.rank), cmp.Compare(a.a.Name, b.a.Name))
+	})
+	d.Total = len(matching)
+	if len(matching) > maxOverviewRows {
+		d.Hidden = len(matching) - maxOverviewRows
+		matching = matching[:maxOverviewRows]
+	}
+	d.Accounts = make([]Account, len(matching))
+	for i, m := range matching {
+		d.Accounts[i] = *m.a
+	}
+	v.Title, v.Data = v.T("title.overview"), d
+	v.Fragment = "/fragments/overview"
+	if q != "" {
+		v.Fragment += "?q=" + url.QueryEscape(q)
+	}
 	c.show(w, r, v, http.StatusOK, "overview")
+}
+
+// attention ranks how much an account needs a person: offline first, then
+// dead letters, replies in doubt and a full outbox.
+func attention(a Account) int {
+	n := min(a.DeadLetters, 1000)*1000 + min(a.InDoubt, 999) + min(a.Outbox, 999)
+	if a.State != "online" {
+		n += 1 << 30
+	}
+	return n
 }
 
 func (c *console) logins(w http.ResponseWriter, r *http.Request, v *view) {

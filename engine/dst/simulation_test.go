@@ -581,8 +581,10 @@ func key(wID, to, text string) string { return wID + " → " + to + " " + fmt.Sp
 // counter counts the outbox's in-doubt attempts.
 type counter struct{ sum *summary }
 
-func (counter) Depth(int)             {}
-func (counter) HandOff(time.Duration) {}
+func (counter) Depth(int)                {}
+func (counter) HandOff(time.Duration)    {}
+func (counter) Delivered(string, string) {}
+func (counter) Dead(store.DeadLetter)    {}
 func (c counter) Result(_, result string) {
 	if result == "in_doubt" {
 		c.sum.inDoubt++

@@ -66,6 +66,14 @@ type Observer interface {
 	// HandOff is the time from a page's arrival to the hand-off of an
 	// action it caused.
 	HandOff(d time.Duration)
+	// Delivered reports an action of the account performed, once: a
+	// reply or a send the upstream accepted (a reply in doubt when its
+	// echo proves it), a plugin action its plugin answered.
+	Delivered(account, kind string)
+	// Dead reports an action given up on, with its reason, when the
+	// outbox decides it; the dead letter is written with the account's
+	// next write.
+	Dead(d store.DeadLetter)
 }
 
 // Config is the outbox's policy.
@@ -202,9 +210,17 @@ func New(cfg Config, deps Deps) *Outbox {
 
 type nopObserver struct{}
 
-func (nopObserver) Depth(int)             {}
-func (nopObserver) Result(string, string) {}
-func (nopObserver) HandOff(time.Duration) {}
+func (nopObserver) Depth(int)                {}
+func (nopObserver) Result(string, string)    {}
+func (nopObserver) HandOff(time.Duration)    {}
+func (nopObserver) Delivered(string, string) {}
+func (nopObserver) Dead(store.DeadLetter)    {}
+
+// sent counts an action performed.
+func (o *Outbox) sent(it *store.Item) {
+	o.deps.Observer.Result(it.Kind, "sent")
+	o.deps.Observer.Delivered(it.Account, it.Kind)
+}
 
 // Recover loads the outbox a previous run left in the store. Items that may
 // have reached the upstream (attempting, in doubt) are in doubt: replies
@@ -253,6 +269,7 @@ func (o *Outbox) Recover(ctx context.Context) error {
 		for _, d := range dead {
 			o.log.Warn("send in doubt after a restart; moved to the dead letters", "account", d.Item.Account, "item", d.Item.ID)
 			o.deps.Observer.Result(d.Item.Kind, "dead")
+			o.deps.Observer.Dead(d)
 		}
 	}
 	o.addEntries(queued)
@@ -351,7 +368,7 @@ func (o *Outbox) Settled(account string, ids []uint64) {
 				// attempts, so this is the head; a later one is taken out
 				// all the same.
 				o.removeLocked(q, conv, i)
-				o.deps.Observer.Result(e.it.Kind, "sent")
+				o.sent(&e.it)
 				o.log.Info("reply confirmed delivered by its echo", "account", account, "item", id)
 				break find
 			}
@@ -704,7 +721,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		o.mu.Lock()
 		o.popLocked(q, e.it.Conversation, e)
 		o.mu.Unlock()
-		o.deps.Observer.Result(e.it.Kind, "sent")
+		o.sent(&e.it)
 		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
 	case err == nil:
 		o.finish(q, e, func(c *store.Changes) {
@@ -757,10 +774,22 @@ func (o *Outbox) itemLog(q *queue, it *store.Item) *slog.Logger {
 // with the account's next write.
 func (o *Outbox) finish(q *queue, e *entry, record func(*store.Changes), result string) {
 	o.mu.Lock()
+	n := len(q.pending.Dead)
 	record(&q.pending)
+	var dead []store.DeadLetter
+	if len(q.pending.Dead) > n {
+		dead = slices.Clone(q.pending.Dead[n:])
+	}
 	o.popLocked(q, e.it.Conversation, e)
 	o.mu.Unlock()
-	o.deps.Observer.Result(e.it.Kind, result)
+	if result == "sent" {
+		o.sent(&e.it)
+	} else {
+		o.deps.Observer.Result(e.it.Kind, result)
+	}
+	for _, d := range dead {
+		o.deps.Observer.Dead(d)
+	}
 }
 
 // refused handles an attempt the upstream proved it did not act on.
@@ -899,7 +928,7 @@ func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Durati
 	o.mu.Lock()
 	o.popLocked(q, it.Conversation, e)
 	o.mu.Unlock()
-	o.deps.Observer.Result(it.Kind, "sent")
+	o.sent(&it)
 	log.Info("action performed", "answers", len(res.Added))
 	o.Add(res.Added)
 	return 0

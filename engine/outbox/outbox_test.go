@@ -76,6 +76,7 @@ type rig struct {
 	up  *fakeUpstream
 	clk *clock
 	ob  *Outbox
+	obs Observer // given to every boot; nil for none
 }
 
 func newRig(t *testing.T, st store.Store, up *fakeUpstream) *rig {
@@ -90,7 +91,7 @@ func newRig(t *testing.T, st store.Store, up *fakeUpstream) *rig {
 func (r *rig) boot(t *testing.T) {
 	t.Helper()
 	r.ob = New(Config{MaxAttempts: 5, RetryBackoff: time.Second, Doubt: doubt}, Deps{
-		Store: r.st, Sender: r.up, Sessions: online{}, Now: r.clk.Now,
+		Store: r.st, Sender: r.up, Sessions: online{}, Now: r.clk.Now, Observer: r.obs,
 		Sleep: func(_ context.Context, d time.Duration) bool { r.clk.now = r.clk.now.Add(d); return true },
 	})
 	if err := r.ob.Recover(context.Background()); err != nil {

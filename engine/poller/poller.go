@@ -56,6 +56,9 @@ type Observer interface {
 	// FinderName reports the account's own Finder user name, learned from
 	// the messages it receives.
 	FinderName(account, name string)
+	// Committed reports a committed page's new messages that the account
+	// received (its own are not counted).
+	Committed(account string, received int)
 }
 
 // Deps are the poller's collaborators; Observer and Log may be nil.
@@ -102,6 +105,7 @@ func (nopObserver) Synced(string, string)     {}
 func (nopObserver) Matched(string)            {}
 func (nopObserver) Skipped(string, string)    {}
 func (nopObserver) FinderName(string, string) {}
+func (nopObserver) Committed(string, int)     {}
 
 // Result is what one Poll found.
 type Result struct {
@@ -189,11 +193,15 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 	cd := p.deps.Cooldowns.Begin() // a nil Cooldowns gives a transaction of its own
 	now := p.deps.Now()
 	var acts []rules.Action
+	incoming := 0
 	for _, m := range msgs {
 		if !fresh[m.ID] {
 			continue
 		}
 		m.Account = p.account
+		if !m.FromSelf {
+			incoming++
+		}
 		if m.FromSelf {
 			commit.Echoes = append(commit.Echoes, store.Echo{ID: m.ID, From: m.From, To: m.To, Session: m.Session, Text: m.Content, Time: m.Time})
 		} else if strings.HasSuffix(m.To, "@finder") {
@@ -207,7 +215,9 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 		for _, a := range acts {
 			p.deps.Observer.Matched(a.Rule)
 		}
-		commit.Items = append(commit.Items, outbox.Items(acts, p.account, m)...)
+		items := outbox.Items(acts, p.account, m)
+		commit.Items = append(commit.Items, items...)
+		commit.Log = append(commit.Log, logEntry(m, acts, items))
 	}
 	for _, mk := range cd.Marks() {
 		commit.Cooldowns = append(commit.Cooldowns, store.CooldownMark{Rule: mk.Rule, Conv: mk.Conv, Fired: mk.Fired, Until: mk.Until})
@@ -227,8 +237,36 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 	}
 	p.deps.Sink.Settled(p.account, out.Settled)
 	p.deps.Sink.Add(out.Items)
+	p.deps.Observer.Committed(p.account, incoming)
 	res.Fresh, res.Actions = len(unseen), len(out.Items)
 	return res, nil
+}
+
+// logEntry is m for the account's conversation log: the rules that fired
+// on it (acts) and the actions it queued (items). The store bounds its
+// texts.
+func logEntry(m *sdk.Message, acts []rules.Action, items []store.Item) store.LoggedMessage {
+	e := store.LoggedMessage{ID: m.ID, Conversation: outbox.Conversation(m), From: m.From, To: m.To, Own: m.FromSelf,
+		Type: m.Type, Text: m.Text, Time: m.Time}
+	if m.FromSelf && m.Session == "" {
+		e.Conversation = m.To // the other party
+	}
+	for _, a := range acts {
+		if len(e.Rules) == 0 || e.Rules[len(e.Rules)-1] != a.Rule {
+			e.Rules = append(e.Rules, a.Rule)
+		}
+	}
+	for _, it := range items {
+		la := store.LoggedAction{Rule: it.Rule, Kind: it.Kind, Text: it.Text}
+		switch it.Kind {
+		case store.KindSend:
+			la.To = it.To
+		case store.KindPlugin:
+			la.Plugin = it.Plugin + "." + it.Action
+		}
+		e.Actions = append(e.Actions, la)
+	}
+	return e
 }
 
 // CooldownStore is where the cooldowns committed with pages are read back.

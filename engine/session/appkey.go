@@ -127,7 +127,7 @@ func (s *AppKeySession) Run(ctx context.Context) error {
 				s.log.Warn("app-key login failed", "err", err, "retry_in", wait)
 				s.setState(StateBackingOff, err.Error())
 				s.emit(EventFailed, err.Error(), nil)
-				if !sleepOn(ctx, clock, wait) {
+				if !sleepOrWake(ctx, clock, wait, s.wake) {
 					break
 				}
 				continue

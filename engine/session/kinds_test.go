@@ -93,6 +93,16 @@ func (c *clocked) settle(t *testing.T, n int) {
 	}
 }
 
+// tokenAPI is the simulator's mobile-login API.
+func (c *clocked) tokenAPI(t *testing.T) *upstream.TokenAuth {
+	t.Helper()
+	api, err := upstream.NewTokenAuth(c.sim.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
 func (c *clocked) run(t *testing.T, run func(context.Context) error) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	done := make(chan struct{})
@@ -103,10 +113,7 @@ func (c *clocked) run(t *testing.T, run func(context.Context) error) {
 func TestTokenSessionRefreshesBeforeExpiryAndRecovers(t *testing.T) {
 	t.Parallel()
 	c := newClocked(t)
-	api, err := upstream.NewTokenAuth(c.sim.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := c.tokenAPI(t)
 	rec := newRecorder()
 	const device = "pc-1"
 	var s *TokenSession

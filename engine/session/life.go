@@ -63,6 +63,11 @@ type Session interface {
 	// SubmitCode hands over a code a person read (SMS, phone screen) when
 	// the session waits for one; it reports whether it was waiting.
 	SubmitCode(code string) bool
+	// Login returns what a person needs to see of the login.
+	Login() LoginState
+	// LoginNow cuts short the pause after a failed login; it reports
+	// false when the session is not pausing.
+	LoginNow() bool
 }
 
 // Secrets learns values that must never be shown: the tokens a session
@@ -104,6 +109,7 @@ type life struct {
 	token  string
 	ready  chan struct{} // closed while token is set
 	codes  chan string
+	wake   chan struct{} // cuts a backoff short (LoginNow)
 }
 
 func newLife(name, kind string, hooks Hooks) life {
@@ -111,7 +117,27 @@ func newLife(name, kind string, hooks Hooks) life {
 		hooks.Logger = slog.New(slog.DiscardHandler)
 	}
 	return life{name: name, kind: kind, hooks: hooks, log: hooks.Logger.With("session", name, "kind", kind),
-		state: StateLoggedOut, codes: make(chan string, 1), ready: make(chan struct{})}
+		state: StateLoggedOut, codes: make(chan string, 1), ready: make(chan struct{}), wake: make(chan struct{}, 1)}
+}
+
+// Login returns what a person needs to see of the session's login: its
+// state, whether it waits for an SMS code, whether it is online.
+func (l *life) Login() LoginState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LoginState{Name: l.name, Kind: l.kind, State: l.state, Detail: l.detail,
+		AwaitsSMSCode: l.kind == KindToken && l.state == StateNeedsCode, Online: l.token != ""}
+}
+
+// LoginNow cuts short the pause after a failed login or renewal, so that
+// the next attempt begins at once. It reports false, doing nothing, when
+// the session is not pausing.
+func (l *life) LoginNow() bool {
+	if st, _ := l.State(); st != StateBackingOff {
+		return false
+	}
+	wakeUp(l.wake)
+	return true
 }
 
 // Name returns the session's name.
@@ -162,6 +188,9 @@ func (l *life) SubmitCode(code string) bool {
 }
 
 func (l *life) setState(state, detail string) {
+	if state == StateBackingOff {
+		drain(l.wake)
+	}
 	l.mu.Lock()
 	changed := l.state != state || l.detail != detail
 	l.state, l.detail = state, detail
@@ -203,11 +232,19 @@ func (l *life) waitCode(ctx context.Context, why string) (string, error) {
 
 // sleepOn waits d on clock, or until ctx is done.
 func sleepOn(ctx context.Context, clock Clock, d time.Duration) bool {
+	return sleepOrWake(ctx, clock, d, nil)
+}
+
+// sleepOrWake waits d on clock, or until wake asks it to stop early; it
+// returns false when ctx ends first.
+func sleepOrWake(ctx context.Context, clock Clock, d time.Duration, wake <-chan struct{}) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
 	select {
 	case <-clock.After(d):
+		return true
+	case <-wake:
 		return true
 	case <-ctx.Done():
 		return false

@@ -134,7 +134,11 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the pause between failed logins.
 	MinBackoff, MaxBackoff time.Duration
 	// QR receives the login QR code drawn as text; nil draws nothing.
+	// Either way the code is in Login while it waits for a scan.
 	QR io.Writer
+	// QRLifetime is how long a QR code can be scanned (default
+	// DefaultQRLifetime), for Login's QRExpires.
+	QRLifetime time.Duration
 	// OnEvent is called for every session event, in order.
 	OnEvent func(Event)
 	// OnState is called with every state change.
@@ -163,10 +167,12 @@ type Keeper struct {
 	gen     uint64
 	state   string
 	detail  string
+	facts   loginFacts    // what a person needs to act on state
 	changed chan struct{} // closed and replaced at every change
 	suspect uint64        // generation reported offline by a call
 
 	codes chan string
+	wake  chan struct{} // cuts a backoff short (LoginNow)
 }
 
 // NewKeeper returns a Keeper for one account.
@@ -186,13 +192,40 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.QRLifetime <= 0 {
+		opts.QRLifetime = DefaultQRLifetime
+	}
 	return &Keeper{
 		api: api, tokens: tokens, store: st, opts: opts,
 		log:     opts.Logger.With("account", opts.Name),
 		state:   StateLoggedOut,
 		changed: make(chan struct{}),
 		codes:   make(chan string, 1),
+		wake:    make(chan struct{}, 1),
 	}
+}
+
+// Login returns what a person needs to see of the account's login: the
+// state, the QR code to scan and its expiry, the slider URL, whether the
+// verify code is awaited, whether it is online.
+func (k *Keeper) Login() LoginState {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return LoginState{Name: k.opts.Name, Kind: KindWkteam, State: k.state, Detail: k.detail,
+		QR: k.facts.qr, QRExpires: k.facts.qrExpires, SliderURL: k.facts.slider,
+		AwaitsVerifyCode: k.state == StateNeedsCode, Online: k.cur != nil}
+}
+
+// LoginNow cuts short the pause after a failed login, so that the next
+// attempt begins at once. It reports false, doing nothing, when the
+// keeper is not pausing: online, in the middle of an attempt (waiting for
+// a scan or a code included), or with no LoginLoop running.
+func (k *Keeper) LoginNow() bool {
+	if st, _ := k.State(); st != StateBackingOff {
+		return false
+	}
+	wakeUp(k.wake)
+	return true
 }
 
 // Name returns the account name.
@@ -276,10 +309,16 @@ func (k *Keeper) SubmitCode(code string) bool {
 	}
 }
 
-func (k *Keeper) setState(state, detail string) {
+func (k *Keeper) setState(state, detail string) { k.setStateFacts(state, detail, loginFacts{}) }
+
+// setStateFacts changes the state with the facts that go with it.
+func (k *Keeper) setStateFacts(state, detail string, facts loginFacts) {
+	if state == StateBackingOff {
+		drain(k.wake)
+	}
 	k.mu.Lock()
-	changed := k.state != state || k.detail != detail
-	k.state, k.detail = state, detail
+	changed := k.state != state || k.detail != detail || k.facts != facts
+	k.state, k.detail, k.facts = state, detail, facts
 	if changed {
 		close(k.changed)
 		k.changed = make(chan struct{})
@@ -326,7 +365,7 @@ func (k *Keeper) LoginLoop(ctx context.Context) (Instance, error) {
 		k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 		k.setState(StateBackingOff, err.Error())
 		k.emit(EventFailed, err.Error(), nil)
-		if !sleep(ctx, wait) {
+		if !sleep(ctx, wait, k.wake) {
 			k.setState(StateLoggedOut, "stopped")
 			return Instance{}, ctx.Err()
 		}
@@ -444,7 +483,7 @@ func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) 
 		return Instance{}, err
 	}
 	k.log.Warn("scan the QR code with WeChat to log in", "qr_code_url", login.QRCodeURL, "wid", login.WID)
-	k.setState(StateNeedsScan, login.QRCodeURL)
+	k.setStateFacts(StateNeedsScan, login.QRCodeURL, loginFacts{qr: login.QRCodeURL, qrExpires: time.Now().Add(k.opts.QRLifetime)})
 	k.emit(EventNeedsScan, "scan the QR code to log in", map[string]string{"qr_code_url": login.QRCodeURL})
 	if k.opts.QR != nil {
 		fmt.Fprintf(k.opts.QR, "Account %s: scan with WeChat, or open %s\n", k.opts.Name, login.QRCodeURL)
@@ -469,7 +508,7 @@ func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) 
 			return k.saveOnline(ctx, token, acct, wID, o.NickName)
 		case *upstream.SliderRequired:
 			k.log.Warn("WeChat asks for a slider check: open the URL and slide", "url", o.URL)
-			k.setState(StateSlider, o.URL)
+			k.setStateFacts(StateSlider, o.URL, loginFacts{slider: o.URL})
 			k.emit(EventNeedsScan, "solve the slider check", map[string]string{"slider_url": o.URL})
 			req.VerifyCode = ""
 		case *upstream.VerifyCodeRequired:
@@ -501,11 +540,15 @@ func backoff(minD, maxD time.Duration, n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d, or until wake asks it to stop early; it returns false
+// when ctx ends first.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
+	case <-wake:
 		return true
 	case <-ctx.Done():
 		return false

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,14 @@ type Options struct {
 	// transaction finds the file damaged (bbolt panicked reading it).
 	// From then on every call fails with that error; the daemon stops.
 	OnDamage func(error)
+	// LogMax is how many messages the conversation log keeps per account
+	// (default DefaultLogMax); negative keeps none, and has the next page
+	// of an account drop what its log held. LogMaxAge is how long
+	// it keeps one (default DefaultLogMaxAge). Both are enforced in the
+	// page commits that add to an account's log: its oldest messages go
+	// in the transaction that adds new ones.
+	LogMax    int
+	LogMaxAge time.Duration
 	// NoBatch commits every write on its own instead of sharing
 	// transactions between concurrent callers, which costs a short wait
 	// per write; single-threaded callers (the deterministic simulation)
@@ -77,6 +86,12 @@ func (o *Options) defaults() {
 	}
 	if o.KVMaxValue <= 0 {
 		o.KVMaxValue = 64 << 10
+	}
+	if o.LogMax == 0 {
+		o.LogMax = DefaultLogMax
+	}
+	if o.LogMaxAge <= 0 {
+		o.LogMaxAge = DefaultLogMaxAge
 	}
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
@@ -104,6 +119,7 @@ var (
 	bucketDelivery = []byte("delivery")     // id -> deliveryState, once an item's delivery has begun
 	bucketCooldown = []byte("cooldowns")    // rule \x00 conversation -> CooldownMark
 	bucketInbound  = []byte("inbound_dead") // sequence -> InboundDeadLetter
+	bucketLog      = []byte("log")          // account -> {logged time + sequence -> LoggedMessage}
 	keyOutboxN     = []byte("outbox_n")
 )
 
@@ -194,7 +210,7 @@ func Open(dir string, opts Options) (*Bolt, error) {
 }
 
 func createBuckets(tx *bolt.Tx) error {
-	for _, b := range allBuckets {
+	for _, b := range slices.Concat(allBuckets, optionalBuckets) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -495,6 +511,9 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 			return err
 		}
 		if err := s.putInbound(tx, c.Skipped); err != nil {
+			return err
+		}
+		if err := s.putLog(tx, c.Account, newLogEntries(&c, func(id uint64) bool { return before[id] }, now), now); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketCursors).Put([]byte(c.Account), []byte(c.KeyBuff))

@@ -368,6 +368,8 @@ type Report struct {
 	// DeadLetters and InboundDeadLetters count the dead letters.
 	DeadLetters        int `json:"dead_letters"`
 	InboundDeadLetters int `json:"inbound_dead_letters"`
+	// LoggedMessages counts the messages of the conversation logs.
+	LoggedMessages int `json:"logged_messages"`
 }
 
 // OK reports whether the check found no problem.
@@ -446,6 +448,10 @@ const lockTimeout = time.Second
 // allBuckets are the top-level buckets every store has.
 var allBuckets = [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenAge, bucketOutbox, bucketDead, bucketKV,
 	bucketMeta, bucketSessions, bucketLeases, bucketAttempts, bucketDelivery, bucketCooldown, bucketInbound}
+
+// optionalBuckets are created by every store that opens, but a copy made
+// before they existed lacks them and is no less sound.
+var optionalBuckets = [][]byte{bucketLog}
 
 // checkRecords decodes every record and compares the counts kept in the
 // meta bucket with what they count. It trusts the pages: pageProblems ran.
@@ -553,4 +559,23 @@ func checkRecords(tx *bolt.Tx, rep *Report) {
 		counted("kv_n:"+string(plugin), kv.Bucket(plugin).Stats().KeyN)
 		return nil
 	})
+	if lb := tx.Bucket(bucketLog); lb != nil {
+		lb.ForEachBucket(func(account []byte) error {
+			b := lb.Bucket(account)
+			n := 0
+			b.ForEach(func(k, v []byte) error {
+				n++
+				var m LoggedMessage
+				if len(k) != logKeyLen {
+					bad("logged message %x of %s has a key of %d bytes, want %d", k, account, len(k), logKeyLen)
+				} else if err := json.Unmarshal(v, &m); err != nil {
+					bad("logged message %x of %s does not decode: %v", k, account, err)
+				}
+				return nil
+			})
+			rep.LoggedMessages += n
+			counted("log_n:"+string(account), n)
+			return nil
+		})
+	}
 }

@@ -281,6 +281,16 @@ func TestCheckFileCountsAndFindsBadRecords(t *testing.T) {
 	if err := os.WriteFile(path, goodStore(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A copy made before the conversation log existed has no bucket for
+	// it, and is sound.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketLog) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
 	rep, err := CheckFile(path)
 	want := "ok: " + path + ": 1 accounts, 5000 seen ids, outbox 3 (attempting 1, in_doubt 1, queued 1), 1 dead letters, 0 inbound dead letters"
 	if err != nil || rep.String() != want {
@@ -302,6 +312,16 @@ func TestCheckFileCountsAndFindsBadRecords(t *testing.T) {
 		"a missing bucket": {func(tx *bolt.Tx) error {
 			return tx.DeleteBucket(bucketLeases)
 		}, "bucket leases is missing"},
+		"a logged message that does not decode": {func(tx *bolt.Tx) error {
+			b, err := tx.Bucket(bucketLog).CreateBucketIfNotExists([]byte("shop"))
+			if err != nil {
+				return err
+			}
+			if err := setCount(tx, "log_n:shop", 1); err != nil {
+				return err
+			}
+			return b.Put(make([]byte, logKeyLen), []byte("{not json"))
+		}, "logged message 00000000000000000000000000000000 of shop does not decode"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -331,7 +351,7 @@ func TestCheckFileFindsNoProblemInAStoreInUse(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := open(t, dir, Options{NoSync: true, NoBatch: true, SeenMax: 300, DeadMax: 3, KVMaxKeys: 5})
+	s := open(t, dir, Options{NoSync: true, NoBatch: true, SeenMax: 300, DeadMax: 3, KVMaxKeys: 5, LogMax: 50})
 	fill(t, s, 1000)
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range 300 {
@@ -358,6 +378,7 @@ func TestCheckFileFindsNoProblemInAStoreInUse(t *testing.T) {
 		if _, err := s.CommitPage(ctx, Commit{Account: "shop", MsgIDs: []uint64{uint64(10_000 + i)},
 			Items:  []Item{{Account: "shop", Kind: KindReply, Text: "t", Conversation: "c", MsgID: uint64(10_000 + i)}},
 			Echoes: []Echo{{ID: uint64(20_000 + i), Text: "t"}}, Skipped: []InboundDeadLetter{{Account: "shop", Reason: "no id"}},
+			Log: []LoggedMessage{{ID: uint64(10_000 + i), Conversation: fmt.Sprint(i % 7), Text: "t"}},
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -373,6 +394,9 @@ func TestCheckFileFindsNoProblemInAStoreInUse(t *testing.T) {
 	rep, err := s.Check(ctx)
 	if err != nil || !rep.OK() {
 		t.Fatalf("a store in use does not check clean: %v\n%s", err, rep.String())
+	}
+	if rep.LoggedMessages != 50 {
+		t.Errorf("the check counts %d logged messages, want 50", rep.LoggedMessages)
 	}
 }
 

@@ -87,8 +87,7 @@ func TestCommitPageSettlesEchoesInItsTransaction(t *testing.T) {
 // forEachStore runs test against the bbolt store and the in-memory one,
 // which must behave alike.
 func forEachStore(t *testing.T, test func(*testing.T, Store)) {
-	t.Run("bolt", func(t *testing.T) { t.Parallel(); test(t, open(t, t.TempDir(), Options{})) })
-	t.Run("memory", func(t *testing.T) { t.Parallel(); test(t, NewMemory(Options{})) })
+	forEachStoreKind(t, func(t *testing.T, newStore func(Options) Store) { test(t, newStore(Options{})) })
 }
 
 func testSettlesEchoes(t *testing.T, s Store) {

@@ -32,6 +32,7 @@ type Memory struct {
 	inbound   []InboundDeadLetter
 	cooldowns map[string]CooldownMark
 	kv        map[string]map[string][]byte
+	log       map[string][]LoggedMessage // by account, oldest first
 }
 
 var _ Store = (*Memory)(nil)
@@ -43,6 +44,7 @@ func NewMemory(opts Options) *Memory {
 		opts: opts, accounts: map[string]Account{}, sessions: map[string]SessionState{}, leases: map[string]Lease{},
 		cursors: map[string]string{}, seen: map[string]map[uint64]bool{}, outbox: map[uint64]Item{},
 		dead: map[uint64]DeadLetter{}, cooldowns: map[string]CooldownMark{}, kv: map[string]map[string][]byte{},
+		log: map[string][]LoggedMessage{},
 	}
 }
 
@@ -146,8 +148,40 @@ func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	if over := len(m.inbound) - m.opts.DeadMax; over > 0 {
 		m.inbound = slices.Delete(m.inbound, 0, over)
 	}
+	m.putLog(c.Account, newLogEntries(&c, func(id uint64) bool { return before[id] }, now), now)
 	m.cursors[c.Account] = c.KeyBuff
 	return res, nil
+}
+
+// putLog appends entries to the account's log and drops its messages past
+// LogMax and older than LogMaxAge, as the bbolt store does.
+func (m *Memory) putLog(account string, entries []LoggedMessage, now time.Time) {
+	if len(entries) == 0 {
+		return
+	}
+	keep := m.opts.LogMax
+	if keep < 0 {
+		keep, entries = 0, nil
+	}
+	log := append(m.log[account], entries...)
+	expired := now.Add(-m.opts.LogMaxAge)
+	drop := 0
+	for drop < len(log) && (len(log)-drop > keep || !log[drop].Logged.After(expired)) {
+		drop++
+	}
+	m.log[account] = slices.Delete(log, 0, drop)
+}
+
+// Conversations implements Store.
+func (m *Memory) Conversations(ctx context.Context, account string, limit int) ([]Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	log := slices.Clone(m.log[account])
+	m.mu.Unlock()
+	return conversations(log, now.Add(-m.opts.LogMaxAge), limit), nil
 }
 
 func (m *Memory) roomFor(n int) error {

@@ -265,6 +265,11 @@ type Commit struct {
 	Cooldowns []CooldownMark
 	// Skipped are the page's items that could not be processed.
 	Skipped []InboundDeadLetter
+	// Log are the page's messages for the account's conversation log.
+	// Those of messages in MsgIDs not seen before are kept, once each,
+	// in this transaction, which also drops the account's logged
+	// messages past Options.LogMax and older than Options.LogMaxAge.
+	Log []LoggedMessage
 }
 
 // Store is the daemon's durable state. Implementations are safe for
@@ -316,6 +321,12 @@ type Store interface {
 	// running it is left alone. Either way the lease as it stands is
 	// returned: the caller holds it when Lease.Holder is holder.
 	Lease(ctx context.Context, key, holder string, ttl time.Duration) (Lease, error)
+	// Conversations returns the account's logged conversations, the one
+	// whose latest message was committed last first, at most limit (0 for
+	// all), each with its messages oldest first (by their times, ties in
+	// the order they came). Messages older than Options.LogMaxAge are left
+	// out.
+	Conversations(ctx context.Context, account string, limit int) ([]Conversation, error)
 	// KV returns the key-value space of the named plugin.
 	KV(plugin string) KV
 	// Close releases the store.

@@ -1,0 +1,124 @@
+// Package rates counts what happened over the last minute — messages in,
+// replies out — per account, for a person watching the daemon. A Window
+// is 60 one-second buckets and a running total: recording an event or
+// reading the count costs a few operations whatever the traffic, and an
+// idle window costs nothing at all, since no timer ever runs; the buckets
+// that time has left behind are emptied by the next call that looks.
+package rates
+
+import (
+	"sync"
+	"time"
+)
+
+// Span is how far back a Window counts.
+const Span = 60 * time.Second
+
+const buckets = int64(Span / time.Second)
+
+// Window counts events over the last Span in one-second buckets. Its
+// methods are safe for concurrent use; the zero value is an empty window.
+type Window struct {
+	mu     sync.Mutex
+	counts [buckets]uint64
+	total  uint64
+	head   int64 // the Unix second of the newest bucket
+	used   bool  // head is set
+}
+
+// advance moves the window's newest bucket to second sec, emptying the
+// buckets of the seconds in between (at most all of them). w.mu is held.
+func (w *Window) advance(sec int64) {
+	if !w.used {
+		w.head, w.used = sec, true
+		return
+	}
+	if sec <= w.head {
+		return
+	}
+	if sec-w.head >= buckets {
+		w.counts, w.total = [buckets]uint64{}, 0
+	} else {
+		for s := w.head + 1; s <= sec; s++ {
+			i := slot(s)
+			w.total -= w.counts[i]
+			w.counts[i] = 0
+		}
+	}
+	w.head = sec
+}
+
+// slot is the bucket of second sec; seconds before 1970 (a zero time)
+// have one too.
+func slot(sec int64) int64 { return (sec%buckets + buckets) % buckets }
+
+// Add records n events at now. Events older than the window (a clock that
+// went back more than Span) are not counted.
+func (w *Window) Add(now time.Time, n uint64) {
+	sec := now.Unix()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.advance(sec)
+	if sec <= w.head-buckets {
+		return
+	}
+	w.counts[slot(sec)] += n
+	w.total += n
+}
+
+// Count returns the events recorded in the Span up to now: the second of
+// now and the 59 before it.
+func (w *Window) Count(now time.Time) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.advance(now.Unix())
+	return w.total
+}
+
+// Accounts holds the in and out windows of a fixed set of accounts.
+type Accounts struct {
+	now func() time.Time
+	m   map[string]*pair // never changed after NewAccounts: read without a lock
+}
+
+type pair struct{ in, out Window }
+
+// NewAccounts returns the windows of the named accounts, read on clock now
+// (time.Now when nil).
+func NewAccounts(now func() time.Time, names ...string) *Accounts {
+	if now == nil {
+		now = time.Now
+	}
+	a := &Accounts{now: now, m: make(map[string]*pair, len(names))}
+	for _, n := range names {
+		a.m[n] = &pair{}
+	}
+	return a
+}
+
+// In records n messages received by account; an account not given to
+// NewAccounts is ignored.
+func (a *Accounts) In(account string, n int) {
+	if p := a.m[account]; p != nil && n > 0 {
+		p.in.Add(a.now(), uint64(n))
+	}
+}
+
+// Out records n messages sent by account.
+func (a *Accounts) Out(account string, n int) {
+	if p := a.m[account]; p != nil && n > 0 {
+		p.out.Add(a.now(), uint64(n))
+	}
+}
+
+// PerMinute returns the messages account received and sent over the last
+// minute; 0, 0 for an unknown account.
+func (a *Accounts) PerMinute(account string) (in, out float64) {
+	p := a.m[account]
+	if p == nil {
+		return 0, 0
+	}
+	now := a.now()
+	// The window spans exactly one minute, so its count is the rate.
+	return float64(p.in.Count(now)), float64(p.out.Count(now))
+}
