@@ -1,9 +1,12 @@
 package console
 
 import (
+	"context"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/finderbot/finderbot/engine/console/browsertest"
 )
@@ -48,6 +51,59 @@ func TestPagesInBrowser(t *testing.T) {
 			t.Logf("%s: accessible; Tab reaches %d elements", p.path, len(b.Focusables()))
 		}
 	}
+}
+
+// lateSubscriber is the fake whose one login goes online while the page's
+// event stream is subscribing: after the page was rendered, before any
+// event could reach it.
+type lateSubscriber struct {
+	*fake
+	online      atomic.Bool
+	subscribing chan struct{} // receives when Subscribe is called
+	release     chan struct{} // closed to let Subscribe go on
+}
+
+func (l *lateSubscriber) Logins(context.Context) []Login {
+	if l.online.Load() {
+		return []Login{{Name: "shop", Kind: "wkteam", State: "online", Online: true}}
+	}
+	return []Login{{Name: "shop", Kind: "wkteam", State: "logged_out"}}
+}
+
+func (l *lateSubscriber) Subscribe(ctx context.Context) <-chan Event {
+	select {
+	case l.subscribing <- struct{}{}:
+	case <-ctx.Done():
+	}
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+	}
+	return l.fake.Subscribe(ctx)
+}
+
+// TestLivePartCatchesUpWhenTheStreamOpens changes a login between the
+// page's rendering and its stream's subscription, whose event the page
+// can never receive: the page fetches its live part again once the stream
+// is open, and shows the change.
+func TestLivePartCatchesUpWhenTheStreamOpens(t *testing.T) {
+	browsertest.Require(t)
+	l := &lateSubscriber{fake: newFake(), subscribing: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(New(l, Options{Loopback: true}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(l.release) })
+	b := browsertest.Start(t, srv.URL, "zh-CN")
+
+	b.Open("/login")
+	b.WaitText(".state", "logged_out")
+	select {
+	case <-l.subscribing:
+	case <-time.After(browsertest.WaitTimeout):
+		t.Fatal("the login page opened no event stream")
+	}
+	l.online.Store(true)
+	l.release <- struct{}{}
+	b.WaitText(".state", messages[langZH]["login.online"])
 }
 
 // Eval is browsertest.Eval of a string.

@@ -76,6 +76,12 @@
   tick();
   if (!window.EventSource || !((fragment && live) || rows)) return;
   var source = new EventSource("/events/stream");
+  // An event published after the page was rendered but before the stream
+  // subscribed is never sent: once the stream is open (again), the live
+  // part is fetched anew.
+  source.onopen = function () {
+    if (fragment && live) schedule();
+  };
   source.onmessage = function (msg) {
     if (rows) append(JSON.parse(msg.data));
     if (fragment && live) schedule();
