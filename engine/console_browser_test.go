@@ -315,6 +315,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"text": "哈喽", "from": "fv1_console_test@findermsgstranger", "session": "console_test@findermsg"},
 	}})
 	c.waitEvent(evs, events.KindDeadLetter, "studio")
+	// The event comes before the dead letter is written with the account's
+	// next write: the page is fetched until it lists it.
+	b.WaitServed("/dead-letters", "fv1_console_test@findermsgstranger")
 	b.Open("/dead-letters")
 	b.WaitText("main table", "你好！有什么可以帮您？")
 	b.Screenshot("dead-letters")

@@ -202,6 +202,16 @@ func (b *Browser) WaitText(sel, want string) {
 		"Array.from(document.querySelectorAll(%s)).some(function (e) { return e.innerText.includes(%s); })", js(sel), js(want)))
 }
 
+// WaitServed waits until the page at path, fetched by the open page, holds
+// want: for what a page shows only when loaded again, such as a change that
+// sent no event.
+func (b *Browser) WaitServed(path, want string) {
+	b.t.Helper()
+	b.WaitFor(fmt.Sprintf("%s to show %q", path, want), fmt.Sprintf(
+		`fetch(%s, {credentials: "same-origin"}).then(function (r) { return r.text(); }).then(function (t) { return t.includes(%s); })`,
+		js(path), js(want)))
+}
+
 // Eval evaluates a JavaScript expression in the page and decodes its value.
 func Eval[T any](b *Browser, expr string) T {
 	b.t.Helper()
@@ -246,6 +256,7 @@ func (b *Browser) Screenshot(name string) string {
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	b.t.Logf("screenshot %s", path)
 	return path
 }
 
