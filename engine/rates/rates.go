@@ -20,8 +20,9 @@ const buckets = int64(Span / time.Second)
 // methods are safe for concurrent use; the zero value is an empty window.
 type Window struct {
 	mu sync.Mutex
-	// counts is allocated by the first Add: most accounts of a large
-	// daemon are idle, and 60 buckets each would cost them 1 KiB.
+	// counts is allocated by the first Add and dropped after a minute
+	// without events: most accounts of a large daemon are idle, and 60
+	// buckets each would cost them 1 KiB.
 	counts *[buckets]uint64
 	total  uint64
 	head   int64 // the Unix second of the newest bucket
@@ -42,7 +43,9 @@ func (w *Window) advance(sec int64) {
 	case w.counts == nil:
 		// Nothing was ever counted: there is nothing to expire.
 	case sec-w.head >= buckets:
-		*w.counts, w.total = [buckets]uint64{}, 0
+		// A minute without events: the buckets go, as for a window that
+		// never counted.
+		w.counts, w.total = nil, 0
 	default:
 		for s := w.head + 1; s <= sec; s++ {
 			i := slot(s)

@@ -7,7 +7,8 @@ import (
 
 // TestIdleWindowHoldsNoBuckets keeps an idle account cheap: a window that
 // was only read, however often and however far apart, allocates none of
-// its sixty buckets; the first event does.
+// its sixty buckets; the first event does, and a minute without events
+// drops them again.
 func TestIdleWindowHoldsNoBuckets(t *testing.T) {
 	t.Parallel()
 	var w Window
@@ -23,5 +24,8 @@ func TestIdleWindowHoldsNoBuckets(t *testing.T) {
 	w.Add(now.Add(2000*time.Second), 3)
 	if w.counts == nil || w.Count(now.Add(2000*time.Second)) != 3 {
 		t.Fatal("the first event was not counted")
+	}
+	if w.Count(now.Add(2060*time.Second)) != 0 || w.counts != nil {
+		t.Fatal("a window a minute idle keeps its buckets")
 	}
 }
