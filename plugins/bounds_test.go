@@ -385,7 +385,12 @@ func TestListFailsWhenAPluginCannotRun(t *testing.T) {
 			dir := pluginDir(t, false, "probe")
 			tc.prepare(t, dir)
 			var out, errOut bytes.Buffer
-			err := plugins.RunList(context.Background(), &out, &errOut, plugins.Config{Dir: dir, DevMode: tc.dev}, false)
+			// A restart backoff longer than the test keeps a plugin that
+			// failed to start in "restarting": with the default 100ms, a
+			// loaded machine could see its next attempt begin before the
+			// other plugin had started, and List would say "starting".
+			cfg := plugins.Config{Dir: dir, DevMode: tc.dev, RestartBackoff: time.Hour}
+			err := plugins.RunList(context.Background(), &out, &errOut, cfg, false)
 			if !strings.Contains(out.String(), "probe") || !strings.Contains(out.String(), "NAME") {
 				t.Errorf("the table is missing:\n%s", out.String())
 			}

@@ -19,8 +19,11 @@ const buckets = int64(Span / time.Second)
 // Window counts events over the last Span in one-second buckets. Its
 // methods are safe for concurrent use; the zero value is an empty window.
 type Window struct {
-	mu     sync.Mutex
-	counts [buckets]uint64
+	mu sync.Mutex
+	// counts is allocated by the first Add and dropped after a minute
+	// without events: most accounts of a large daemon are idle, and 60
+	// buckets each would cost them 1 KiB.
+	counts *[buckets]uint64
 	total  uint64
 	head   int64 // the Unix second of the newest bucket
 	used   bool  // head is set
@@ -36,9 +39,14 @@ func (w *Window) advance(sec int64) {
 	if sec <= w.head {
 		return
 	}
-	if sec-w.head >= buckets {
-		w.counts, w.total = [buckets]uint64{}, 0
-	} else {
+	switch {
+	case w.counts == nil:
+		// Nothing was ever counted: there is nothing to expire.
+	case sec-w.head >= buckets:
+		// A minute without events: the buckets go, as for a window that
+		// never counted.
+		w.counts, w.total = nil, 0
+	default:
 		for s := w.head + 1; s <= sec; s++ {
 			i := slot(s)
 			w.total -= w.counts[i]
@@ -61,6 +69,9 @@ func (w *Window) Add(now time.Time, n uint64) {
 	w.advance(sec)
 	if sec <= w.head-buckets {
 		return
+	}
+	if w.counts == nil {
+		w.counts = new([buckets]uint64)
 	}
 	w.counts[slot(sec)] += n
 	w.total += n
