@@ -30,15 +30,15 @@ import (
 // Browsers are the executables looked for in PATH, in this order.
 var Browsers = []string{"chromium", "chromium-browser", "google-chrome"}
 
-// Window is the size of the browser window, which is also the width of the
-// screenshots.
+// WindowWidth and WindowHeight are the size of the browser window; the
+// width is also the screenshots'.
 const (
 	WindowWidth  = 1280
 	WindowHeight = 900
 )
 
 // ScreenshotsEnv names the environment variable that, set to a directory,
-// receives a copy of every screenshot.
+// receives a copy of every screenshot (not of those taken on failure).
 const ScreenshotsEnv = "FINDERBOT_SCREENSHOTS"
 
 // WaitTimeout bounds each wait on the page.
@@ -182,9 +182,9 @@ func (b *Browser) Location() string {
 	return Eval[string](b, "document.location.href")
 }
 
-// WaitFor waits until the JavaScript expression cond is truthy in the page,
-// and returns its value. cond may not survive a navigation: wait for a page
-// after Open or Submit.
+// WaitFor waits until the JavaScript expression cond (or the promise it
+// returns) is truthy in the page. The wait does not survive a navigation:
+// wait for a page after Open or Submit has loaded it.
 func (b *Browser) WaitFor(what, cond string) {
 	b.t.Helper()
 	ctx, cancel := b.timeout()
@@ -252,7 +252,7 @@ func (b *Browser) Screenshot(name string) string {
 	if err != nil {
 		b.fail("screenshot %s: %v", name, err)
 	}
-	path, err := b.save(name+".png", png)
+	path, err := b.save(name+".png", png, true)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -260,12 +260,14 @@ func (b *Browser) Screenshot(name string) string {
 	return path
 }
 
-func (b *Browser) save(file string, data []byte) (string, error) {
+// save writes file into the test's artifact directory and, if shared, into
+// $FINDERBOT_SCREENSHOTS too.
+func (b *Browser) save(file string, data []byte, shared bool) (string, error) {
 	path := filepath.Join(b.t.ArtifactDir(), file)
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return "", fmt.Errorf("browsertest: save %s: %w", file, err)
 	}
-	if dir := os.Getenv(ScreenshotsEnv); dir != "" {
+	if dir := os.Getenv(ScreenshotsEnv); dir != "" && shared {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", fmt.Errorf("browsertest: %s: %w", ScreenshotsEnv, err)
 		}
@@ -290,7 +292,7 @@ func (b *Browser) fail(format string, args ...any) {
 	}
 	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		b.shot++
-		if path, err := b.save(fmt.Sprintf("failure-%d.png", b.shot), png); err == nil {
+		if path, err := b.save(fmt.Sprintf("failure-%d.png", b.shot), png, false); err == nil {
 			msg += "\nscreenshot: " + path
 		}
 	}
