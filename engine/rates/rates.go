@@ -7,6 +7,7 @@
 package rates
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -22,8 +23,9 @@ type Window struct {
 	mu sync.Mutex
 	// counts is allocated by the first Add and dropped after a minute
 	// without events: most accounts of a large daemon are idle, and 60
-	// buckets each would cost them 1 KiB.
-	counts *[buckets]uint64
+	// buckets each would cost them 240 bytes. A bucket holds one second's
+	// count, which saturates at 2^32-1.
+	counts *[buckets]uint32
 	total  uint64
 	head   int64 // the Unix second of the newest bucket
 	used   bool  // head is set
@@ -49,7 +51,7 @@ func (w *Window) advance(sec int64) {
 	default:
 		for s := w.head + 1; s <= sec; s++ {
 			i := slot(s)
-			w.total -= w.counts[i]
+			w.total -= uint64(w.counts[i])
 			w.counts[i] = 0
 		}
 	}
@@ -71,9 +73,11 @@ func (w *Window) Add(now time.Time, n uint64) {
 		return
 	}
 	if w.counts == nil {
-		w.counts = new([buckets]uint64)
+		w.counts = new([buckets]uint32)
 	}
-	w.counts[slot(sec)] += n
+	c := &w.counts[slot(sec)]
+	n = min(n, math.MaxUint32-uint64(*c))
+	*c += uint32(n)
 	w.total += n
 }
 

@@ -1,6 +1,7 @@
 package rates
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -27,5 +28,23 @@ func TestIdleWindowHoldsNoBuckets(t *testing.T) {
 	}
 	if w.Count(now.Add(2060*time.Second)) != 0 || w.counts != nil {
 		t.Fatal("a window a minute idle keeps its buckets")
+	}
+}
+
+// TestBucketSaturates adds more in one second than a bucket holds: the
+// count stops at the bucket's bound instead of wrapping to a small number,
+// and expires with its second like any other.
+func TestBucketSaturates(t *testing.T) {
+	t.Parallel()
+	var w Window
+	now := time.Unix(1_800_000_000, 0)
+	w.Add(now, 1<<33)
+	w.Add(now, 5)
+	if got := w.Count(now); got != math.MaxUint32 {
+		t.Fatalf("count = %d, want %d", got, uint64(math.MaxUint32))
+	}
+	w.Add(now.Add(time.Second), 2)
+	if got := w.Count(now.Add(60 * time.Second)); got != 2 {
+		t.Fatalf("after the saturated second expired: %d, want 2", got)
 	}
 }
