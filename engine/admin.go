@@ -14,7 +14,7 @@ import (
 // Status reports every account's session and sync state. It holds no
 // secret: tokens and passwords never appear in it.
 func (d *Daemon) Status() admin.Status {
-	st := admin.Status{Started: d.started, Rules: d.rules.count()}
+	st := admin.Status{Started: d.started, Rules: d.rules.count(), Accounts: make([]admin.AccountStatus, 0, len(d.order))}
 	for _, name := range d.order {
 		a := d.accounts[name]
 		state, detail := a.keeper.State()

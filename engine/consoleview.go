@@ -50,7 +50,7 @@ func (c *consoleBackend) Overview(ctx context.Context) console.Overview {
 			dead[dl.Item.Account]++
 		}
 	}
-	ov := console.Overview{Started: st.Started}
+	ov := console.Overview{Started: st.Started, Accounts: make([]console.Account, 0, len(st.Accounts))}
 	for _, a := range st.Accounts {
 		in, out := c.rates(a.Name)
 		ov.Accounts = append(ov.Accounts, console.Account{
