@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -153,15 +154,17 @@ func (b adminBackend) CheckStore(ctx context.Context) (store.Report, error) {
 	return ls.Check(ctx)
 }
 
+// SubmitCode is the daemon's SubmitCode, with its errors as the admin API
+// names them.
 func (b adminBackend) SubmitCode(name, code string) error {
-	s := b.d.sessions[name]
+	err := b.d.SubmitCode(name, code)
 	switch {
-	case s == nil:
+	case errors.Is(err, ErrUnknown):
 		return admin.ErrUnknownSession
-	case !s.SubmitCode(code):
+	case errors.Is(err, ErrNotNow):
 		return admin.ErrNotWaiting
 	}
-	return nil
+	return err
 }
 
 func (b adminBackend) RestartPlugin(ctx context.Context, name string) error {

@@ -90,7 +90,8 @@ func (c *consoleBackend) Logins(context.Context) []console.Login {
 }
 
 func (c *consoleBackend) LoginQR(_ context.Context, name string) ([]byte, error) {
-	return consoleError(c.d.LoginQR(name))
+	png, err := c.d.LoginQR(name)
+	return png, consoleErr(err)
 }
 
 func (c *consoleBackend) StartLogin(ctx context.Context, name string) error {
@@ -201,8 +202,6 @@ func consoleErr(err error) error {
 	return err
 }
 
-func consoleError[T any](v T, err error) (T, error) { return v, consoleErr(err) }
-
 func (c *consoleBackend) DeadLetters(ctx context.Context, limit int) ([]console.DeadLetter, error) {
 	letters, err := c.d.store.DeadLetters(ctx, limit)
 	if err != nil {
@@ -239,9 +238,7 @@ func (c *consoleBackend) DropDeadLetter(ctx context.Context, id uint64) error {
 }
 
 func (c *consoleBackend) RetryDeadLetters(ctx context.Context, kind string) (int, error) {
-	items, err := admin.RetryAll(ctx, c.admin, kind, func(it store.Item, from uint64) {
-		c.d.log.Info("dead letter retried by the operator", "dead_letter", from, "item", it.ID, "account", it.Account)
-	})
+	items, err := admin.RetryAll(ctx, c.admin, kind, c.d.log)
 	return len(items), err
 }
 

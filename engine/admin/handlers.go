@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -87,9 +88,7 @@ func (s *Server) handleRetryDeadLetters(w http.ResponseWriter, r *http.Request) 
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("kind %q is not an action kind (%s)", kind, strings.Join(kinds, ", ")))
 		return
 	}
-	items, err := RetryAll(r.Context(), s.b, kind, func(it store.Item, from uint64) {
-		s.log.Info("dead letter retried by the operator", "dead_letter", from, "item", it.ID, "account", it.Account)
-	})
+	items, err := RetryAll(r.Context(), s.b, kind, s.log)
 	if err != nil {
 		writeStoreError(w, err)
 		return
@@ -105,10 +104,10 @@ type DeadLetterRetrier interface {
 }
 
 // RetryAll retries every dead letter, or those of kind when it is
-// not empty, oldest first, calling retried for each. Each is retried on its
+// not empty, oldest first, logging each to log. Each is retried on its
 // own: one dropped or retried meanwhile by someone else is passed over, and
 // a failure stops the rest, saying how many went before it.
-func RetryAll(ctx context.Context, b DeadLetterRetrier, kind string, retried func(it store.Item, from uint64)) ([]store.Item, error) {
+func RetryAll(ctx context.Context, b DeadLetterRetrier, kind string, log *slog.Logger) ([]store.Item, error) {
 	dead, err := b.DeadLetters(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -125,9 +124,7 @@ func RetryAll(ctx context.Context, b DeadLetterRetrier, kind string, retried fun
 		case err != nil:
 			return items, fmt.Errorf("%d dead letters retried, then dead letter %d: %w", len(items), d.Item.ID, err)
 		}
-		if retried != nil {
-			retried(it, d.Item.ID)
-		}
+		log.Info("dead letter retried by the operator", "dead_letter", d.Item.ID, "item", it.ID, "account", it.Account)
 		items = append(items, it)
 	}
 	return items, nil
