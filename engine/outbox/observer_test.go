@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +16,25 @@ import (
 type recorder struct {
 	delivered []string // account kind
 	dead      []store.DeadLetter
+	// st, when set, is asked at each dead letter heard of whether it holds
+	// it already; unstored are those it did not.
+	st       store.Store
+	unstored []uint64
 }
 
 func (*recorder) Depth(int)                 {}
 func (*recorder) Result(string, string)     {}
 func (*recorder) HandOff(time.Duration)     {}
-func (r *recorder) Dead(d store.DeadLetter) { r.dead = append(r.dead, d) }
+func (r *recorder) Dead(d store.DeadLetter) {
+	r.dead = append(r.dead, d)
+	if r.st == nil {
+		return
+	}
+	stored, _ := r.st.DeadLetters(context.Background(), 0)
+	if !slices.ContainsFunc(stored, func(s store.DeadLetter) bool { return s.Item.ID == d.Item.ID }) {
+		r.unstored = append(r.unstored, d.Item.ID)
+	}
+}
 func (r *recorder) Delivered(account, kind string) {
 	r.delivered = append(r.delivered, account+" "+kind)
 }
@@ -43,22 +58,33 @@ func TestObserverHearsEachOutcomeOnce(t *testing.T) {
 		"a reply in doubt, echoed":   {kind: store.KindReply, script: func(int) (bool, error) { return true, cutAnswer }, echo: true, delivered: "shop reply"},
 		"a send in doubt":            {kind: store.KindSend, script: func(int) (bool, error) { return true, timeout }, reason: "in doubt:"},
 		"a reply refused every time": {kind: store.KindReply, script: func(int) (bool, error) { return false, refusal }, reason: "gave up after 5 attempts"},
+		"a reply in doubt, unechoed": {kind: store.KindReply, script: func(int) (bool, error) { return true, cutAnswer }, reason: "its echo never came"},
 		"a plugin answered":          {kind: store.KindPlugin, plugin: true, delivered: "shop plugin"},
+		"a plugin failing":           {kind: store.KindPlugin, plugin: true, reason: "gave up after 5 attempts"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			rec := &recorder{}
-			r := &rig{st: store.NewMemory(store.Options{}), up: &fakeUpstream{script: tc.script},
+			st := store.NewMemory(store.Options{})
+			rec := &recorder{st: st}
+			r := &rig{st: st, up: &fakeUpstream{script: tc.script},
 				clk: &clock{now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}, obs: rec}
 			r.boot(t)
 			if tc.plugin {
-				r.ob.deps.Plugins = func(context.Context, store.Item) ([]store.Item, error) { return nil, nil }
+				r.ob.deps.Plugins = func(context.Context, store.Item) ([]store.Item, error) {
+					if tc.reason != "" {
+						return nil, errors.New("the plugin is down")
+					}
+					return nil, nil
+				}
 			}
 			r.enqueue(t, tc.kind, "在的")
 			for range 10 {
 				r.drain()
 				r.clk.now = r.clk.now.Add(time.Minute)
+				if !tc.echo {
+					r.caughtUp() // no echo comes
+				}
 			}
 			if tc.echo {
 				r.echo(t, 0)
@@ -74,6 +100,9 @@ func TestObserverHearsEachOutcomeOnce(t *testing.T) {
 				t.Errorf("dead letters reported: %+v", rec.dead)
 			case tc.reason != "" && (len(rec.dead) != 1 || !strings.Contains(rec.dead[0].Reason, tc.reason) || rec.dead[0].Item.Account != "shop"):
 				t.Errorf("dead letters reported: %+v; want one for shop with %q", rec.dead, tc.reason)
+			}
+			if len(rec.unstored) > 0 {
+				t.Errorf("dead letters %v were reported before they were stored", rec.unstored)
 			}
 			stored, _ := r.st.DeadLetters(context.Background(), 0)
 			if len(stored) != len(rec.dead) {

@@ -70,9 +70,8 @@ type Observer interface {
 	// reply or a send the upstream accepted (a reply in doubt when its
 	// echo proves it), a plugin action its plugin answered.
 	Delivered(account, kind string)
-	// Dead reports an action given up on, with its reason, when the
-	// outbox decides it; the dead letter is written with the account's
-	// next write.
+	// Dead reports an action given up on, with its reason, once the
+	// dead letter is written (with the account's next write).
 	Dead(d store.DeadLetter)
 }
 
@@ -158,6 +157,10 @@ type queue struct {
 	caughtUp time.Time
 	// pending are outcomes not yet written: they go with the next begin.
 	pending store.Changes
+	// announce tell of pending's dead letters (a log line, the observer),
+	// run once the write that holds them succeeded: whoever hears of a
+	// dead letter finds it in the store.
+	announce []func()
 	// delivered are replies accepted with a newMsgId whose echo has not
 	// come, kept in the store so the echo is credited to them alone; they
 	// are dropped once the sync has caught up well past their delivery.
@@ -556,26 +559,41 @@ func (o *Outbox) Step(ctx context.Context, account string) (time.Duration, bool)
 
 // flush writes the outcomes waiting to be written.
 func (o *Outbox) flush(ctx context.Context, q *queue) error {
-	o.mu.Lock()
-	c := q.pending
-	q.pending = store.Changes{}
-	o.mu.Unlock()
+	c, notes := o.take(q)
 	if c.Empty() {
 		return nil
 	}
 	if _, err := o.deps.Store.Record(ctx, c); err != nil {
-		o.restore(q, c)
+		o.restore(q, c, notes)
 		o.log.Error("cannot record delivery outcomes; will try again", "account", q.account, "err", err)
 		return err
 	}
+	runAll(notes)
 	return nil
+}
+
+// take hands over the outcomes waiting to be written, with what is to be
+// announced once they are.
+func (o *Outbox) take(q *queue) (store.Changes, []func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c, notes := q.pending, q.announce
+	q.pending, q.announce = store.Changes{}, nil
+	return c, notes
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
 }
 
 // restore puts back changes that could not be written, ahead of newer
 // ones.
-func (o *Outbox) restore(q *queue, c store.Changes) {
+func (o *Outbox) restore(q *queue, c store.Changes, notes []func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	q.announce = append(notes, q.announce...)
 	q.pending = store.Changes{
 		Put:    append(c.Put, q.pending.Put...),
 		Remove: append(c.Remove, q.pending.Remove...),
@@ -592,10 +610,7 @@ func (o *Outbox) begin(ctx context.Context, q *queue, batch []*entry) []*entry {
 		return nil
 	}
 	now := o.deps.Now()
-	o.mu.Lock()
-	c := q.pending
-	q.pending = store.Changes{}
-	o.mu.Unlock()
+	c, notes := o.take(q)
 	n := len(c.Put)
 	for _, e := range batch {
 		it := e.it
@@ -605,7 +620,7 @@ func (o *Outbox) begin(ctx context.Context, q *queue, batch []*entry) []*entry {
 	res, err := o.deps.Store.Record(ctx, c)
 	if err != nil {
 		c.Put = c.Put[:n]
-		o.restore(q, c)
+		o.restore(q, c, notes)
 		o.log.Error("cannot record the start of an attempt; the action waits", "account", q.account, "item", batch[0].it.ID, "err", err)
 		o.mu.Lock()
 		for _, e := range batch {
@@ -614,6 +629,7 @@ func (o *Outbox) begin(ctx context.Context, q *queue, batch []*entry) []*entry {
 		o.mu.Unlock()
 		return nil
 	}
+	runAll(notes)
 	out := batch[:0]
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -638,10 +654,10 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 	log := o.itemLog(q, &e.it)
 	if e.doubt {
 		if e.it.Attempts >= o.cfg.MaxAttempts {
-			o.finish(q, e, func(c *store.Changes) {
-				c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(),
-					Reason: fmt.Sprintf("gave up after %d attempts: the last one was in doubt and its echo never came", e.it.Attempts)})
-			}, "dead")
+			reason := fmt.Sprintf("gave up after %d attempts: the last one was in doubt and its echo never came", e.it.Attempts)
+			o.bury(q, e, store.DeadLetter{Item: e.it, At: o.deps.Now(), Reason: reason}, func() {
+				log.Error("reply in doubt was never echoed; moved to the dead letters", "attempts", e.it.Attempts)
+			})
 			return 0
 		}
 		log.Warn("reply in doubt was not echoed; sending it again", "attempt_at", e.it.AttemptAt)
@@ -652,10 +668,9 @@ func (o *Outbox) send(ctx context.Context, q *queue, e *entry) time.Duration {
 		if ctx.Err() != nil {
 			return 0
 		}
-		log.Error("action cannot be performed; moved to the dead letters", "err", err)
-		o.finish(q, e, func(c *store.Changes) {
-			c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(), Reason: err.Error()})
-		}, "dead")
+		o.bury(q, e, store.DeadLetter{Item: e.it, At: o.deps.Now(), Reason: err.Error()}, func() {
+			log.Error("action cannot be performed; moved to the dead letters", "err", err)
+		})
 		return 0
 	}
 	if o.deps.Pace != nil {
@@ -752,11 +767,10 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		log.Warn("reply in doubt: the upstream may have accepted it; its echo decides", "err", err)
 		return 0, ctx.Err() != nil, false
 	default:
-		o.finish(q, e, func(c *store.Changes) {
-			c.Dead = append(c.Dead, store.DeadLetter{Item: e.it, At: o.deps.Now(), InDoubt: true,
-				Reason: "in doubt: " + err.Error() + "; a /sendText leaves no echo to tell whether the upstream accepted it; retry it only if the receiver did not get it"})
-		}, "dead")
-		log.Error("send in doubt; moved to the dead letters for the operator", "err", err)
+		o.bury(q, e, store.DeadLetter{Item: e.it, At: o.deps.Now(), InDoubt: true,
+			Reason: "in doubt: " + err.Error() + "; a /sendText leaves no echo to tell whether the upstream accepted it; retry it only if the receiver did not get it"}, func() {
+			log.Error("send in doubt; moved to the dead letters for the operator", "err", err)
+		})
 	}
 	return 0, ctx.Err() != nil, true
 }
@@ -774,12 +788,7 @@ func (o *Outbox) itemLog(q *queue, it *store.Item) *slog.Logger {
 // with the account's next write.
 func (o *Outbox) finish(q *queue, e *entry, record func(*store.Changes), result string) {
 	o.mu.Lock()
-	n := len(q.pending.Dead)
 	record(&q.pending)
-	var dead []store.DeadLetter
-	if len(q.pending.Dead) > n {
-		dead = slices.Clone(q.pending.Dead[n:])
-	}
 	o.popLocked(q, e.it.Conversation, e)
 	o.mu.Unlock()
 	if result == "sent" {
@@ -787,9 +796,21 @@ func (o *Outbox) finish(q *queue, e *entry, record func(*store.Changes), result 
 	} else {
 		o.deps.Observer.Result(e.it.Kind, result)
 	}
-	for _, d := range dead {
+}
+
+// bury ends e's time in the queue as dead letter d, written with the
+// account's next write; tell (a log line) and the observer hear of it once
+// that write succeeded, so that whoever acts on them finds it stored.
+func (o *Outbox) bury(q *queue, e *entry, d store.DeadLetter, tell func()) {
+	o.mu.Lock()
+	q.pending.Dead = append(q.pending.Dead, d)
+	q.announce = append(q.announce, func() {
+		tell()
 		o.deps.Observer.Dead(d)
-	}
+	})
+	o.popLocked(q, e.it.Conversation, e)
+	o.mu.Unlock()
+	o.deps.Observer.Result(e.it.Kind, "dead")
 }
 
 // refused handles an attempt the upstream proved it did not act on.
@@ -840,11 +861,10 @@ func (o *Outbox) retry(q *queue, e *entry, it store.Item, err error, log *slog.L
 		if !errors.As(err, &perm) {
 			reason = fmt.Sprintf("gave up after %d attempts: %v", it.Attempts, err)
 		}
-		log.Error("action failed for good; moved to the dead letters", "attempts", it.Attempts, "err", err)
 		e.it = it
-		o.finish(q, e, func(c *store.Changes) {
-			c.Dead = append(c.Dead, store.DeadLetter{Item: it, At: o.deps.Now(), Reason: reason})
-		}, "dead")
+		o.bury(q, e, store.DeadLetter{Item: it, At: o.deps.Now(), Reason: reason}, func() {
+			log.Error("action failed for good; moved to the dead letters", "attempts", it.Attempts, "err", err)
+		})
 		return
 	}
 	wait := o.backoff(it.Attempts)
@@ -909,10 +929,7 @@ func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Durati
 		o.retry(q, e, it, err, log)
 		return 0
 	}
-	o.mu.Lock()
-	c := q.pending
-	q.pending = store.Changes{}
-	o.mu.Unlock()
+	c, notes := o.take(q)
 	c.Remove = append(c.Remove, it.ID)
 	c.Add = follow
 	// The answer is recorded even when shutdown began meanwhile, or the
@@ -920,11 +937,12 @@ func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Durati
 	res, rerr := o.deps.Store.Record(context.WithoutCancel(ctx), c)
 	if rerr != nil {
 		c.Remove, c.Add = c.Remove[:len(c.Remove)-1], nil
-		o.restore(q, c)
+		o.restore(q, c, notes)
 		log.Error("cannot record a plugin's answer; the action will be performed again", "err", rerr)
 		o.retry(q, e, it, rerr, log)
 		return 0
 	}
+	runAll(notes)
 	o.mu.Lock()
 	o.popLocked(q, it.Conversation, e)
 	o.mu.Unlock()
