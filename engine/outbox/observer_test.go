@@ -22,9 +22,9 @@ type recorder struct {
 	unstored []uint64
 }
 
-func (*recorder) Depth(int)                 {}
-func (*recorder) Result(string, string)     {}
-func (*recorder) HandOff(time.Duration)     {}
+func (*recorder) Depth(int)             {}
+func (*recorder) Result(string, string) {}
+func (*recorder) HandOff(time.Duration) {}
 func (r *recorder) Dead(d store.DeadLetter) {
 	r.dead = append(r.dead, d)
 	if r.st == nil {
