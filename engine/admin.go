@@ -119,12 +119,15 @@ func (b adminBackend) RetryDeadLetter(ctx context.Context, id uint64) (store.Ite
 	if err != nil {
 		return store.Item{}, err
 	}
+	b.d.deadCounts.changed()
 	b.d.outbox.Add([]store.Item{it})
 	return it, nil
 }
 
 func (b adminBackend) DropDeadLetter(ctx context.Context, id uint64) error {
-	return b.d.store.DropDeadLetter(ctx, id)
+	err := b.d.store.DropDeadLetter(ctx, id)
+	b.d.deadCounts.changed()
+	return err
 }
 
 func (b adminBackend) InboundDeadLetters(ctx context.Context, limit int) ([]store.InboundDeadLetter, error) {

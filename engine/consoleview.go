@@ -44,12 +44,7 @@ var _ console.Backend = (*consoleBackend)(nil)
 
 func (c *consoleBackend) Overview(ctx context.Context) console.Overview {
 	st := c.d.Status()
-	dead := map[string]int{}
-	if letters, err := c.d.store.DeadLetters(ctx, 0); err == nil {
-		for _, dl := range letters {
-			dead[dl.Item.Account]++
-		}
-	}
+	dead := c.d.deadCounts.get(ctx, c.d.store)
 	ov := console.Overview{Started: st.Started, Accounts: make([]console.Account, 0, len(st.Accounts))}
 	for _, a := range st.Accounts {
 		in, out := c.rates(a.Name)

@@ -69,6 +69,8 @@ type Daemon struct {
 	metrics *metrics
 	events  *events.Bus     // what people watching the daemon are told
 	rates   *rates.Accounts // messages in and out over the last minute
+	// deadCounts are the dead letters per account for the console.
+	deadCounts deadLetterCounts
 
 	accounts      map[string]*account
 	order         []string

@@ -17,7 +17,7 @@ func TestWindowCountsTheLastMinute(t *testing.T) {
 		want uint64
 	}
 	tests := map[string][]step{
-		"forgets each second as it leaves": {
+		"forgets each bucket of five seconds as it leaves": {
 			{at: 0, add: 1}, {at: 30 * time.Second, add: 2},
 			{at: 59 * time.Second, want: 3}, {at: 60 * time.Second, want: 2},
 			{at: 89*time.Second + 999*time.Millisecond, want: 2}, {at: 90 * time.Second, want: 0},
@@ -105,11 +105,11 @@ func TestAccountsOnTheRealClock(t *testing.T) {
 		if in, out := a.PerMinute("shop"); in != 10 || out != 2 {
 			t.Fatalf("after 30s: %v in, %v out; want 10, 2", in, out)
 		}
-		// 75s after the first: those of 18, 21, 24 and 27s are left (the
-		// one of 15s is 60s old).
+		// 75s after the first: those of 21, 24 and 27s are left (the
+		// bucket of 15 and 18s, 15s to 20s, is 60s old).
 		time.Sleep(45 * time.Second)
-		if in, out := a.PerMinute("shop"); in != 4 || out != 2 {
-			t.Fatalf("after 75s: %v in, %v out; want 4, 2", in, out)
+		if in, out := a.PerMinute("shop"); in != 3 || out != 2 {
+			t.Fatalf("after 75s: %v in, %v out; want 3, 2", in, out)
 		}
 		time.Sleep(time.Hour)
 		if in, out := a.PerMinute("shop"); in != 0 || out != 0 {

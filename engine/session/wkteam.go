@@ -167,12 +167,15 @@ type Keeper struct {
 	gen     uint64
 	state   string
 	detail  string
-	facts   loginFacts    // what a person needs to act on state
+	facts   *loginFacts   // what a person needs to act on state; nil for none
 	changed chan struct{} // closed and replaced at every change
 	suspect uint64        // generation reported offline by a call
 
 	codes chan string
-	wake  chan struct{} // cuts a backoff short (LoginNow)
+	// wake cuts a backoff short (LoginNow). It exists only while the
+	// keeper backs off: made afresh, with nothing pending, at each
+	// backoff, since an idle account should not carry it.
+	wake chan struct{}
 }
 
 // NewKeeper returns a Keeper for one account.
@@ -201,7 +204,6 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 		state:   StateLoggedOut,
 		changed: make(chan struct{}),
 		codes:   make(chan string, 1),
-		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -211,8 +213,12 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 func (k *Keeper) Login() LoginState {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	var f loginFacts
+	if k.facts != nil {
+		f = *k.facts
+	}
 	return LoginState{Name: k.opts.Name, Kind: KindWkteam, State: k.state, Detail: k.detail,
-		QR: k.facts.qr, QRExpires: k.facts.qrExpires, SliderURL: k.facts.slider,
+		QR: f.qr, QRExpires: f.qrExpires, SliderURL: f.slider,
 		AwaitsVerifyCode: k.state == StateNeedsCode, Online: k.cur != nil}
 }
 
@@ -221,11 +227,20 @@ func (k *Keeper) Login() LoginState {
 // keeper is not pausing: online, in the middle of an attempt (waiting for
 // a scan or a code included), or with no LoginLoop running.
 func (k *Keeper) LoginNow() bool {
-	if st, _ := k.State(); st != StateBackingOff {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.state != StateBackingOff || k.wake == nil {
 		return false
 	}
 	wakeUp(k.wake)
 	return true
+}
+
+// backoffWake is the channel that cuts the current backoff short.
+func (k *Keeper) backoffWake() <-chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.wake
 }
 
 // Name returns the account name.
@@ -313,12 +328,21 @@ func (k *Keeper) setState(state, detail string) { k.setStateFacts(state, detail,
 
 // setStateFacts changes the state with the facts that go with it.
 func (k *Keeper) setStateFacts(state, detail string, facts loginFacts) {
-	if state == StateBackingOff {
-		drain(k.wake)
-	}
 	k.mu.Lock()
-	changed := k.state != state || k.detail != detail || k.facts != facts
-	k.state, k.detail, k.facts = state, detail, facts
+	var had loginFacts
+	if k.facts != nil {
+		had = *k.facts
+	}
+	changed := k.state != state || k.detail != detail || had != facts
+	k.state, k.detail, k.facts = state, detail, nil
+	if facts != (loginFacts{}) {
+		k.facts = &facts
+	}
+	// A wake-up asked for before this backoff is not for it.
+	k.wake = nil
+	if state == StateBackingOff {
+		k.wake = make(chan struct{}, 1)
+	}
 	if changed {
 		close(k.changed)
 		k.changed = make(chan struct{})
@@ -365,7 +389,7 @@ func (k *Keeper) LoginLoop(ctx context.Context) (Instance, error) {
 		k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 		k.setState(StateBackingOff, err.Error())
 		k.emit(EventFailed, err.Error(), nil)
-		if !sleep(ctx, wait, k.wake) {
+		if !sleep(ctx, wait, k.backoffWake()) {
 			k.setState(StateLoggedOut, "stopped")
 			return Instance{}, ctx.Err()
 		}
