@@ -1,11 +1,8 @@
 // Package sdk is everything a finderbot plugin author imports: the Finder
-// message model that rules and plugins see, and (with the plugin runtime) the
-// types a plugin exchanges with the daemon.
-//
-// Messages arrive from the upstream's /syncFinder endpoint as pages. DecodePage
-// turns the JSON "data" object of such a reply into a Page of Messages, keeping
-// every field a rule or plugin may need and the page's keyBuff cursor exactly
-// as it was received.
+// message model that rules and plugins see, and the types a plugin exchanges
+// with the daemon. It is a Go module of its own,
+// github.com/finderbot/finderbot/sdk, so that a plugin depends on the plugin
+// protocol (go-plugin, gRPC, protobuf) and on nothing of the daemon.
 //
 // # Writing a plugin
 //
