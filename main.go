@@ -27,9 +27,6 @@ import (
 	"github.com/finderbot/finderbot/rules"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
 func main() {
 	plugins.RunShimIfRequested() // a plugin's supervisor, started by the daemon
 	// Signals are taken first, before the command line is even parsed.
@@ -78,6 +75,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "finderbot",
 		Short:         "Automate WeChat Finder private messages with rules and plugins",
+		Version:       buildVersion(debug.ReadBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -88,6 +86,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 			}
 		},
 	}
+	root.SetVersionTemplate("finderbot {{.Version}}\n")
 	root.AddCommand(
 		run,
 		newLoginCmd(),
@@ -481,14 +480,10 @@ and exits 1.`,
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the finderbot version",
+		Short: "Print the finderbot module version and the VCS revision it was built from",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			v := version
-			if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-				v = info.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "finderbot %s\n", v)
+			fmt.Fprintf(cmd.OutOrStdout(), "finderbot %s\n", buildVersion(debug.ReadBuildInfo()))
 		},
 	}
 }
