@@ -152,7 +152,7 @@ func newPluginsCmd() *cobra.Command {
 	var dir, lockPath string
 	cmd := &cobra.Command{
 		Use:   "plugins",
-		Short: "Pin and list out-of-process plugins",
+		Short: "Pin, list and write out-of-process plugins",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "plugins", "the plugin directory")
 	cmd.PersistentFlags().StringVar(&lockPath, "lock", "", "the lock file of pinned checksums (default: plugins.lock in --dir)")
@@ -176,7 +176,23 @@ func newPluginsCmd() *cobra.Command {
 	}
 	ls.Flags().BoolVar(&dev, "dev", false, "also run unpinned or changed plugins (plugin development only)")
 	ls.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each action's parameters")
-	cmd.AddCommand(lock, ls)
+	var moduleDir string
+	create := &cobra.Command{
+		Use:   "new NAME [--dir DIR]",
+		Short: "Write a new plugin module: main.go, its test, a README, go.mod and the SDK's source",
+		Long: `new writes a Go module for a new plugin named NAME into DIR (default ./NAME): main.go
+with one action, main_test.go testing it through sdktest, README.md, go.mod and go.sum, and
+in internal/finderbot-sdk the source of the SDK this finderbot was built with, which go.mod
+builds against. go test ./... and go build then work there with nothing but the Go module
+proxy. DIR must not exist or be empty.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return plugins.RunNew(cmd.OutOrStdout(), args[0], moduleDir, buildVersion(debug.ReadBuildInfo()))
+		},
+	}
+	// This --dir is the new module's, and hides the plugin directory's.
+	create.Flags().StringVar(&moduleDir, "dir", "", "the directory of the new module (default ./NAME)")
+	cmd.AddCommand(lock, ls, create)
 	return cmd
 }
 

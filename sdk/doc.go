@@ -135,7 +135,11 @@
 //
 // The plugin runs with the plugin directory as its working directory.
 //
+// `finderbot plugins new NAME` writes a new plugin module that does all of
+// this, against the source of this SDK (see Source).
+//
 // Names in this package that mention go-plugin (Handshake, HostPluginSets,
 // Dispense, RemotePlugin, WithTestServer) are the daemon's and sdktest's side
-// of the protocol; plugins do not need them.
+// of the protocol, and Source is `finderbot plugins new`'s; plugins do not
+// need them.
 package sdk
