@@ -49,5 +49,7 @@ require (
 )
 
 // The SDK is a module of its own (plugins depend on it alone); the daemon
-// builds against the copy in this checkout.
+// builds against the copy in this checkout. A release tags sdk/vX.Y.Z first
+// and requires it here without this replace, because go install
+// module@version refuses a go.mod that has one.
 replace github.com/finderbot/finderbot/sdk => ./sdk
