@@ -27,9 +27,6 @@ import (
 	"github.com/finderbot/finderbot/rules"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
 func main() {
 	plugins.RunShimIfRequested() // a plugin's supervisor, started by the daemon
 	// Signals are taken first, before the command line is even parsed.
@@ -78,6 +75,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "finderbot",
 		Short:         "Automate WeChat Finder private messages with rules and plugins",
+		Version:       buildVersion(debug.ReadBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -88,6 +86,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 			}
 		},
 	}
+	root.SetVersionTemplate("finderbot {{.Version}}\n")
 	root.AddCommand(
 		run,
 		newLoginCmd(),
@@ -153,7 +152,7 @@ func newPluginsCmd() *cobra.Command {
 	var dir, lockPath string
 	cmd := &cobra.Command{
 		Use:   "plugins",
-		Short: "Pin and list out-of-process plugins",
+		Short: "Pin, list and write out-of-process plugins",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "plugins", "the plugin directory")
 	cmd.PersistentFlags().StringVar(&lockPath, "lock", "", "the lock file of pinned checksums (default: plugins.lock in --dir)")
@@ -177,7 +176,23 @@ func newPluginsCmd() *cobra.Command {
 	}
 	ls.Flags().BoolVar(&dev, "dev", false, "also run unpinned or changed plugins (plugin development only)")
 	ls.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each action's parameters")
-	cmd.AddCommand(lock, ls)
+	var moduleDir string
+	create := &cobra.Command{
+		Use:   "new NAME [--dir DIR]",
+		Short: "Write a new plugin module: main.go, its test, a README, go.mod and the SDK's source",
+		Long: `new writes a Go module for a new plugin named NAME into DIR (default ./NAME): main.go
+with one action, main_test.go testing it through sdktest, README.md, go.mod and go.sum, and
+in internal/finderbot-sdk the source of the SDK this finderbot was built with, which go.mod
+builds against. go test ./... and go build then work there with nothing but the Go module
+proxy. DIR must not exist or be empty.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return plugins.RunNew(cmd.OutOrStdout(), args[0], moduleDir, buildVersion(debug.ReadBuildInfo()))
+		},
+	}
+	// This --dir is the new module's, and hides the plugin directory's.
+	create.Flags().StringVar(&moduleDir, "dir", "", "the directory of the new module (default ./NAME)")
+	cmd.AddCommand(lock, ls, create)
 	return cmd
 }
 
@@ -481,14 +496,10 @@ and exits 1.`,
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the finderbot version",
+		Short: "Print the finderbot module version and the VCS revision it was built from",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			v := version
-			if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-				v = info.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "finderbot %s\n", v)
+			fmt.Fprintf(cmd.OutOrStdout(), "finderbot %s\n", buildVersion(debug.ReadBuildInfo()))
 		},
 	}
 }

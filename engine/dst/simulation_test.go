@@ -21,7 +21,6 @@ import (
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
-	"github.com/finderbot/finderbot/sdk"
 )
 
 var (
@@ -201,7 +200,7 @@ type world struct {
 
 // syncInFlight is a page fetched and not yet committed.
 type syncInFlight struct {
-	page  *sdk.Page
+	page  *upstream.Page
 	start time.Time
 	err   error
 }
@@ -664,7 +663,7 @@ func (s *faultyStore) Record(ctx context.Context, c store.Changes) (store.Record
 // after a call returned, before the daemon could act on the answer.
 type crashingUpstream struct{ w *world }
 
-func (u crashingUpstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error) {
+func (u crashingUpstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*upstream.Page, error) {
 	p, err := u.w.up.SyncFinder(ctx, token, wID, keyBuff)
 	u.w.maybeCrash()
 	return p, err
