@@ -29,18 +29,32 @@ func (d *Daemon) Status() admin.Status {
 		a.mu.Unlock()
 		st.Accounts = append(st.Accounts, as)
 	}
+	st.Sessions, st.Plugins = d.sessionStatus(), d.pluginStatus()
+	return st
+}
+
+// sessionStatus is the state of every session.
+func (d *Daemon) sessionStatus() []admin.SessionStatus {
+	var out []admin.SessionStatus
 	for _, sc := range d.cfg.Sessions {
 		s := d.sessions[sc.Name]
 		state, detail := s.State()
-		st.Sessions = append(st.Sessions, admin.SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
+		out = append(out, admin.SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
 	}
-	if d.pluginManager != nil {
-		for _, p := range d.pluginManager.List() {
-			st.Plugins = append(st.Plugins, admin.PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts,
-				OutputDroppedLines: p.DroppedLines, OutputDroppedBytes: p.DroppedBytes})
-		}
+	return out
+}
+
+// pluginStatus is the state of every plugin.
+func (d *Daemon) pluginStatus() []admin.PluginStatus {
+	if d.pluginManager == nil {
+		return nil
 	}
-	return st
+	var out []admin.PluginStatus
+	for _, p := range d.pluginManager.List() {
+		out = append(out, admin.PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts,
+			OutputDroppedLines: p.DroppedLines, OutputDroppedBytes: p.DroppedBytes})
+	}
+	return out
 }
 
 // AdminAddr returns the address the admin listener is bound to, or "".

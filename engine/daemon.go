@@ -173,6 +173,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	for i, ac := range cfg.Accounts {
 		names[i] = ac.Name
 	}
+	// The accounts in the configuration's order, which the rates keep
+	// too: the console reads both for every account, by position.
+	d.order = names
 	d.rates = rates.NewAccounts(opts.Now, names...)
 	defer func() {
 		if err != nil {
@@ -255,7 +258,6 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		a.poller = d.newPoller(ac.Name)
 		d.accounts[ac.Name] = a
 		d.sessions[ac.Name] = a.keeper
-		d.order = append(d.order, ac.Name)
 	}
 	if err := d.buildSessions(hc); err != nil {
 		return nil, err

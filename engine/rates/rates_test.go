@@ -146,3 +146,25 @@ func TestAddDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Add allocates %.1f times", allocs)
 	}
 }
+
+// TestPerMinuteAllAgreesWithPerMinute: the figures of every account at
+// once are each account's own, in the order given, a name given twice
+// sharing its windows.
+func TestPerMinuteAllAgreesWithPerMinute(t *testing.T) {
+	t.Parallel()
+	now := t0
+	a := NewAccounts(func() time.Time { return now }, "shop", "home", "shop", "idle")
+	a.In("shop", 3)
+	a.Out("shop", 1)
+	a.In("home", 2)
+	in, out := a.PerMinuteAll()
+	for i, name := range []string{"shop", "home", "shop", "idle"} {
+		wantIn, wantOut := a.PerMinute(name)
+		if in[i] != wantIn || out[i] != wantOut {
+			t.Errorf("%d (%s): %v in, %v out; want %v, %v", i, name, in[i], out[i], wantIn, wantOut)
+		}
+	}
+	if in[0] != 3 || out[0] != 1 || in[1] != 2 || in[3] != 0 {
+		t.Errorf("PerMinuteAll = %v, %v", in, out)
+	}
+}
