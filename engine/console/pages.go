@@ -91,10 +91,13 @@ type overviewView struct {
 // overviewRow is a listed account with its figures formatted here, not in
 // the template: a template's function calls go through reflection, and the
 // Overview is served again at every change a browser hears of.
+// Its fields are its own, not an embedded Account's: the template finds
+// an embedded field by a search that allocates at every use.
 type overviewRow struct {
-	*Account
-	SyncAgo, SyncISO, SyncClock string
-	In, Out                     string
+	Name, State, Detail, WcID    string
+	SyncAgo, SyncISO, SyncClock  string
+	In, Out                      string
+	Outbox, InDoubt, DeadLetters int
 }
 
 type stateCount struct {
@@ -128,10 +131,12 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
 	d.Hidden = d.Total - len(top)
 	d.Rows = make([]overviewRow, len(top))
 	for i, m := range top {
-		row := overviewRow{Account: m.a, SyncAgo: v.Ago(m.a.LastSync),
-			In: strconv.FormatFloat(m.a.InPerMin, 'f', 1, 64), Out: strconv.FormatFloat(m.a.OutPerMin, 'f', 1, 64)}
-		if !m.a.LastSync.IsZero() {
-			row.SyncISO, row.SyncClock = m.a.LastSync.Format(time.RFC3339), clock(m.a.LastSync)
+		a := m.a
+		row := overviewRow{Name: a.Name, State: a.State, Detail: a.Detail, WcID: a.WcID, SyncAgo: v.Ago(a.LastSync),
+			In: strconv.FormatFloat(a.InPerMin, 'f', 1, 64), Out: strconv.FormatFloat(a.OutPerMin, 'f', 1, 64),
+			Outbox: a.Outbox, InDoubt: a.InDoubt, DeadLetters: a.DeadLetters}
+		if !a.LastSync.IsZero() {
+			row.SyncISO, row.SyncClock = a.LastSync.Format(time.RFC3339), clock(a.LastSync)
 		}
 		d.Rows[i] = row
 	}
