@@ -53,12 +53,9 @@ func (c *consoleBackend) Overview(ctx context.Context) console.Overview {
 	ov := console.Overview{Started: d.started, Accounts: make([]console.Account, len(d.order))}
 	for i, name := range d.order {
 		a := d.accounts[name]
-		state, detail := a.keeper.State()
-		acc := console.Account{Name: name, State: state, Detail: detail,
+		state, detail, wcID := a.keeper.Brief()
+		acc := console.Account{Name: name, State: state, Detail: detail, WcID: wcID,
 			InPerMin: in[i], OutPerMin: out[i], Outbox: backlogs[i].Queued, InDoubt: backlogs[i].InDoubt, DeadLetters: dead[name]}
-		if inst, ok := a.keeper.Current(); ok {
-			acc.WcID = inst.WcID
-		}
 		a.mu.Lock()
 		acc.LastSync = a.lastSync
 		a.mu.Unlock()

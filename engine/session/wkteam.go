@@ -276,6 +276,17 @@ func (k *Keeper) State() (state, detail string) {
 	return k.state, k.detail
 }
 
+// Brief returns State and the wcId of the online instance ("" when
+// offline) in one look, for a page that lists thousands of accounts.
+func (k *Keeper) Brief() (state, detail, wcID string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur != nil {
+		wcID = k.cur.WcID
+	}
+	return k.state, k.detail, wcID
+}
+
 // Wait blocks until the account is online and returns the instance.
 func (k *Keeper) Wait(ctx context.Context) (Instance, error) {
 	for {
