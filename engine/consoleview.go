@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/console"
@@ -69,6 +70,8 @@ func (c *consoleBackend) Overview(ctx context.Context) console.Overview {
 	}
 	return ov
 }
+
+func (c *consoleBackend) AccountNames(context.Context) []string { return slices.Clone(c.d.order) }
 
 func (c *consoleBackend) Logins(context.Context) []console.Login {
 	states := c.d.Logins()

@@ -262,13 +262,7 @@ func (c *console) submitCode(w http.ResponseWriter, r *http.Request, v *view) {
 }
 
 // accountNames are the names of the accounts, for the pages that pick one.
-func (c *console) accountNames(r *http.Request) []string {
-	var names []string
-	for _, a := range c.b.Overview(r.Context()).Accounts {
-		names = append(names, a.Name)
-	}
-	return names
-}
+func (c *console) accountNames(r *http.Request) []string { return c.b.AccountNames(r.Context()) }
 
 func (c *console) conversations(w http.ResponseWriter, r *http.Request, v *view) {
 	d := struct {
