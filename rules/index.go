@@ -5,130 +5,163 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/expr-lang/expr/ast"
 )
+
+// dim is what the index looks up: a string field of the message, its
+// account or its event by equality (the gfield values), or a keyword of
+// msg.Text.
+type dim = gfield
+
+const (
+	dimContains = numFields
+	numDims     = numFields + 1
+)
+
+// dimSet is a set of dims, for an index that looks up only some.
+type dimSet uint16
+
+func (d dimSet) has(x dim) bool { return d&(1<<x) != 0 }
+
+const (
+	allDims dimSet = 1<<numDims - 1
+	// legacyDims are the dims of the index before it read anything but
+	// msg.Text and msg.Type; benchmarks compare against it.
+	legacyDims dimSet = 1<<fText | 1<<fType | 1<<dimContains
+)
+
+// alt is one alternative of a need: dim equals s, or for dimContains,
+// msg.Text contains s.
+type alt struct {
+	dim dim
+	s   string
+}
 
 // need is what a condition requires of a message: it can only be true for a
 // message that satisfies at least one of the alternatives. A nil *need
-// requires nothing the index can use.
+// requires nothing the index can use; one without alternatives can never be
+// satisfied.
 type need struct {
-	// eq: msg.Text equals one of these.
-	eq []string
-	// contains: msg.Text contains one of these (none is empty).
-	contains []string
-	// types: msg.Type equals one of these.
-	types []string
+	alts []alt
 }
 
 // weight estimates how many messages satisfy the need; lower is more
-// selective. Types are coarse (most messages are text), short keywords
-// match often.
+// selective. A type, a sysmsg type or an event type is shared by many
+// messages, most messages are not the account's own, short keywords match
+// often.
 func (n *need) weight() int {
-	w := len(n.eq)
-	for _, c := range n.contains {
-		if len(c) < 3 {
-			w += 8
-		} else {
-			w += 2
+	w := 0
+	for _, a := range n.alts {
+		switch a.dim {
+		case dimContains:
+			if len(a.s) < 3 {
+				w += 8
+			} else {
+				w += 2
+			}
+		case fType:
+			w += 50
+		case fFromSelf:
+			w += 80
+		case fSysType, fEventType:
+			w += 10
+		default:
+			w++
 		}
 	}
-	return w + 50*len(n.types)
+	return w
 }
 
 func (n *need) union(o *need) *need {
-	return &need{
-		eq:       append(slices.Clip(n.eq), o.eq...),
-		contains: append(slices.Clip(n.contains), o.contains...),
-		types:    append(slices.Clip(n.types), o.types...),
-	}
+	return &need{alts: append(slices.Clip(n.alts), o.alts...)}
 }
 
-// maxOptions bounds the alternatives analyze keeps for one condition.
+// only reports whether every alternative looks up d.
+func (n *need) only(d dim) bool {
+	for _, a := range n.alts {
+		if a.dim != d {
+			return false
+		}
+	}
+	return true
+}
+
+// maxOptions bounds the alternatives needsOf keeps for one condition.
 const maxOptions = 8
 
-// analyze finds the needs of a type-checked condition: each of the returned
-// options is implied by the whole condition, so a message that satisfies
-// none of the alternatives of any one option makes the condition false. The
-// index later picks the option whose keys the fewest rules share. analyze
-// only looks through && and ||, never under a negation or a call other than
-// containsAny.
-func analyze(node ast.Node) []*need {
-	switch n := node.(type) {
-	case *ast.BinaryNode:
-		switch n.Operator {
-		case "&&", "and":
-			out := append(analyze(n.Left), analyze(n.Right)...)
-			return out[:min(len(out), maxOptions)]
-		case "||", "or":
-			l, r := best(analyze(n.Left)), best(analyze(n.Right))
-			if l == nil || r == nil {
-				return nil
-			}
-			return []*need{l.union(r)}
-		case "==":
-			if f, lit, ok := fieldAndLiteral(n.Left, n.Right); ok {
-				return one(fieldNeed(f, lit))
-			}
-			if f, lit, ok := fieldAndLiteral(n.Right, n.Left); ok {
-				return one(fieldNeed(f, lit))
-			}
-		case "contains", "startsWith", "endsWith":
-			// A prefix or suffix is also contained; the condition itself
-			// is still evaluated for every candidate.
-			if f, lit, ok := fieldAndLiteral(n.Left, n.Right); ok && f == "Text" && lit != "" {
-				return one(&need{contains: []string{lit}})
-			}
-		case "matches":
-			if f, lit, ok := fieldAndLiteral(n.Left, n.Right); ok && f == "Text" {
-				var out []*need
-				for _, lits := range regexLiterals(lit) {
-					out = append(out, &need{contains: lits})
-				}
-				return out
-			}
-		case "in":
-			f, ok := msgField(n.Left)
-			arr, isArr := n.Right.(*ast.ArrayNode)
-			if !ok || !isArr {
-				return nil
-			}
-			out := &need{}
-			for _, e := range arr.Nodes {
-				s, ok := e.(*ast.StringNode)
-				if !ok {
-					return nil
-				}
-				out = out.union(fieldNeed(f, s.Value))
-			}
-			return one(out)
+// needsOf finds what a condition's guard requires, in the dims given: each
+// of the returned options is implied by the whole condition, so a message
+// that satisfies none of the alternatives of any one option makes the
+// condition false. It looks through && and ||, never under a negation:
+// `msg.Type != "text"` and `not (msg.Text in [...])` require no value the
+// index can look up.
+func needsOf(g *guard, dims dimSet) []*need {
+	switch g.op {
+	case gAnd:
+		var out []*need
+		for _, k := range g.kids {
+			out = append(out, needsOf(k, dims)...)
 		}
-	case *ast.CallNode:
-		id, ok := n.Callee.(*ast.IdentifierNode)
-		if !ok || id.Value != "containsAny" || len(n.Arguments) < 2 {
+		return out[:min(len(out), maxOptions)]
+	case gOr:
+		// Every side must narrow, or a message the index passes over
+		// could satisfy the side that does not.
+		u := &need{}
+		for _, k := range g.kids {
+			b := best(needsOf(k, dims))
+			if b == nil {
+				return nil
+			}
+			u = u.union(b)
+		}
+		return []*need{u}
+	case gEq:
+		if dims.has(g.f) {
+			return []*need{{alts: []alt{{g.f, g.s}}}}
+		}
+	case gIn:
+		if !dims.has(g.f) {
 			return nil
 		}
-		if f, ok := msgField(n.Arguments[0]); !ok || f != "Text" {
+		n := &need{alts: make([]alt, 0, len(g.set))}
+		for _, s := range g.set {
+			n.alts = append(n.alts, alt{g.f, s})
+		}
+		return []*need{n}
+	case gContains, gPrefix, gSuffix:
+		// A prefix or suffix is also contained; the condition itself is
+		// still evaluated for every candidate.
+		if g.s != "" && dims.has(dimContains) {
+			return []*need{{alts: []alt{{dimContains, g.s}}}}
+		}
+	case gContainsAny:
+		if !dims.has(dimContains) {
 			return nil
 		}
-		out := &need{}
-		for _, a := range n.Arguments[1:] {
-			s, ok := a.(*ast.StringNode)
-			if !ok || s.Value == "" {
+		n := &need{alts: make([]alt, 0, len(g.set))}
+		for _, s := range g.set {
+			if s == "" {
 				return nil
 			}
-			out.contains = append(out.contains, s.Value)
+			n.alts = append(n.alts, alt{dimContains, s})
 		}
-		return one(out)
+		return []*need{n}
+	case gFromSelf:
+		if dims.has(fFromSelf) {
+			return []*need{{alts: []alt{{fFromSelf, boolString(g.want)}}}}
+		}
+	case gUnknown:
+		if dims.has(dimContains) {
+			return g.needs
+		}
 	}
 	return nil
 }
 
-func one(n *need) []*need {
-	if n == nil {
-		return nil
+func boolString(b bool) string {
+	if b {
+		return "true"
 	}
-	return []*need{n}
+	return "false"
 }
 
 // best picks the most selective option by its own weight.
@@ -140,46 +173,6 @@ func best(opts []*need) *need {
 		}
 	}
 	return b
-}
-
-func fieldNeed(f, lit string) *need {
-	switch f {
-	case "Text":
-		return &need{eq: []string{lit}}
-	case "Type":
-		return &need{types: []string{lit}}
-	}
-	return nil
-}
-
-// fieldAndLiteral matches msg.<Field> against a string literal.
-func fieldAndLiteral(a, b ast.Node) (string, string, bool) {
-	f, ok := msgField(a)
-	if !ok {
-		return "", "", false
-	}
-	s, ok := b.(*ast.StringNode)
-	if !ok {
-		return "", "", false
-	}
-	return f, s.Value, true
-}
-
-// msgField recognises msg.Text and msg.Type.
-func msgField(n ast.Node) (string, bool) {
-	m, ok := n.(*ast.MemberNode)
-	if !ok || m.Optional {
-		return "", false
-	}
-	id, ok := m.Node.(*ast.IdentifierNode)
-	if !ok || id.Value != "msg" {
-		return "", false
-	}
-	p, ok := m.Property.(*ast.StringNode)
-	if !ok || (p.Value != "Text" && p.Value != "Type") {
-		return "", false
-	}
-	return p.Value, true
 }
 
 // regexLiterals returns options of strings: every match of the pattern
@@ -262,75 +255,168 @@ func shortest(ss []string) int {
 	return n
 }
 
-// index finds the message rules a message could match. Rules are numbered in
+// index finds the rules a message could match. Rules are numbered in
 // evaluation order; every list is sorted.
+//
+// A rule that requires one of a few accounts is held in those accounts'
+// shards only, so that a daemon serving many shops looks at the rules of
+// the message's shop and those of no shop in particular, however many
+// shops there are. Inside a shard, a rule is looked up by its most
+// selective other requirement; its guard then checks every requirement of
+// each candidate before the VM runs.
 type index struct {
-	eq     map[string][]int32
-	types  map[string][]int32
-	ac     *automaton
+	shards map[string]*shard // by account
+	any    shard
+	plans  []plan // by rule number
+}
+
+// shard is the index of the rules of one account, or of any account.
+type shard struct {
+	eq [numFields]map[string][]int32
+	ac *automaton
+	// always are the shard's rules that no look-up narrows; an account's
+	// shard holds those of the any-account shard too.
 	always []int32
 }
 
-func buildIndex(rules []*Rule) *index {
-	ix := &index{eq: map[string][]int32{}, types: map[string][]int32{}}
+// plan is how the index holds one rule, for ExplainIndex.
+type plan struct {
+	// accounts are the only accounts the rule is looked at for; nil for
+	// any.
+	accounts []string
+	// primary is the requirement the rule is looked up by; nil when it is
+	// evaluated for every message of its accounts.
+	primary *need
+	// options are every requirement found.
+	options []*need
+}
+
+type shardBuilder struct {
+	p  *shard
+	ac acBuilder
+}
+
+func (b *shardBuilder) add(id int32, n *need) {
+	if n == nil {
+		b.p.always = appendOnce(b.p.always, id)
+		return
+	}
+	for _, a := range n.alts {
+		if a.dim == dimContains {
+			b.ac.add(a.s, id)
+			continue
+		}
+		if b.p.eq[a.dim] == nil {
+			b.p.eq[a.dim] = map[string][]int32{}
+		}
+		b.p.eq[a.dim][a.s] = appendOnce(b.p.eq[a.dim][a.s], id)
+	}
+}
+
+// buildIndex indexes rules by what their guards require in the dims given.
+func buildIndex(rules []*Rule, dims dimSet) *index {
+	ix := &index{shards: map[string]*shard{}, plans: make([]plan, len(rules))}
 	// Count how many rules could use each key, to give each rule the
 	// option that leads the fewest messages to it.
 	shared := map[string]int{}
-	for _, r := range rules {
-		if r.cond == nil {
+	options := make([][]*need, len(rules))
+	for i, r := range rules {
+		if r.cond == nil || r.cond.guard == nil {
 			continue
 		}
-		for _, o := range r.cond.needs {
+		options[i] = needsOf(r.cond.guard, dims)
+		for _, o := range options[i] {
 			for _, k := range o.keys() {
 				shared[k]++
 			}
 		}
 	}
-	var b acBuilder
-	for i, r := range rules {
-		id := int32(i)
-		var n *need
-		if r.cond != nil {
-			bestCost := 0
-			for _, o := range r.cond.needs {
-				cost := o.weight()
-				for _, k := range o.keys() {
-					cost += 4 * shared[k]
-				}
-				if n == nil || cost < bestCost {
-					n, bestCost = o, cost
+	anyB := &shardBuilder{p: &ix.any}
+	builders := map[string]*shardBuilder{}
+	for i := range rules {
+		id, opts := int32(i), options[i]
+		// The account option with the fewest accounts picks the shards.
+		acct := -1
+		if dims.has(fAccount) {
+			for j, o := range opts {
+				if o.only(fAccount) && (acct < 0 || len(o.alts) < len(opts[acct].alts)) {
+					acct = j
 				}
 			}
 		}
-		if n == nil {
-			ix.always = append(ix.always, id)
+		var n *need
+		bestCost := 0
+		for j, o := range opts {
+			if j == acct {
+				continue
+			}
+			cost := o.weight()
+			for _, k := range o.keys() {
+				cost += 4 * shared[k]
+			}
+			if n == nil || cost < bestCost {
+				n, bestCost = o, cost
+			}
+		}
+		pl := &ix.plans[i]
+		pl.primary, pl.options = n, opts
+		if acct < 0 {
+			anyB.add(id, n)
 			continue
 		}
-		for _, s := range n.eq {
-			ix.eq[s] = appendOnce(ix.eq[s], id)
-		}
-		for _, s := range n.types {
-			ix.types[s] = appendOnce(ix.types[s], id)
-		}
-		for _, s := range n.contains {
-			b.add(s, id)
+		pl.accounts = []string{}
+		for _, a := range opts[acct].alts {
+			b := builders[a.s]
+			if b == nil {
+				b = &shardBuilder{p: &shard{}}
+				builders[a.s] = b
+				ix.shards[a.s] = b.p
+			}
+			b.add(id, n)
+			if !slices.Contains(pl.accounts, a.s) {
+				pl.accounts = append(pl.accounts, a.s)
+			}
 		}
 	}
-	ix.ac = b.build()
+	anyB.p.ac = anyB.ac.build()
+	for _, b := range builders {
+		b.p.ac = b.ac.build()
+		b.p.always = mergeSorted(b.p.always, ix.any.always)
+	}
 	return ix
+}
+
+// mergeSorted merges two sorted lists without repeats into a new one.
+func mergeSorted(a, b []int32) []int32 {
+	out := make([]int32, 0, len(a)+len(b))
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0] < b[0]):
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
+}
+
+// holds reports whether the message satisfies the need.
+func (n *need) holds(p *probe) bool {
+	for _, a := range n.alts {
+		if a.dim == dimContains && strings.Contains(p.s[fText], a.s) || a.dim != dimContains && p.s[a.dim] == a.s {
+			return true
+		}
+	}
+	return false
 }
 
 // keys names each alternative of the need, for counting shared ones.
 func (n *need) keys() []string {
-	var ks []string
-	for _, s := range n.eq {
-		ks = append(ks, "=\x00"+s)
-	}
-	for _, s := range n.contains {
-		ks = append(ks, "~\x00"+s)
-	}
-	for _, s := range n.types {
-		ks = append(ks, "t\x00"+s)
+	ks := make([]string, len(n.alts))
+	for i, a := range n.alts {
+		ks[i] = string(rune('a'+a.dim)) + "\x00" + a.s
 	}
 	return ks
 }
@@ -342,17 +428,32 @@ func appendOnce(l []int32, id int32) []int32 {
 	return append(l, id)
 }
 
-// candidates appends to buf, sorted and without repeats, the indexed rules
-// msg could match. The caller merges in ix.always.
-func (ix *index) candidates(buf []int32, text, typ string) []int32 {
-	buf = append(buf, ix.eq[text]...)
-	buf = append(buf, ix.types[typ]...)
-	buf = ix.ac.appendMatches(buf, text)
+// candidates appends to buf, sorted and without repeats, the looked-up
+// rules the message could match, and returns as always the rules to
+// evaluate for every message of its account.
+func (ix *index) candidates(buf []int32, p *probe) (cands, always []int32) {
+	buf = ix.any.lookup(buf, p)
+	always = ix.any.always
+	if len(ix.shards) > 0 {
+		if pt := ix.shards[p.s[fAccount]]; pt != nil {
+			buf = pt.lookup(buf, p)
+			always = pt.always
+		}
+	}
 	if len(buf) > 1 {
 		slices.Sort(buf)
 		buf = slices.Compact(buf)
 	}
-	return buf
+	return buf, always
+}
+
+func (pt *shard) lookup(buf []int32, p *probe) []int32 {
+	for d, m := range &pt.eq {
+		if m != nil {
+			buf = append(buf, m[p.s[d]]...)
+		}
+	}
+	return pt.ac.appendMatches(buf, p.s[fText])
 }
 
 // automaton is an Aho-Corasick automaton over the keywords of `contains`
@@ -519,14 +620,14 @@ func (a *automaton) appendMatches(buf []int32, text string) []int32 {
 // "or".
 func (n *need) String() string {
 	var parts []string
-	for _, s := range n.eq {
-		parts = append(parts, "msg.Text == "+quote(s))
-	}
-	for _, s := range n.contains {
-		parts = append(parts, "msg.Text contains "+quote(s))
-	}
-	for _, s := range n.types {
-		parts = append(parts, "msg.Type == "+quote(s))
+	for _, a := range n.alts {
+		if a.dim == dimContains {
+			parts = append(parts, "msg.Text contains "+quote(a.s))
+		} else if a.dim == fFromSelf {
+			parts = append(parts, "msg.FromSelf == "+a.s)
+		} else {
+			parts = append(parts, fieldNames[a.dim]+" == "+quote(a.s))
+		}
 	}
 	if len(parts) == 0 {
 		return "nothing (the condition can never be true)"

@@ -138,7 +138,8 @@ type Set struct {
 	event   []*Rule
 	cron    map[string]*Rule
 	crons   []CronRule
-	index   *index
+	index   *index    // of message
+	events  *index    // of event
 	pool    sync.Pool // *evaluator
 	// warnings are doubtful but legal constructs, for `finderbot check`.
 	warnings []Problem
@@ -165,7 +166,12 @@ func (c *compiler) set() *Set {
 			s.crons = append(s.crons, CronRule{Name: r.Name, Spec: r.Spec, Schedule: r.Schedule, Location: r.Location})
 		}
 	}
-	s.index = buildIndex(s.message)
+	dims := allDims
+	if c.opts.legacyIndex {
+		dims = legacyDims
+	}
+	s.index = buildIndex(s.message, dims)
+	s.events = buildIndex(s.event, dims)
 	s.pool.New = func() any { return newEvaluator() }
 	return s
 }
@@ -195,6 +201,7 @@ func (s *Set) Location() *time.Location { return s.opts.Location }
 type evaluator struct {
 	vm    vm.VM
 	cands []int32
+	probe probe
 	sb    strings.Builder
 }
 
@@ -221,23 +228,42 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 		account = msg.Account
 	}
 	// One copy of the environment per message, shared by every rule.
-	var env any = s.env(msg, account, now)
+	env := s.env(msg, account, now)
 	conv := msg.Session
 	if conv == "" {
 		conv = msg.From
 	}
 	if !indexed {
-		for _, r := range s.message {
-			var stop bool
-			dst, stop = s.try(e, dst, r, env, conv, now, cd)
-			if stop {
-				break
-			}
-		}
-		return dst
+		return s.naive(e, dst, s.message, env, conv, now, cd)
 	}
-	e.cands = s.index.candidates(e.cands[:0], msg.Text, msg.Type)
-	cands, always := e.cands, s.index.always
+	e.probe.fill(msg, account, "", env.Now)
+	return s.indexed(e, dst, s.message, s.index, env, conv, now, cd)
+}
+
+// naive evaluates every rule, the index's reference.
+func (s *Set) naive(e *evaluator, dst []Action, rules []*Rule, env Env, conv string, now time.Time, cd CooldownView) []Action {
+	var boxed any = env
+	for _, r := range rules {
+		var stop bool
+		dst, stop = s.try(e, dst, r, boxed, nil, conv, now, cd)
+		if stop {
+			break
+		}
+	}
+	return dst
+}
+
+// indexed evaluates the rules the index finds for e.probe, in order, each
+// guard before its VM run.
+func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, env Env, conv string, now time.Time, cd CooldownView) []Action {
+	var boxed any = env
+	var p *probe
+	if !s.opts.legacyIndex {
+		p = &e.probe
+	}
+	var always []int32
+	e.cands, always = ix.candidates(e.cands[:0], &e.probe)
+	cands := e.cands
 	// Merge the two sorted lists of rule numbers.
 	for len(cands) > 0 || len(always) > 0 {
 		var id int32
@@ -250,7 +276,7 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 			id, cands, always = cands[0], cands[1:], always[1:]
 		}
 		var stop bool
-		dst, stop = s.try(e, dst, s.message[id], env, conv, now, cd)
+		dst, stop = s.try(e, dst, rules[id], boxed, p, conv, now, cd)
 		if stop {
 			break
 		}
@@ -286,9 +312,10 @@ func fillMsg(m *sdk.Message, loc *time.Location) {
 }
 
 // try evaluates one rule and appends its actions when it fires. It reports
-// whether evaluation must stop.
-func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
-	ok, err := s.test(e, r, env)
+// whether evaluation must stop. With a probe, the rule's guard goes first:
+// it rules the rule out, decides it alone, or leaves it to the VM.
+func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, p *probe, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
+	ok, err := s.guarded(e, r, env, p)
 	if err != nil {
 		s.fail(r, err)
 		return dst, false
@@ -311,6 +338,21 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now
 		return dst[:n], false
 	}
 	return dst, r.Stop
+}
+
+// guarded evaluates a rule's condition, deciding by its guard when it can.
+func (s *Set) guarded(e *evaluator, r *Rule, env any, p *probe) (bool, error) {
+	if p != nil && r.cond != nil && r.cond.guard != nil {
+		switch r.cond.guard.eval(p) {
+		case tFalse:
+			return false, nil
+		case tTrue:
+			if r.cond.exact {
+				return true, nil
+			}
+		}
+	}
+	return s.test(e, r, env)
 }
 
 // test evaluates a rule's condition.
@@ -449,7 +491,12 @@ func writeValue(b *strings.Builder, v any) {
 // per session.
 func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd CooldownView) []Action {
 	e := s.pool.Get().(*evaluator)
-	defer s.pool.Put(e)
+	dst = s.matchEvent(e, dst, ev, now, cd, true)
+	s.pool.Put(e)
+	return dst
+}
+
+func (s *Set) matchEvent(e *evaluator, dst []Action, ev *Event, now time.Time, cd CooldownView, indexed bool) []Action {
 	env := Env{Now: now.In(s.opts.Location), Account: ev.Account, Event: *ev}
 	if ev.Message != nil {
 		env.Msg = *ev.Message
@@ -457,15 +504,11 @@ func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd CooldownView
 		env.Event.Message = &noMessage
 	}
 	fillMsg(&env.Msg, s.opts.Location)
-	var boxed any = env
-	for _, r := range s.event {
-		var stop bool
-		dst, stop = s.try(e, dst, r, boxed, ev.Session, now, cd)
-		if stop {
-			break
-		}
+	if !indexed {
+		return s.naive(e, dst, s.event, env, ev.Session, now, cd)
 	}
-	return dst
+	e.probe.fill(&env.Msg, ev.Account, ev.Type, env.Now)
+	return s.indexed(e, dst, s.event, s.events, env, ev.Session, now, cd)
 }
 
 // Fire runs the named cron rule as at time at, for account, and appends its
@@ -482,7 +525,7 @@ func (s *Set) Fire(dst []Action, name, account string, at time.Time) ([]Action, 
 	env := Env{Now: at.In(s.opts.Location), Account: account}
 	fillMsg(&env.Msg, s.opts.Location)
 	env.Event.Message = &noMessage
-	dst, _ = s.try(e, dst, r, env, "", at, nil)
+	dst, _ = s.try(e, dst, r, env, nil, "", at, nil)
 	return dst, nil
 }
 
