@@ -89,6 +89,7 @@ const (
 	sMinute
 	sWeekday
 	sClock // minutes since midnight, for between
+	numSlots
 )
 
 var slotNames = []string{"len(msg.Text)", "hour()", "minute()", "weekday()", "the time of day"}
@@ -110,7 +111,7 @@ type probe struct {
 	now     time.Time // in the set's zone
 	counted bool      // ints[sLen] is set
 	clocked bool      // ints[sHour:] are set
-	ints    [5]int
+	ints    [numSlots]int
 }
 
 func (p *probe) fill(msg *sdk.Message, account, eventType string, now time.Time) {
@@ -301,17 +302,7 @@ func lowerNode(node ast.Node) *guard {
 		if n.Operator != "!" && n.Operator != "not" {
 			break
 		}
-		k := lowerNode(n.Node)
-		switch k.op {
-		case gUnknown:
-			return &guard{op: gUnknown} // a regex's literals say nothing of its negation
-		case gConst, gFromSelf:
-			k.want = !k.want
-			return k
-		case gNot:
-			return k.kids[0]
-		}
-		return &guard{op: gNot, kids: []*guard{k}}
+		return negate(lowerNode(n.Node))
 	case *ast.BinaryNode:
 		switch n.Operator {
 		case "&&", "and", "||", "or":
@@ -377,10 +368,27 @@ func lowerNode(node ast.Node) *guard {
 	return &guard{op: gUnknown}
 }
 
+// negate returns the guard of !g, as a leaf where one says the same, so
+// that the index can look it up.
 func negate(g *guard) *guard {
-	if g.op == gFromSelf {
+	switch g.op {
+	case gUnknown:
+		return &guard{op: gUnknown} // a regex's literals say nothing of its negation
+	case gConst, gFromSelf:
 		g.want = !g.want
 		return g
+	case gNot:
+		return g.kids[0]
+	case gInt:
+		g.cmp = map[string]string{"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}[g.cmp]
+		return g
+	case gBetween:
+		// Outside [from, to) is [to, from), but for an empty window,
+		// whose outside is the whole day.
+		if g.n != g.ints[0] {
+			g.n, g.ints[0] = g.ints[0], g.n
+			return g
+		}
 	}
 	return &guard{op: gNot, kids: []*guard{g}}
 }

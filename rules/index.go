@@ -1,21 +1,30 @@
 package rules
 
 import (
+	"fmt"
+	"math"
+	"math/bits"
 	"regexp/syntax"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
 // dim is what the index looks up: a string field of the message, its
-// account or its event by equality (the gfield values), or a keyword of
-// msg.Text.
+// account or its event by equality (the gfield values), a keyword of
+// msg.Text, or a range of a number computed once per message (len(msg.Text),
+// hour(), minute(), weekday(), the time of day of between()).
 type dim = gfield
 
 const (
 	dimContains = numFields
-	numDims     = numFields + 1
+	dimSlot     = numFields + 1 // dimSlot + islot
+	numDims     = dimSlot + dim(numSlots)
 )
+
+// slotDim is the dim of a slot.
+func slotDim(s islot) dim { return dimSlot + dim(s) }
 
 // dimSet is a set of dims, for an index that looks up only some.
 type dimSet uint16
@@ -29,11 +38,12 @@ const (
 	legacyDims dimSet = 1<<fText | 1<<fType | 1<<dimContains
 )
 
-// alt is one alternative of a need: dim equals s, or for dimContains,
-// msg.Text contains s.
+// alt is one alternative of a need: dim equals s; for dimContains,
+// msg.Text contains s; for a slot's dim, the slot is in [lo, hi].
 type alt struct {
-	dim dim
-	s   string
+	dim    dim
+	s      string
+	lo, hi int
 }
 
 // need is what a condition requires of a message: it can only be true for a
@@ -64,8 +74,10 @@ func (n *need) weight() int {
 			w += 80
 		case fSysType, fEventType:
 			w += 10
-		default:
+		case fText, fFrom, fTo, fSession, fAccount:
 			w++
+		default:
+			w += a.slotWeight()
 		}
 	}
 	return w
@@ -116,7 +128,7 @@ func needsOf(g *guard, dims dimSet) []*need {
 		return []*need{u}
 	case gEq:
 		if dims.has(g.f) {
-			return []*need{{alts: []alt{{g.f, g.s}}}}
+			return []*need{{alts: []alt{{dim: g.f, s: g.s}}}}
 		}
 	case gIn:
 		if !dims.has(g.f) {
@@ -124,14 +136,14 @@ func needsOf(g *guard, dims dimSet) []*need {
 		}
 		n := &need{alts: make([]alt, 0, len(g.set))}
 		for _, s := range g.set {
-			n.alts = append(n.alts, alt{g.f, s})
+			n.alts = append(n.alts, alt{dim: g.f, s: s})
 		}
 		return []*need{n}
 	case gContains, gPrefix, gSuffix:
 		// A prefix or suffix is also contained; the condition itself is
 		// still evaluated for every candidate.
 		if g.s != "" && dims.has(dimContains) {
-			return []*need{{alts: []alt{{dimContains, g.s}}}}
+			return []*need{{alts: []alt{{dim: dimContains, s: g.s}}}}
 		}
 	case gContainsAny:
 		if !dims.has(dimContains) {
@@ -142,19 +154,117 @@ func needsOf(g *guard, dims dimSet) []*need {
 			if s == "" {
 				return nil
 			}
-			n.alts = append(n.alts, alt{dimContains, s})
+			n.alts = append(n.alts, alt{dim: dimContains, s: s})
 		}
 		return []*need{n}
 	case gFromSelf:
 		if dims.has(fFromSelf) {
-			return []*need{{alts: []alt{{fFromSelf, boolString(g.want)}}}}
+			return []*need{{alts: []alt{{dim: fFromSelf, s: boolString(g.want)}}}}
 		}
 	case gUnknown:
 		if dims.has(dimContains) {
 			return g.needs
 		}
+	case gInt:
+		if lo, hi, ok := intervalOf(g.cmp, g.n); ok && dims.has(slotDim(g.slot)) {
+			return []*need{spanNeed(g.slot, [2]int{lo, hi})}
+		}
+	case gIntIn:
+		if dims.has(slotDim(g.slot)) {
+			spans := make([][2]int, len(g.ints))
+			for i, v := range g.ints {
+				spans[i] = [2]int{v, v}
+			}
+			return []*need{spanNeed(g.slot, spans...)}
+		}
+	case gBetween:
+		if !dims.has(slotDim(sClock)) {
+			return nil
+		}
+		from, to := g.n, g.ints[0]
+		if from <= to {
+			return []*need{spanNeed(sClock, [2]int{from, to - 1})}
+		}
+		return []*need{spanNeed(sClock, [2]int{from, slotMax[sClock]}, [2]int{0, to - 1})}
 	}
 	return nil
+}
+
+// slotMax is the largest value of each slot; the smallest is 0.
+var slotMax = [numSlots]int{sLen: math.MaxInt, sHour: 23, sMinute: 59, sWeekday: 6, sClock: 24*60 - 1}
+
+// intervalOf turns `slot cmp n` into the interval of the slot's values it
+// holds for; != holds for two, which says too little to look up.
+func intervalOf(cmp string, n int) (lo, hi int, ok bool) {
+	switch cmp {
+	case "==":
+		return n, n, true
+	case "<":
+		if n == math.MinInt {
+			return 1, 0, true
+		}
+		return math.MinInt, n - 1, true
+	case "<=":
+		return math.MinInt, n, true
+	case ">":
+		if n == math.MaxInt {
+			return 1, 0, true
+		}
+		return n + 1, math.MaxInt, true
+	case ">=":
+		return n, math.MaxInt, true
+	}
+	return 0, 0, false
+}
+
+// spanNeed is the need of a slot being in one of spans, each clamped to the
+// slot's values; a span outside them is left out, as never holding.
+func spanNeed(s islot, spans ...[2]int) *need {
+	n := &need{alts: make([]alt, 0, len(spans))}
+	for _, sp := range spans {
+		lo, hi := max(sp[0], 0), min(sp[1], slotMax[s])
+		if lo <= hi {
+			n.alts = append(n.alts, alt{dim: slotDim(s), lo: lo, hi: hi})
+		}
+	}
+	return n
+}
+
+// slotWeight estimates how many messages fall in an alt's span: the share
+// of the slot's values it covers, and for a length, how short it lets a
+// text be.
+func (a *alt) slotWeight() int {
+	s := islot(a.dim - dimSlot)
+	if s == sLen {
+		switch {
+		case a.lo >= 50:
+			return 10
+		case a.lo > 0:
+			return 30
+		}
+		return 60
+	}
+	return 1 + 60*(a.hi-a.lo+1)/(slotMax[s]+1)
+}
+
+// Slots are looked up in buckets of values: each bucket lists the rules
+// whose span meets it, and the guard checks the exact span. A length's
+// buckets are its values up to 63, then one per power of two.
+const lenBuckets = 64 + 64 - 7
+
+var slotBuckets = [numSlots]int{sLen: lenBuckets, sHour: 24, sMinute: 60, sWeekday: 7, sClock: 24 * 4}
+
+func bucket(s islot, v int) int {
+	switch s {
+	case sLen:
+		if v < 64 {
+			return v
+		}
+		return 64 + bits.Len(uint(v)) - 7
+	case sClock:
+		return v / 15
+	}
+	return v
 }
 
 func boolString(b bool) string {
@@ -274,6 +384,9 @@ type index struct {
 type shard struct {
 	eq [numFields]map[string][]int32
 	ac *automaton
+	// spans hold, by slot and bucket, the rules looked up by a slot; nil
+	// for a slot no rule is looked up by.
+	spans [numSlots][][]int32
 	// always are the shard's rules that no look-up narrows; an account's
 	// shard holds those of the any-account shard too.
 	always []int32
@@ -304,6 +417,16 @@ func (b *shardBuilder) add(id int32, n *need) {
 	for _, a := range n.alts {
 		if a.dim == dimContains {
 			b.ac.add(a.s, id)
+			continue
+		}
+		if a.dim >= dimSlot {
+			s := islot(a.dim - dimSlot)
+			if b.p.spans[s] == nil {
+				b.p.spans[s] = make([][]int32, slotBuckets[s])
+			}
+			for k := bucket(s, a.lo); k <= bucket(s, a.hi); k++ {
+				b.p.spans[s][k] = appendOnce(b.p.spans[s][k], id)
+			}
 			continue
 		}
 		if b.p.eq[a.dim] == nil {
@@ -405,7 +528,16 @@ func mergeSorted(a, b []int32) []int32 {
 // holds reports whether the message satisfies the need.
 func (n *need) holds(p *probe) bool {
 	for _, a := range n.alts {
-		if a.dim == dimContains && strings.Contains(p.s[fText], a.s) || a.dim != dimContains && p.s[a.dim] == a.s {
+		switch {
+		case a.dim == dimContains:
+			if strings.Contains(p.s[fText], a.s) {
+				return true
+			}
+		case a.dim >= dimSlot:
+			if v := p.slot(islot(a.dim - dimSlot)); a.lo <= v && v <= a.hi {
+				return true
+			}
+		case p.s[a.dim] == a.s:
 			return true
 		}
 	}
@@ -416,7 +548,7 @@ func (n *need) holds(p *probe) bool {
 func (n *need) keys() []string {
 	ks := make([]string, len(n.alts))
 	for i, a := range n.alts {
-		ks[i] = string(rune('a'+a.dim)) + "\x00" + a.s
+		ks[i] = fmt.Sprintf("%d\x00%s\x00%d-%d", a.dim, a.s, a.lo, a.hi)
 	}
 	return ks
 }
@@ -451,6 +583,11 @@ func (pt *shard) lookup(buf []int32, p *probe) []int32 {
 	for d, m := range &pt.eq {
 		if m != nil {
 			buf = append(buf, m[p.s[d]]...)
+		}
+	}
+	for s, buckets := range &pt.spans {
+		if buckets != nil {
+			buf = append(buf, buckets[bucket(islot(s), p.slot(islot(s)))]...)
 		}
 	}
 	return pt.ac.appendMatches(buf, p.s[fText])
@@ -621,11 +758,14 @@ func (a *automaton) appendMatches(buf []int32, text string) []int32 {
 func (n *need) String() string {
 	var parts []string
 	for _, a := range n.alts {
-		if a.dim == dimContains {
+		switch {
+		case a.dim == dimContains:
 			parts = append(parts, "msg.Text contains "+quote(a.s))
-		} else if a.dim == fFromSelf {
+		case a.dim == fFromSelf:
 			parts = append(parts, "msg.FromSelf == "+a.s)
-		} else {
+		case a.dim >= dimSlot:
+			parts = append(parts, a.spanString())
+		default:
 			parts = append(parts, fieldNames[a.dim]+" == "+quote(a.s))
 		}
 	}
@@ -633,4 +773,22 @@ func (n *need) String() string {
 		return "nothing (the condition can never be true)"
 	}
 	return strings.Join(parts, " or ")
+}
+
+// spanString describes a slot's span the way rules write it.
+func (a *alt) spanString() string {
+	s := islot(a.dim - dimSlot)
+	show := strconv.Itoa
+	if s == sClock {
+		show = func(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
+	}
+	switch {
+	case a.lo == a.hi:
+		return fmt.Sprintf("%s == %s", slotNames[s], show(a.lo))
+	case a.hi == slotMax[s]:
+		return fmt.Sprintf("%s >= %s", slotNames[s], show(a.lo))
+	case a.lo == 0:
+		return fmt.Sprintf("%s <= %s", slotNames[s], show(a.hi))
+	}
+	return fmt.Sprintf("%s in %s..%s", slotNames[s], show(a.lo), show(a.hi))
 }
