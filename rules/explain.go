@@ -59,12 +59,12 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 	if account == "" {
 		account = msg.Account
 	}
-	env := s.env(msg, account, now)
-	var boxed any = env
 	e := newEvaluator()
-	e.probe.fill(msg, account, "", env.Now)
+	e.setEnv(s.env(msg, account, now))
+	boxed := e.boxedEnv()
+	e.probe.fill(msg, account, "", e.env.Now)
 	cands := map[int32]bool{}
-	looked, always := s.index.candidates(nil, &e.probe)
+	looked, _, always := s.index.candidates(nil, nil, &e.probe)
 	for _, id := range append(looked, always...) {
 		cands[id] = true
 	}
@@ -87,7 +87,7 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 			t.Err = err
 		case ok:
 			t.Matched = true
-			t.Actions, t.Err = s.render(e, nil, r, boxed)
+			t.Actions, t.Err = s.render(e, nil, r)
 			if r.Stop {
 				stoppedBy = r.Name
 			}

@@ -377,13 +377,16 @@ func shortest(ss []string) int {
 type index struct {
 	shards map[string]*shard // by account
 	any    shard
-	plans  []plan // by rule number
+	// ac finds the keywords of every shard in a text, by number: shops
+	// share most keywords, and one pass serves them all.
+	ac    *automaton
+	plans []plan // by rule number
 }
 
 // shard is the index of the rules of one account, or of any account.
 type shard struct {
 	eq [numFields]map[string][]int32
-	ac *automaton
+	kw map[int32][]int32 // by keyword number
 	// spans hold, by slot and bucket, the rules looked up by a slot; nil
 	// for a slot no rule is looked up by.
 	spans [numSlots][][]int32
@@ -405,8 +408,10 @@ type plan struct {
 }
 
 type shardBuilder struct {
-	p  *shard
-	ac acBuilder
+	p *shard
+	// ac and keywords are the index's, shared by every shard.
+	ac       *acBuilder
+	keywords map[string]int32
 }
 
 func (b *shardBuilder) add(id int32, n *need) {
@@ -416,7 +421,16 @@ func (b *shardBuilder) add(id int32, n *need) {
 	}
 	for _, a := range n.alts {
 		if a.dim == dimContains {
-			b.ac.add(a.s, id)
+			k, ok := b.keywords[a.s]
+			if !ok {
+				k = int32(len(b.keywords))
+				b.keywords[a.s] = k
+				b.ac.add(a.s, k)
+			}
+			if b.p.kw == nil {
+				b.p.kw = map[int32][]int32{}
+			}
+			b.p.kw[k] = appendOnce(b.p.kw[k], id)
 			continue
 		}
 		if a.dim >= dimSlot {
@@ -454,7 +468,9 @@ func buildIndex(rules []*Rule, dims dimSet) *index {
 			}
 		}
 	}
-	anyB := &shardBuilder{p: &ix.any}
+	var ac acBuilder
+	keywords := map[string]int32{}
+	anyB := &shardBuilder{p: &ix.any, ac: &ac, keywords: keywords}
 	builders := map[string]*shardBuilder{}
 	for i := range rules {
 		id, opts := int32(i), options[i]
@@ -491,7 +507,7 @@ func buildIndex(rules []*Rule, dims dimSet) *index {
 		for _, a := range opts[acct].alts {
 			b := builders[a.s]
 			if b == nil {
-				b = &shardBuilder{p: &shard{}}
+				b = &shardBuilder{p: &shard{}, ac: &ac, keywords: keywords}
 				builders[a.s] = b
 				ix.shards[a.s] = b.p
 			}
@@ -501,9 +517,8 @@ func buildIndex(rules []*Rule, dims dimSet) *index {
 			}
 		}
 	}
-	anyB.p.ac = anyB.ac.build()
+	ix.ac = ac.build()
 	for _, b := range builders {
-		b.p.ac = b.ac.build()
 		b.p.always = mergeSorted(b.p.always, ix.any.always)
 	}
 	return ix
@@ -562,13 +577,19 @@ func appendOnce(l []int32, id int32) []int32 {
 
 // candidates appends to buf, sorted and without repeats, the looked-up
 // rules the message could match, and returns as always the rules to
-// evaluate for every message of its account.
-func (ix *index) candidates(buf []int32, p *probe) (cands, always []int32) {
-	buf = ix.any.lookup(buf, p)
+// evaluate for every message of its account. kws is a buffer for the
+// keywords found.
+func (ix *index) candidates(buf, kws []int32, p *probe) (cands, kwsOut, always []int32) {
+	kws = ix.ac.appendMatches(kws, p.s[fText])
+	if len(kws) > 1 {
+		slices.Sort(kws)
+		kws = slices.Compact(kws)
+	}
+	buf = ix.any.lookup(buf, kws, p)
 	always = ix.any.always
 	if len(ix.shards) > 0 {
 		if pt := ix.shards[p.s[fAccount]]; pt != nil {
-			buf = pt.lookup(buf, p)
+			buf = pt.lookup(buf, kws, p)
 			always = pt.always
 		}
 	}
@@ -576,10 +597,10 @@ func (ix *index) candidates(buf []int32, p *probe) (cands, always []int32) {
 		slices.Sort(buf)
 		buf = slices.Compact(buf)
 	}
-	return buf, always
+	return buf, kws, always
 }
 
-func (pt *shard) lookup(buf []int32, p *probe) []int32 {
+func (pt *shard) lookup(buf, kws []int32, p *probe) []int32 {
 	for d, m := range &pt.eq {
 		if m != nil {
 			buf = append(buf, m[p.s[d]]...)
@@ -590,12 +611,17 @@ func (pt *shard) lookup(buf []int32, p *probe) []int32 {
 			buf = append(buf, buckets[bucket(islot(s), p.slot(islot(s)))]...)
 		}
 	}
-	return pt.ac.appendMatches(buf, p.s[fText])
+	if pt.kw != nil {
+		for _, k := range kws {
+			buf = append(buf, pt.kw[k]...)
+		}
+	}
+	return buf
 }
 
 // automaton is an Aho-Corasick automaton over the keywords of `contains`
 // constraints: one pass over a text finds every keyword in it, whatever the
-// number of keywords.
+// number of keywords. It reports each by the number it was added with.
 type automaton struct {
 	root  [256]int32 // transitions from the root, dense
 	nodes []acNode
@@ -737,7 +763,7 @@ func (a *automaton) step(n int32, c byte) int32 {
 	}
 }
 
-// appendMatches appends the rule ids of every keyword found in text.
+// appendMatches appends the numbers of every keyword found in text.
 func (a *automaton) appendMatches(buf []int32, text string) []int32 {
 	if len(a.nodes) <= 1 {
 		return buf

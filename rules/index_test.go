@@ -379,3 +379,15 @@ func TestAutomaton(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainIndex pins what `finderbot check --explain-index` prints for a
+// set that has every kind of rule: looked up by each dimension, tied to
+// accounts, evaluated for every message and for nearly every one.
+func TestExplainIndex(t *testing.T) {
+	t.Parallel()
+	var out, errs strings.Builder
+	if !CheckExplainIndex(&out, &errs, Options{}, "testdata/index/shops.yaml") {
+		t.Fatalf("check failed: %s", errs.String())
+	}
+	golden(t, "testdata/index/shops.golden", out.String())
+}

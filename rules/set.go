@@ -201,8 +201,25 @@ func (s *Set) Location() *time.Location { return s.opts.Location }
 type evaluator struct {
 	vm    vm.VM
 	cands []int32
+	kws   []int32
 	probe probe
 	sb    strings.Builder
+	// env is what the rules see of the message at hand; boxed is env
+	// as the VM takes it, made when a rule first runs the VM: a rule its
+	// guard decides costs no copy to the heap.
+	env   Env
+	boxed any
+}
+
+func (e *evaluator) setEnv(env Env) {
+	e.env, e.boxed = env, nil
+}
+
+func (e *evaluator) boxedEnv() any {
+	if e.boxed == nil {
+		e.boxed = e.env
+	}
+	return e.boxed
 }
 
 func newEvaluator() *evaluator {
@@ -228,24 +245,23 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 		account = msg.Account
 	}
 	// One copy of the environment per message, shared by every rule.
-	env := s.env(msg, account, now)
+	e.setEnv(s.env(msg, account, now))
 	conv := msg.Session
 	if conv == "" {
 		conv = msg.From
 	}
 	if !indexed {
-		return s.naive(e, dst, s.message, env, conv, now, cd)
+		return s.naive(e, dst, s.message, conv, now, cd)
 	}
-	e.probe.fill(msg, account, "", env.Now)
-	return s.indexed(e, dst, s.message, s.index, env, conv, now, cd)
+	e.probe.fill(msg, account, "", e.env.Now)
+	return s.indexed(e, dst, s.message, s.index, conv, now, cd)
 }
 
 // naive evaluates every rule, the index's reference.
-func (s *Set) naive(e *evaluator, dst []Action, rules []*Rule, env Env, conv string, now time.Time, cd CooldownView) []Action {
-	var boxed any = env
+func (s *Set) naive(e *evaluator, dst []Action, rules []*Rule, conv string, now time.Time, cd CooldownView) []Action {
 	for _, r := range rules {
 		var stop bool
-		dst, stop = s.try(e, dst, r, boxed, nil, conv, now, cd)
+		dst, stop = s.try(e, dst, r, nil, conv, now, cd)
 		if stop {
 			break
 		}
@@ -255,14 +271,13 @@ func (s *Set) naive(e *evaluator, dst []Action, rules []*Rule, env Env, conv str
 
 // indexed evaluates the rules the index finds for e.probe, in order, each
 // guard before its VM run.
-func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, env Env, conv string, now time.Time, cd CooldownView) []Action {
-	var boxed any = env
+func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, conv string, now time.Time, cd CooldownView) []Action {
 	var p *probe
 	if !s.opts.legacyIndex {
 		p = &e.probe
 	}
 	var always []int32
-	e.cands, always = ix.candidates(e.cands[:0], &e.probe)
+	e.cands, e.kws, always = ix.candidates(e.cands[:0], e.kws[:0], &e.probe)
 	cands := e.cands
 	// Merge the two sorted lists of rule numbers.
 	for len(cands) > 0 || len(always) > 0 {
@@ -276,7 +291,7 @@ func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, env 
 			id, cands, always = cands[0], cands[1:], always[1:]
 		}
 		var stop bool
-		dst, stop = s.try(e, dst, rules[id], boxed, p, conv, now, cd)
+		dst, stop = s.try(e, dst, rules[id], p, conv, now, cd)
 		if stop {
 			break
 		}
@@ -314,8 +329,8 @@ func fillMsg(m *sdk.Message, loc *time.Location) {
 // try evaluates one rule and appends its actions when it fires. It reports
 // whether evaluation must stop. With a probe, the rule's guard goes first:
 // it rules the rule out, decides it alone, or leaves it to the VM.
-func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, p *probe, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
-	ok, err := s.guarded(e, r, env, p)
+func (s *Set) try(e *evaluator, dst []Action, r *Rule, p *probe, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
+	ok, err := s.guarded(e, r, p)
 	if err != nil {
 		s.fail(r, err)
 		return dst, false
@@ -332,7 +347,7 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, p *probe, conv s
 		return dst, r.Stop
 	}
 	n := len(dst)
-	dst, err = s.render(e, dst, r, env)
+	dst, err = s.render(e, dst, r)
 	if err != nil {
 		s.fail(r, err)
 		return dst[:n], false
@@ -341,7 +356,7 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, p *probe, conv s
 }
 
 // guarded evaluates a rule's condition, deciding by its guard when it can.
-func (s *Set) guarded(e *evaluator, r *Rule, env any, p *probe) (bool, error) {
+func (s *Set) guarded(e *evaluator, r *Rule, p *probe) (bool, error) {
 	if p != nil && r.cond != nil && r.cond.guard != nil {
 		switch r.cond.guard.eval(p) {
 		case tFalse:
@@ -352,7 +367,7 @@ func (s *Set) guarded(e *evaluator, r *Rule, env any, p *probe) (bool, error) {
 			}
 		}
 	}
-	return s.test(e, r, env)
+	return s.test(e, r, e.boxedEnv())
 }
 
 // test evaluates a rule's condition.
@@ -379,18 +394,18 @@ func (s *Set) fail(r *Rule, err error) {
 	}
 }
 
-// render appends r's actions, rendered against env.
-func (s *Set) render(e *evaluator, dst []Action, r *Rule, env any) ([]Action, error) {
+// render appends r's actions, rendered against e's environment.
+func (s *Set) render(e *evaluator, dst []Action, r *Rule) ([]Action, error) {
 	for i := range r.actions {
 		a := &r.actions[i]
 		out := Action{Rule: r.Name, Kind: a.kind}
 		var err error
 		switch a.kind {
 		case KindReply:
-			out.Text, err = s.exec(e, &a.text, env)
+			out.Text, err = s.exec(e, &a.text)
 		case KindSend:
-			if out.To, err = s.exec(e, &a.to, env); err == nil {
-				out.Text, err = s.exec(e, &a.text, env)
+			if out.To, err = s.exec(e, &a.to); err == nil {
+				out.Text, err = s.exec(e, &a.text)
 			}
 		case KindPlugin:
 			out.Plugin, out.Name = a.plugin, a.name
@@ -398,7 +413,7 @@ func (s *Set) render(e *evaluator, dst []Action, r *Rule, env any) ([]Action, er
 				out.Params = make(map[string]string, len(a.params))
 				for _, p := range a.params {
 					var v string
-					if v, err = s.exec(e, &p.value, env); err != nil {
+					if v, err = s.exec(e, &p.value); err != nil {
 						break
 					}
 					out.Params[p.key] = v
@@ -414,7 +429,7 @@ func (s *Set) render(e *evaluator, dst []Action, r *Rule, env any) ([]Action, er
 }
 
 // exec renders a template.
-func (s *Set) exec(e *evaluator, t *template, env any) (string, error) {
+func (s *Set) exec(e *evaluator, t *template) (string, error) {
 	if t.static {
 		return t.literal, nil
 	}
@@ -423,7 +438,7 @@ func (s *Set) exec(e *evaluator, t *template, env any) (string, error) {
 		if p.program == nil {
 			e.sb.WriteString(p.lit)
 		} else {
-			v, err := e.vm.Run(p.program, env)
+			v, err := e.vm.Run(p.program, e.boxedEnv())
 			if err != nil {
 				return "", evalErr(err)
 			}
@@ -504,11 +519,12 @@ func (s *Set) matchEvent(e *evaluator, dst []Action, ev *Event, now time.Time, c
 		env.Event.Message = &noMessage
 	}
 	fillMsg(&env.Msg, s.opts.Location)
+	e.setEnv(env)
 	if !indexed {
-		return s.naive(e, dst, s.event, env, ev.Session, now, cd)
+		return s.naive(e, dst, s.event, ev.Session, now, cd)
 	}
-	e.probe.fill(&env.Msg, ev.Account, ev.Type, env.Now)
-	return s.indexed(e, dst, s.event, s.events, env, ev.Session, now, cd)
+	e.probe.fill(&e.env.Msg, ev.Account, ev.Type, e.env.Now)
+	return s.indexed(e, dst, s.event, s.events, ev.Session, now, cd)
 }
 
 // Fire runs the named cron rule as at time at, for account, and appends its
@@ -525,7 +541,8 @@ func (s *Set) Fire(dst []Action, name, account string, at time.Time) ([]Action, 
 	env := Env{Now: at.In(s.opts.Location), Account: account}
 	fillMsg(&env.Msg, s.opts.Location)
 	env.Event.Message = &noMessage
-	dst, _ = s.try(e, dst, r, env, nil, "", at, nil)
+	e.setEnv(env)
+	dst, _ = s.try(e, dst, r, nil, "", at, nil)
 	return dst, nil
 }
 
