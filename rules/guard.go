@@ -20,17 +20,18 @@ import (
 // before the VM, so that a rule the message cannot satisfy costs a few
 // nanoseconds, and a rule made only of such comparisons never runs the VM.
 type guard struct {
+	// The fields eval reads come first, to share a cache line.
 	op   gop
-	f    gfield // the string field of gEq, gIn, gContains, ...
-	slot islot  // the number of gInt
-	cmp  string // the comparison of gInt: == != < <= > >=
-	n    int
-	s    string
-	set  []string // gIn and gContainsAny
-	ints []int    // gIntIn
+	f    gfield // the string field of gEq, gIn
+	slot islot  // the number of gInt, gIntIn, gBetween
 	// want is the value gFromSelf and gConst stand for.
 	want bool
+	n    int
+	s    string
 	kids []*guard
+	cmp  string   // the comparison of gInt: == != < <= > >=
+	set  []string // gIn and gContainsAny
+	ints []int    // gIntIn; the end of gBetween's window
 	// needs are the index options of an unknown leaf (a regex's literals).
 	needs []*need
 	// src is the expression a top-level conjunct was lowered from, for

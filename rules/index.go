@@ -381,6 +381,17 @@ type index struct {
 	// share most keywords, and one pass serves them all.
 	ac    *automaton
 	plans []plan // by rule number
+	// hot holds, by rule number, what evaluating a candidate reads.
+	hot []hot
+}
+
+// hot is the guard a candidate is checked by: its rule's guard without the
+// parts the look-up that found it has proven (the account of its shard, the
+// key it was found by), so that a rule found by `account == "shop-1" &&
+// msg.Text contains "价格"` is not asked either again.
+type hot struct {
+	guard *guard // nil: no condition
+	exact bool
 }
 
 // shard is the index of the rules of one account, or of any account.
@@ -452,16 +463,17 @@ func (b *shardBuilder) add(id int32, n *need) {
 
 // buildIndex indexes rules by what their guards require in the dims given.
 func buildIndex(rules []*Rule, dims dimSet) *index {
-	ix := &index{shards: map[string]*shard{}, plans: make([]plan, len(rules))}
+	ix := &index{shards: map[string]*shard{}, plans: make([]plan, len(rules)), hot: make([]hot, len(rules))}
 	// Count how many rules could use each key, to give each rule the
 	// option that leads the fewest messages to it.
 	shared := map[string]int{}
 	options := make([][]*need, len(rules))
+	owners := make([][]int, len(rules))
 	for i, r := range rules {
 		if r.cond == nil || r.cond.guard == nil {
 			continue
 		}
-		options[i] = needsOf(r.cond.guard, dims)
+		options[i], owners[i] = conjunctNeeds(r.cond.guard, dims)
 		for _, o := range options[i] {
 			for _, k := range o.keys() {
 				shared[k]++
@@ -484,7 +496,7 @@ func buildIndex(rules []*Rule, dims dimSet) *index {
 			}
 		}
 		var n *need
-		bestCost := 0
+		bestCost, primary := 0, -1
 		for j, o := range opts {
 			if j == acct {
 				continue
@@ -494,11 +506,12 @@ func buildIndex(rules []*Rule, dims dimSet) *index {
 				cost += 4 * shared[k]
 			}
 			if n == nil || cost < bestCost {
-				n, bestCost = o, cost
+				n, bestCost, primary = o, cost, j
 			}
 		}
 		pl := &ix.plans[i]
 		pl.primary, pl.options = n, opts
+		ix.hot[i] = hotOf(rules[i].cond, owners[i], acct, primary)
 		if acct < 0 {
 			anyB.add(id, n)
 			continue
@@ -522,6 +535,63 @@ func buildIndex(rules []*Rule, dims dimSet) *index {
 		b.p.always = mergeSorted(b.p.always, ix.any.always)
 	}
 	return ix
+}
+
+// conjunctNeeds is needsOf, with the number of the top-level conjunct each
+// option comes from.
+func conjunctNeeds(g *guard, dims dimSet) (opts []*need, owners []int) {
+	conj := []*guard{g}
+	if g.op == gAnd {
+		conj = g.kids
+	}
+	for i, k := range conj {
+		for _, o := range needsOf(k, dims) {
+			opts, owners = append(opts, o), append(owners, i)
+		}
+	}
+	n := min(len(opts), maxOptions)
+	return opts[:n], owners[:n]
+}
+
+// hotOf is the guard of a rule found by options acct and primary (-1 for
+// none) of owners: its conjuncts without those whose option says all they
+// do. A rule found through such an option satisfies it.
+func hotOf(c *cond, owners []int, acct, primary int) hot {
+	if c == nil || c.guard == nil {
+		return hot{}
+	}
+	g := c.guard
+	conj := []*guard{g}
+	if g.op == gAnd {
+		conj = g.kids
+	}
+	proven := func(k int) bool {
+		for _, j := range []int{acct, primary} {
+			if j >= 0 && owners[j] == k {
+				switch conj[k].op {
+				case gEq, gIn, gFromSelf, gContains, gContainsAny:
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var rest []*guard
+	for k, kid := range conj {
+		if !proven(k) {
+			rest = append(rest, kid)
+		}
+	}
+	switch {
+	case len(rest) == len(conj):
+	case len(rest) == 0:
+		g = &guard{op: gConst, want: true}
+	case len(rest) == 1:
+		g = rest[0]
+	default:
+		g = &guard{op: gAnd, kids: rest}
+	}
+	return hot{guard: g, exact: c.exact}
 }
 
 // mergeSorted merges two sorted lists without repeats into a new one.

@@ -272,10 +272,6 @@ func (s *Set) naive(e *evaluator, dst []Action, rules []*Rule, conv string, now 
 // indexed evaluates the rules the index finds for e.probe, in order, each
 // guard before its VM run.
 func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, conv string, now time.Time, cd CooldownView) []Action {
-	var p *probe
-	if !s.opts.legacyIndex {
-		p = &e.probe
-	}
 	var always []int32
 	e.cands, e.kws, always = ix.candidates(e.cands[:0], e.kws[:0], &e.probe)
 	cands := e.cands
@@ -291,7 +287,11 @@ func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, conv
 			id, cands, always = cands[0], cands[1:], always[1:]
 		}
 		var stop bool
-		dst, stop = s.try(e, dst, rules[id], p, conv, now, cd)
+		var h *hot
+		if !s.opts.legacyIndex {
+			h = &ix.hot[id]
+		}
+		dst, stop = s.try(e, dst, rules[id], h, conv, now, cd)
 		if stop {
 			break
 		}
@@ -327,10 +327,11 @@ func fillMsg(m *sdk.Message, loc *time.Location) {
 }
 
 // try evaluates one rule and appends its actions when it fires. It reports
-// whether evaluation must stop. With a probe, the rule's guard goes first:
-// it rules the rule out, decides it alone, or leaves it to the VM.
-func (s *Set) try(e *evaluator, dst []Action, r *Rule, p *probe, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
-	ok, err := s.guarded(e, r, p)
+// whether evaluation must stop. With h, the guard of a candidate goes first,
+// read against e.probe: it rules the rule out, decides it alone, or leaves
+// it to the VM.
+func (s *Set) try(e *evaluator, dst []Action, r *Rule, h *hot, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
+	ok, err := s.guarded(e, r, h)
 	if err != nil {
 		s.fail(r, err)
 		return dst, false
@@ -356,13 +357,13 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, p *probe, conv string, no
 }
 
 // guarded evaluates a rule's condition, deciding by its guard when it can.
-func (s *Set) guarded(e *evaluator, r *Rule, p *probe) (bool, error) {
-	if p != nil && r.cond != nil && r.cond.guard != nil {
-		switch r.cond.guard.eval(p) {
+func (s *Set) guarded(e *evaluator, r *Rule, h *hot) (bool, error) {
+	if h != nil && h.guard != nil {
+		switch h.guard.eval(&e.probe) {
 		case tFalse:
 			return false, nil
 		case tTrue:
-			if r.cond.exact {
+			if h.exact {
 				return true, nil
 			}
 		}
