@@ -221,6 +221,7 @@ func benchMatch(b *testing.B, rules []byte, msgs []*sdk.Message) {
 			var dst []Action
 			b.ReportAllocs()
 			i := 0
+			cpu0, cpuOK := cpuTime()
 			for b.Loop() {
 				m, now := msgs[i%len(msgs)], benchTimes[i%len(benchTimes)]
 				switch mode {
@@ -232,6 +233,9 @@ func benchMatch(b *testing.B, rules []byte, msgs []*sdk.Message) {
 					dst = set.Match(dst[:0], m, m.Account, now, nil)
 				}
 				i++
+			}
+			if cpu1, ok := cpuTime(); ok && cpuOK {
+				b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 			ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 			nsPerOp[mode] = ns
