@@ -274,12 +274,16 @@ func BenchmarkLoad10000(b *testing.B) {
 			data := mix.rules(10000)
 			var set *Set
 			b.ReportAllocs()
+			cpu0, cpuOK := cpuTime()
 			for b.Loop() {
 				var err error
 				set, err = Compile(Options{}, Source{Name: "bench.yaml", Data: data})
 				if err != nil {
 					b.Fatal(err)
 				}
+			}
+			if cpu1, ok := cpuTime(); ok && cpuOK {
+				b.ReportMetric(float64((cpu1-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 			set = nil
 			runtime.GC()

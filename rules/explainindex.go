@@ -5,6 +5,9 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 )
 
 // broadWeight is the weight from which a look-up finds a rule for most
@@ -130,15 +133,24 @@ func alwaysWhy(r *Rule, pl plan) string {
 	default:
 		g := r.cond.guard
 		parts := []*guard{g}
-		if g.op == gAnd && g.src == "" {
+		if g.op == gAnd && g.kids[0].conj > 0 {
 			parts = g.kids
+		}
+		// The conjuncts as written, for what each part says.
+		var srcs []ast.Node
+		if tree, err := parser.Parse(r.When); err == nil {
+			srcs = conjuncts(tree.Node)
 		}
 		var reasons []string
 		for _, k := range parts {
 			if len(pl.accounts) > 0 && (k.op == gEq || k.op == gIn) && k.f == fAccount {
 				continue // the account's shard is the look-up
 			}
-			reasons = append(reasons, "`"+k.src+"` "+unindexable(k))
+			src := r.When
+			if k.conj > 0 && k.conj <= len(srcs) {
+				src = srcs[k.conj-1].String()
+			}
+			reasons = append(reasons, "`"+src+"` "+unindexable(k))
 		}
 		why = strings.Join(reasons, "; ")
 	}

@@ -34,9 +34,10 @@ type guard struct {
 	ints []int    // gIntIn; the end of gBetween's window
 	// needs are the index options of an unknown leaf (a regex's literals).
 	needs []*need
-	// src is the expression a top-level conjunct was lowered from, for
-	// `finderbot check --explain-index`.
-	src string
+	// conj is, for a top-level conjunct, its place among the condition's
+	// conjuncts (conjuncts), counted from 1; 0 for other guards. It names
+	// its source for `finderbot check --explain-index`.
+	conj int
 }
 
 type gop uint8
@@ -272,12 +273,10 @@ func (g *guard) cost() int {
 // changes nothing but the work.
 func lower(node ast.Node) *guard {
 	g := lowerNode(node)
-	if cs := conjuncts(node); g.op == gAnd && len(cs) == len(g.kids) {
+	if g.op == gAnd && len(conjuncts(node)) == len(g.kids) {
 		for i, k := range g.kids {
-			k.src = cs[i].String()
+			k.conj = i + 1
 		}
-	} else {
-		g.src = node.String()
 	}
 	g.order()
 	return g

@@ -633,7 +633,7 @@ func (n *need) holds(p *probe) bool {
 func (n *need) keys() []string {
 	ks := make([]string, len(n.alts))
 	for i, a := range n.alts {
-		ks[i] = fmt.Sprintf("%d\x00%s\x00%d-%d", a.dim, a.s, a.lo, a.hi)
+		ks[i] = string(rune('a'+a.dim)) + a.s + "\x00" + strconv.Itoa(a.lo) + "-" + strconv.Itoa(a.hi)
 	}
 	return ks
 }
