@@ -55,7 +55,7 @@ type positionedError struct {
 func (e *positionedError) Error() string { return e.msg }
 
 // compile parses, type-checks, optimises and compiles code. analyse asks for
-// the index constraints of a condition.
+// a condition's guard, which the index reads its constraints off.
 func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	if c, ok := x.cache[code]; ok {
 		return c, nil

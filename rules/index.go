@@ -103,9 +103,10 @@ const maxOptions = 8
 // needsOf finds what a condition's guard requires, in the dims given: each
 // of the returned options is implied by the whole condition, so a message
 // that satisfies none of the alternatives of any one option makes the
-// condition false. It looks through && and ||, never under a negation:
-// `msg.Type != "text"` and `not (msg.Text in [...])` require no value the
-// index can look up.
+// condition false. It looks through && and ||, and under a negation only
+// where lower made it a comparison of its own (`!(hour() < 9)` is
+// `hour() >= 9`): `msg.Type != "text"` and `not (msg.Text in [...])`
+// require no value the index can look up.
 func needsOf(g *guard, dims dimSet) []*need {
 	switch g.op {
 	case gAnd:
