@@ -389,6 +389,27 @@ func negate(g *guard) *guard {
 			g.n, g.ints[0] = g.ints[0], g.n
 			return g
 		}
+	case gIntIn:
+		// An hour, a minute or a weekday has few values: those not
+		// listed.
+		if g.slot != sLen {
+			var rest []int
+			for v := 0; v <= slotMax[g.slot]; v++ {
+				if !slices.Contains(g.ints, v) {
+					rest = append(rest, v)
+				}
+			}
+			g.ints = rest
+			return g
+		}
+	case gAnd, gOr:
+		// De Morgan: !(a && b) is !a || !b, and expr short-circuits
+		// both alike.
+		g.op = gAnd + gOr - g.op
+		for i, k := range g.kids {
+			g.kids[i] = negate(k)
+		}
+		return g
 	}
 	return &guard{op: gNot, kids: []*guard{g}}
 }

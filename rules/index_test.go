@@ -138,7 +138,11 @@ func randCond(r *rand.Rand, depth int) string {
 		return randAtom(r)
 	}
 	op := []string{"&&", "||", "and", "or"}[r.IntN(4)]
-	return fmt.Sprintf("(%s %s %s)", randCond(r, depth-1), op, randCond(r, depth-1))
+	c := fmt.Sprintf("(%s %s %s)", randCond(r, depth-1), op, randCond(r, depth-1))
+	if r.IntN(4) == 0 {
+		return "!" + c
+	}
+	return c
 }
 
 func randMessage(r *rand.Rand) *sdk.Message {
@@ -322,6 +326,9 @@ func TestAnalyze(t *testing.T) {
 		"opening hours":       {`between("09:00", "21:00")`, []string{`the time of day in 09:00..20:59`}},
 		"closed":              {`!between("09:00", "21:00")`, []string{`the time of day >= 21:00 or the time of day <= 08:59`}},
 		"till midnight":       {`between("22:00", "24:00")`, []string{`the time of day >= 22:00`}},
+		"not a weekday":       {`!(weekday() in [1, 2, 3, 4, 5])`, []string{`weekday() == 0 or weekday() == 6`}},
+		"de morgan":           {`!(between("09:00", "21:00") && weekday() != 0)`, []string{`the time of day >= 21:00 or the time of day <= 08:59 or weekday() == 0`}},
+		"negated or":          {`!(msg.FromSelf || msg.Type != "text")`, []string{`msg.FromSelf == false`, `msg.Type == "text"`}},
 		"negation":            {`!(msg.Text == "a")`, nil},
 		"in list":             {`msg.Text in ["a", "b"]`, []string{`msg.Text == "a" or msg.Text == "b"`}},
 		"containsAny":         {`containsAny(msg.Text, "x", "y")`, []string{`msg.Text contains "x" or msg.Text contains "y"`}},
