@@ -57,7 +57,7 @@ const (
 	gFromSelf               // msg.FromSelf == want
 	gInt                    // slot cmp n
 	gIntIn                  // slot in ints
-	gBetween                // between(now, n/60:n%60, ...) as minutes of the day [n, to)
+	gBetween                // between(now, from, to): the minute of the day in [n, ints[0]), wrapping past midnight
 )
 
 // gfield is a string a guard can read from the message, its account or its
