@@ -214,14 +214,17 @@ func (f *ruleFlags) options() (rules.Options, error) {
 
 func newCheckCmd() *cobra.Command {
 	var (
-		f       ruleFlags
-		cfgPath string
+		f            ruleFlags
+		cfgPath      string
+		explainIndex bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check PATH... | check --config FILE",
 		Short: "Compile and lint rule files (files or directories); exit 1 with every problem found",
 		Long: `check compiles and lints rule files. With --config it checks the rules of a configuration
-against its plugins too: every plugin action a rule calls must exist in a plugin that can run.`,
+against its plugins too: every plugin action a rule calls must exist in a plugin that can run.
+With --explain-index it also prints how the rule index holds the rules: which are looked up by
+what, and which are evaluated for every message and why, the rules that make a large set slow.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case cfgPath == "" && len(args) == 0:
@@ -235,7 +238,7 @@ against its plugins too: every plugin action a rule calls must exist in a plugin
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfgPath != "" {
-				ok, err := engine.Check(cmd.Context(), cfgPath, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				ok, err := engine.Check(cmd.Context(), cfgPath, explainIndex, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err == nil && !ok {
 					err = exitCode(1)
 				}
@@ -245,7 +248,11 @@ against its plugins too: every plugin action a rule calls must exist in a plugin
 			if err != nil {
 				return err
 			}
-			if !rules.Check(cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args...) {
+			check := rules.Check
+			if explainIndex {
+				check = rules.CheckExplainIndex
+			}
+			if !check(cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args...) {
 				return exitCode(1)
 			}
 			return nil
@@ -253,6 +260,7 @@ against its plugins too: every plugin action a rule calls must exist in a plugin
 	}
 	f.add(cmd)
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "check the rules of this configuration against its plugins")
+	cmd.Flags().BoolVar(&explainIndex, "explain-index", false, "also print which rules the index looks up by what, and which it evaluates for every message and why")
 	return cmd
 }
 
