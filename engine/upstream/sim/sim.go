@@ -124,6 +124,9 @@ type Options struct {
 	// Logger receives one line per login, send and control action; nil
 	// discards them.
 	Logger *slog.Logger
+	// State, when set, is the file the simulator starts from and saves
+	// every change to (see OpenState); nil keeps everything in memory.
+	State *State
 }
 
 // Upstream is the simulated upstream. It is an http.Handler; use NewServer
@@ -213,6 +216,9 @@ func New(opts Options) *Upstream {
 	// Message ids start at a random point above 2^60 so that they exceed
 	// 2^53, as real ones do, and differ between runs.
 	u.nextID.Store(1<<60 + randUint64()%(1<<59))
+	if opts.State != nil && opts.State.snap != nil {
+		u.restore(opts.State.snap)
+	}
 	u.mobile = newMobileAPI(u)
 	u.appkey = newAppKeyAPI(u)
 	u.routes()
