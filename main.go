@@ -113,7 +113,7 @@ func newRunCmd(hup <-chan os.Signal) *cobra.Command {
 		Short: "Run the daemon: keep the accounts online, sync messages, run the rules, send the answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.ErrOrStderr(), hup)
+			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.OutOrStdout(), hup)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,4 +79,32 @@ func simSent(t *testing.T, path string) []sim.Sent {
 	}
 	defer st.Close()
 	return sim.New(sim.Options{State: st}).Sent()
+}
+
+// TestJSONLogsHoldOnlyJSON runs the quickstart with JSON logs: every line
+// on the log stream (stderr) is a JSON object, the QR code drawn on
+// stdout instead; the login, the reply and the shutdown are among them.
+func TestJSONLogsHoldOnlyJSON(t *testing.T) {
+	t.Parallel()
+	dir, _ := startupCase{files: map[string]string{
+		"finderbot.yaml": simConfig("./data", "./rules") + "log: {format: json}\n",
+		"rules/ok.yaml":  goodRule,
+	}}.setUp(t)
+	d := runDaemon(t, filepath.Join(dir, "finderbot.yaml"))
+	d.waitFor(t, `"msg":"action performed"`)
+	d.stop(t)
+	d.mu.Lock()
+	lines := slices.Clone(d.lines)
+	d.mu.Unlock()
+	for i, l := range lines {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Errorf("stderr line %d is not a JSON object (%v): %q", i+1, err, l)
+		}
+	}
+	for _, want := range []string{`"msg":"scan the QR code with WeChat to log in"`, `"msg":"stopped"`} {
+		if ok, _ := d.seen(want); !ok {
+			t.Errorf("the log does not hold %s:\n%s", want, d.log())
+		}
+	}
 }
