@@ -101,6 +101,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 		newStatusCmd(),
 		newDeadLettersCmd(),
 		newReloadCmd(),
+		newHealthzCmd(),
 		newVersionCmd(),
 	)
 	return root
@@ -543,6 +544,30 @@ and exits 1.`,
 		},
 	}
 	f.add(cmd)
+	return cmd
+}
+
+func newHealthzCmd() *cobra.Command {
+	var (
+		f       adminFlags
+		ready   bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "healthz",
+		Short: "Ask the running daemon whether it is alive (or, with --ready, whether every account is online); exit 1 if not",
+		Long: `healthz calls the admin API's /healthz (or /readyz) and prints the answer. It is the
+HEALTHCHECK of the container image, which has no curl: finderbot healthz --addr 127.0.0.1:9090.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return admin.PrintHealth(ctx, f.target(cmd), cmd.OutOrStdout(), ready)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&ready, "ready", false, "ask /readyz: are all accounts online")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	return cmd
 }
 

@@ -53,7 +53,11 @@ func Run(ctx context.Context, path string, logOut, qrOut io.Writer, reload <-cha
 		d.Close()
 		return oneLine(err)
 	}
-	notify(log, daemon.SdNotifyReady+"\nSTATUS="+fmt.Sprintf("running: %d accounts, admin API on %s", len(d.order), d.AdminAddr()))
+	status := fmt.Sprintf("running: accounts %d, admin API off", len(d.order))
+	if addr := d.AdminAddr(); addr != "" {
+		status = fmt.Sprintf("running: accounts %d, admin API on %s", len(d.order), addr)
+	}
+	notify(log, daemon.SdNotifyReady+"\nSTATUS="+status)
 	for {
 		select {
 		case <-reload:
