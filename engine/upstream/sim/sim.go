@@ -294,11 +294,18 @@ func (s *Server) Close() {
 }
 
 // Run listens on addr, prints how to use the simulator to out, and serves
-// until ctx is done. It is `finderbot sim`.
+// until ctx is done. It is `finderbot sim`. With opts.State, its URL is
+// recorded for InjectFile to find.
 func Run(ctx context.Context, addr string, opts Options, out io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
+	}
+	if opts.State != nil {
+		if err := opts.State.SetURL("http://" + ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	u := New(opts)
 	fmt.Fprint(out, u.Banner("http://"+ln.Addr().String()))
