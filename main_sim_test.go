@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -107,4 +110,28 @@ func TestJSONLogsHoldOnlyJSON(t *testing.T) {
 			t.Errorf("the log does not hold %s:\n%s", want, d.log())
 		}
 	}
+}
+
+// TestRunRefusesADamagedSimulatorState starts the quickstart on a state
+// directory whose simulator state was cut short: the start is refused in
+// one line naming the file, rather than started over with a new login.
+func TestRunRefusesADamagedSimulatorState(t *testing.T) {
+	t.Parallel()
+	dir, _ := startupCase{files: map[string]string{
+		"finderbot.yaml": simConfig("./data", "./rules"),
+		"rules/ok.yaml":  goodRule,
+		"data/sim.json":  `{"version":1,"members":[`,
+	}}.setUp(t)
+	// A private state directory, as the daemon makes it: nothing else to say.
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
+	defer cancel()
+	cmd := finderbot(t, ctx, "run", "--config", filepath.Join(dir, "finderbot.yaml"))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	checkRefused(t, cmd.Run(), stdout.String(), stderr.String(),
+		"engine: start the simulated upstream: sim: the simulator state "+filepath.Join(dir, "data", "sim.json")+" is damaged: it was cut short; ",
+		"move it aside to start over")
 }

@@ -119,3 +119,32 @@ func TestLongWaitsSayWhatTheyWaitFor(t *testing.T) {
 		<-done
 	})
 }
+
+// TestLeaseWaitSaysWhoHoldsIt keeps an app-key session waiting for a lease
+// another daemon holds for 100 seconds: every 30 seconds the log names the
+// holder and the time left.
+func TestLeaseWaitSaysWhoHoldsIt(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var log lines
+		st := store.NewMemory(store.Options{})
+		if _, err := st.Lease(t.Context(), "appkey:k1", "daemon-a", 100*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		s := NewAppKeySession(nil, st, AppKeyOptions{
+			Name: "cloud", Login: upstream.AppKeyLoginRequest{AppKey: "k1"}, Holder: "daemon-b", RenewMargin: time.Hour,
+			Hooks: Hooks{Logger: slog.New(slog.NewTextHandler(&log, nil))},
+		})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx) }()
+		time.Sleep(99 * time.Second) // the lease ends at 100s, the wait at 101s
+		cancel()
+		<-done
+		const at = `"waiting for the app key's lease" session=cloud kind=appkey holder=daemon-a left=`
+		want := []string{at + "1m11s", at + "41s", at + "11s"}
+		if got := log.with("waiting for the app key's lease"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("during the lease wait the log said:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
