@@ -99,7 +99,8 @@ func (s *State) Close() error {
 	return err
 }
 
-// snapshot is the state file's content.
+// snapshot is the state file's content: the wkteam API's state, then the
+// token and app-key APIs'.
 type snapshot struct {
 	Version   int            `json:"version"`
 	Members   []snapMember   `json:"members"`
@@ -108,6 +109,7 @@ type snapshot struct {
 	NextWcID  int64          `json:"nextWcId"`
 	NextID    uint64         `json:"nextId,string"`
 	Sent      []Sent         `json:"sent"`
+	snapLogins
 }
 
 type snapMember struct {
@@ -227,6 +229,9 @@ func (s *snapshot) check() string {
 		}
 		instances[in.WID] = true
 	}
+	if problem := s.snapLogins.check(); problem != "" {
+		return problem
+	}
 	for i, a := range s.Accounts {
 		switch {
 		case a.Owner != "" && !members[a.Owner]:
@@ -295,11 +300,12 @@ func (u *Upstream) restore(s *snapshot) {
 		u.nextID.Store(s.NextID)
 	}
 	u.sent = s.Sent
+	u.restoreLogins(&s.snapLogins)
 }
 
 // snapshot returns the simulator's state.
 func (u *Upstream) snapshot() *snapshot {
-	s := &snapshot{Version: stateVersion, NextWcID: u.nextWcID.Load(), NextID: u.nextID.Load()}
+	s := &snapshot{Version: stateVersion, NextWcID: u.nextWcID.Load(), NextID: u.nextID.Load(), snapLogins: u.snapshotLogins()}
 	u.mu.RLock()
 	for _, m := range u.members {
 		s.Members = append(s.Members, snapMember{Account: m.Account, Password: m.Password, Status: m.Status, Token: m.token, Expired: m.expired})

@@ -156,3 +156,41 @@ func TestDamagedStateIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestStateKeepsSessionTokens restarts a simulator with a state file
+// between the logins of the token and app-key APIs and their use: the
+// tokens are still good, and the mobile session is still the current one.
+func TestStateKeepsSessionTokens(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "sim.json")
+	srv, stop := openServer(t, path)
+	var mobile struct {
+		Code int `json:"code"`
+		Data struct {
+			AccessToken, RefreshToken struct{ Value string }
+		} `json:"data"`
+	}
+	post(t, srv.URL+"/auth/mobile/login", "", `{"mobile":"`+DefaultMobile+`","validateNo":"`+DefaultSMSCode+`"}`, &mobile)
+	var app struct {
+		Data struct{ Token string } `json:"data"`
+	}
+	post(t, srv.URL+"/api-cloud/auth/login", "", `{"appKey":"`+DefaultAppKey+`","appSecret":"`+DefaultAppSecret+`"}`, &app)
+	if mobile.Code != 0 || app.Data.Token == "" {
+		t.Fatalf("logins: %+v, %+v", mobile, app)
+	}
+	stop()
+
+	srv, stop = openServer(t, path)
+	defer stop()
+	if st := srv.AppKeyTokenState(app.Data.Token); st != TokenValid {
+		t.Errorf("the app-key token after the restart is %s, want %s", st, TokenValid)
+	}
+	var refreshed struct{ Code int }
+	post(t, srv.URL+"/app/auth/token/refresh", "", `{"accessToken":"`+mobile.Data.AccessToken.Value+`","refreshToken":"`+mobile.Data.RefreshToken.Value+`"}`, &refreshed)
+	if refreshed.Code != 0 {
+		t.Errorf("refresh after the restart: code %d, want 0", refreshed.Code)
+	}
+	if !srv.KickDevice(DefaultMobile) {
+		t.Error("after the restart the mobile user has no current session to kick")
+	}
+}

@@ -216,11 +216,11 @@ func New(opts Options) *Upstream {
 	// Message ids start at a random point above 2^60 so that they exceed
 	// 2^53, as real ones do, and differ between runs.
 	u.nextID.Store(1<<60 + randUint64()%(1<<59))
+	u.mobile = newMobileAPI(u)
+	u.appkey = newAppKeyAPI(u)
 	if opts.State != nil && opts.State.snap != nil {
 		u.restore(opts.State.snap)
 	}
-	u.mobile = newMobileAPI(u)
-	u.appkey = newAppKeyAPI(u)
 	u.routes()
 	return u
 }
