@@ -11,7 +11,8 @@
 // from Go or over its control API under /_sim/: inject messages, list what
 // was sent, confirm a QR scan, kick an instance offline, expire tokens and
 // inject faults. Its clock is a Clock, so tests control token expiry and
-// the login long poll.
+// the login long poll. Its state lives in memory, or, with Options.State,
+// in a file it resumes from (see OpenState and InjectFile).
 package sim
 
 import (
