@@ -101,7 +101,7 @@ func TestLongWaitsSayWhatTheyWaitFor(t *testing.T) {
 		if err != nil {
 			t.Fatalf("retry_in of %q: %v", failed[0], err)
 		}
-		time.Sleep(pause - 2*time.Second - time.Millisecond) // to just before the next attempt
+		time.Sleep(pause - time.Second - time.Millisecond) // from 101s to just before the next attempt, at 100s+pause
 		// retry_in is rounded to the millisecond: allow a second either way.
 		got := log.with("waiting before the next login attempt")
 		if len(got) != int((pause-time.Millisecond)/RemindEvery) {
