@@ -134,8 +134,10 @@ type Options struct {
 	OnlineCheck time.Duration
 	// MinBackoff and MaxBackoff bound the pause between failed logins.
 	MinBackoff, MaxBackoff time.Duration
-	// QR receives the login QR code drawn as text; nil draws nothing.
-	// Either way the code is in Login while it waits for a scan.
+	// QR receives the login QR code drawn as text, in one Write (DrawQR),
+	// so that a writer the log shares can keep log lines out of it; nil
+	// draws nothing. Either way the code is in Login while it waits for a
+	// scan.
 	QR io.Writer
 	// QRLifetime is how long a QR code can be scanned (default
 	// DefaultQRLifetime), for Login's QRExpires.
