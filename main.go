@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/finderbot/finderbot/engine"
 	"github.com/finderbot/finderbot/engine/admin"
+	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 	"github.com/finderbot/finderbot/plugins"
 	"github.com/finderbot/finderbot/rules"
@@ -99,6 +101,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 		newStatusCmd(),
 		newDeadLettersCmd(),
 		newReloadCmd(),
+		newHealthzCmd(),
 		newVersionCmd(),
 	)
 	return root
@@ -111,7 +114,7 @@ func newRunCmd(hup <-chan os.Signal) *cobra.Command {
 		Short: "Run the daemon: keep the accounts online, sync messages, run the rules, send the answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.ErrOrStderr(), hup)
+			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.OutOrStdout(), hup)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")
@@ -124,12 +127,14 @@ func newSimCmd() *cobra.Command {
 		autoConfirm bool
 		noSeed      bool
 		quiet       bool
+		statePath   string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Serve a simulated wkteam upstream (plus the token and app-key login APIs) for trying finderbot",
-		Long: `sim serves an in-memory copy of the upstream APIs finderbot talks to, seeded with the real
-Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists its control API.`,
+		Long: `sim serves a copy of the upstream APIs finderbot talks to, seeded with the real Finder page
+of the upstream documentation. Drive it with curl; GET /_sim/ lists its control API. With --state
+it keeps its accounts, instances and messages in a file and resumes from it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
@@ -138,6 +143,14 @@ Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists 
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			opts := sim.Options{AutoConfirm: autoConfirm, NoSeed: noSeed, Logger: logger}
+			if statePath != "" {
+				st, err := sim.OpenState(statePath)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				opts.State = st
+			}
 			return sim.Run(cmd.Context(), listen, opts, cmd.OutOrStdout())
 		},
 	}
@@ -145,6 +158,47 @@ Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists 
 	cmd.Flags().BoolVar(&autoConfirm, "auto-confirm", true, "confirm login QR scans at once (false: confirm with POST /_sim/confirm)")
 	cmd.Flags().BoolVar(&noSeed, "no-seed", false, "start accounts with no messages instead of the seed page")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "log warnings only")
+	cmd.Flags().StringVar(&statePath, "state", "", "keep the simulator's state in this file and resume from it (default: in memory)")
+	cmd.AddCommand(newSimInjectCmd())
+	return cmd
+}
+
+func newSimInjectCmd() *cobra.Command {
+	var cfgPath, statePath, wcID, from string
+	cmd := &cobra.Command{
+		Use:   "inject TEXT",
+		Short: "Have a stranger write TEXT to a simulated account, whether the daemon runs or not",
+		Long: `inject adds a text message to the Finder messages of an account of the simulated upstream
+whose state is in the state directory of --config (base_url: sim), or in --state. While a daemon
+(or finderbot sim --state) serves that simulator, the message goes through it; otherwise it is
+written into the state, and the daemon answers it when it starts again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := statePath
+			if path == "" {
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
+					return err
+				}
+				if cfg.Upstream.BaseURL != config.SimURL {
+					return fmt.Errorf("%s: upstream.base_url is %q, not sim: there is no simulator to inject into", cfgPath, cfg.Upstream.BaseURL)
+				}
+				path = filepath.Join(cfg.StateDir, engine.SimStateFile)
+			}
+			acct, msgs, err := sim.InjectFile(cmd.Context(), path, wcID, sim.Text(from, args[0]))
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				fmt.Fprintf(cmd.OutOrStdout(), "injected into %s: %q from %s (NewMsgId %d)\n", acct, m.Content, m.From, m.ID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration whose state directory holds the simulator")
+	cmd.Flags().StringVar(&statePath, "state", "", "the simulator's state file, instead of the one of --config")
+	cmd.Flags().StringVar(&wcID, "wcid", "", "the WeChat account (default: the only one)")
+	cmd.Flags().StringVar(&from, "from", "", "the sender's user name (default: the account's stranger)")
 	return cmd
 }
 
@@ -498,6 +552,30 @@ and exits 1.`,
 		},
 	}
 	f.add(cmd)
+	return cmd
+}
+
+func newHealthzCmd() *cobra.Command {
+	var (
+		f       adminFlags
+		ready   bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "healthz",
+		Short: "Ask the running daemon whether it is alive (or, with --ready, whether every account is online); exit 1 if not",
+		Long: `healthz calls the admin API's /healthz (or /readyz) and prints the answer. It is the
+HEALTHCHECK of the container image, which has no curl: finderbot healthz --addr 127.0.0.1:9090.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return admin.PrintHealth(ctx, f.target(cmd), cmd.OutOrStdout(), ready)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&ready, "ready", false, "ask /readyz: are all accounts online")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	return cmd
 }
 

@@ -36,7 +36,8 @@ import (
 type Options struct {
 	// Logger receives the daemon's log (default: discard).
 	Logger *slog.Logger
-	// QR receives login QR codes drawn as text (usually the terminal).
+	// QR receives login QR codes drawn as text (usually the terminal),
+	// each in one Write.
 	QR io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time

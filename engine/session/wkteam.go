@@ -6,6 +6,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -133,8 +134,10 @@ type Options struct {
 	OnlineCheck time.Duration
 	// MinBackoff and MaxBackoff bound the pause between failed logins.
 	MinBackoff, MaxBackoff time.Duration
-	// QR receives the login QR code drawn as text; nil draws nothing.
-	// Either way the code is in Login while it waits for a scan.
+	// QR receives the login QR code drawn as text, in one Write (DrawQR),
+	// so that a writer the log shares can keep log lines out of it; nil
+	// draws nothing. Either way the code is in Login while it waits for a
+	// scan.
 	QR io.Writer
 	// QRLifetime is how long a QR code can be scanned (default
 	// DefaultQRLifetime), for Login's QRExpires.
@@ -400,7 +403,7 @@ func (k *Keeper) LoginLoop(ctx context.Context) (Instance, error) {
 		k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 		k.setState(StateBackingOff, err.Error())
 		k.emit(EventFailed, err.Error(), nil)
-		if !sleep(ctx, wait, k.backoffWake()) {
+		if !waitSaying(ctx, RealClock(), wait, k.backoffWake(), k.log, "waiting before the next login attempt") {
 			k.setState(StateLoggedOut, "stopped")
 			return Instance{}, ctx.Err()
 		}
@@ -517,17 +520,22 @@ func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) 
 	if err != nil {
 		return Instance{}, err
 	}
+	expires := time.Now().Add(k.opts.QRLifetime)
 	k.log.Warn("scan the QR code with WeChat to log in", "qr_code_url", login.QRCodeURL, "wid", login.WID)
-	k.setStateFacts(StateNeedsScan, login.QRCodeURL, loginFacts{qr: login.QRCodeURL, qrExpires: time.Now().Add(k.opts.QRLifetime)})
+	k.setStateFacts(StateNeedsScan, login.QRCodeURL, loginFacts{qr: login.QRCodeURL, qrExpires: expires})
 	k.emit(EventNeedsScan, "scan the QR code to log in", map[string]string{"qr_code_url": login.QRCodeURL})
 	if k.opts.QR != nil {
-		fmt.Fprintf(k.opts.QR, "Account %s: scan with WeChat, or open %s\n", k.opts.Name, login.QRCodeURL)
-		qrterminal.GenerateHalfBlock(login.QRCodeURL, qrterminal.L, k.opts.QR)
+		k.opts.QR.Write(DrawQR(k.opts.Name, login.QRCodeURL))
 	}
+	// Until the first answer, the wait is for the scan; the steps after
+	// it (slider, verify code) say so themselves.
+	scanned := sync.OnceFunc(remindUntil(RealClock(), expires, k.log, "waiting for the QR code to be scanned", "qr_code_url", login.QRCodeURL))
+	defer scanned()
 	req := upstream.LoginInfoRequest{WID: login.WID}
 	for {
 		waitStart := time.Now()
 		out, err := k.api.GetIPadLoginInfo(ctx, token, req)
+		scanned()
 		if err != nil {
 			return Instance{}, err
 		}
@@ -564,6 +572,17 @@ func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) 
 	}
 }
 
+// DrawQR returns the text a terminal shows for account's login QR code
+// encoding url: a line saying what to do, then the code. It is written
+// with one Write, so that a writer that serialises writes never lets a log
+// line cut through the code.
+func DrawQR(account, url string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Account %s: scan with WeChat, or open %s\n", account, url)
+	qrterminal.GenerateHalfBlock(url, qrterminal.L, &b)
+	return b.Bytes()
+}
+
 // backoff returns an exponential pause with full jitter for the n-th
 // consecutive failure.
 func backoff(minD, maxD time.Duration, n int) time.Duration {
@@ -573,19 +592,4 @@ func backoff(minD, maxD time.Duration, n int) time.Duration {
 	}
 	d = min(d, maxD)
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d, or until wake asks it to stop early; it returns false
-// when ctx ends first.
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-wake:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
