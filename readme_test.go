@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,15 +30,47 @@ import (
 //	<!-- readme-test: file PATH -->         the content of PATH: compared with the file when it
 //	                                        exists (a file a command wrote), else written
 //	<!-- readme-test: background UNTIL -->  started, and left running once its output holds UNTIL
+//	<!-- readme-test: stopped WHY -->       run once what runs in the background was stopped
+//	                                        with Ctrl-C, as the text before it says
 //
-// The blocks of the sections in readmeRunSections run in order, in one
-// temporary folder, with `finderbot` on PATH; a block without a comment is
-// a shell script that must succeed. Every other block is parsed: shell with
-// bash -n, YAML, and Go.
+// The blocks of each section in readmeRunSections run in order, in a
+// temporary folder of their own, with `finderbot` on PATH standing in for
+// `go run .` (the README's commands run from the repository root); a block
+// without a comment is a shell script that must succeed. Every other block
+// is parsed: shell with bash -n, YAML, and Go.
 const readmeMarker = "<!-- readme-test: "
 
-// readmeRunSections are the README sections whose blocks run.
-var readmeRunSections = map[string]bool{"Writing a plugin": true}
+// readmeRunSections are the README sections whose blocks run, each with
+// what its folder holds first.
+var readmeRunSections = map[string]func(t *testing.T, w *walkthrough){
+	"Quickstart":       quickstartFolder,
+	"Writing a plugin": func(*testing.T, *walkthrough) {},
+}
+
+// quickstartFolder copies examples/quickstart, without any state a run of
+// it left here, with its admin listener on a free port instead of 9090.
+func quickstartFolder(t *testing.T, w *walkthrough) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	w.replace = append(w.replace, "127.0.0.1:9090", addr)
+	for _, name := range []string{"finderbot.yaml", "rules/greet.yaml", "rules/greet_test.yaml"} {
+		data, err := os.ReadFile(filepath.Join("examples/quickstart", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(w.dir, "examples/quickstart", name)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, []byte(strings.ReplaceAll(string(data), "127.0.0.1:9090", addr)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
 
 // readmeBlock is a fenced code block of README.md.
 type readmeBlock struct {
@@ -96,8 +129,8 @@ func readmeBlocks(t *testing.T) []readmeBlock {
 				switch {
 				case !ok || cur.arg == "":
 					t.Errorf("README.md:%d: %s: want <!-- readme-test: KIND ARGUMENT -->", markAt, marker)
-				case cur.kind != "skip" && cur.kind != "file" && cur.kind != "background":
-					t.Errorf("README.md:%d: %s: the kind is skip, file or background", markAt, marker)
+				case cur.kind != "skip" && cur.kind != "file" && cur.kind != "background" && cur.kind != "stopped":
+					t.Errorf("README.md:%d: %s: the kind is skip, file, background or stopped", markAt, marker)
 				}
 			}
 			marker = ""
@@ -152,11 +185,14 @@ func TestReadmeBlocksParse(t *testing.T) {
 	}
 }
 
-// TestReadme runs the blocks of readmeRunSections as a new user would, in
-// order, in one folder, with `finderbot` on PATH: for "Writing a plugin",
-// it writes a plugin with `finderbot plugins new`, tests, builds and pins
-// it, and runs a daemon on the simulated upstream that answers a message
-// through it. Each block's time is logged.
+// TestReadme runs the blocks of each of readmeRunSections as a new user
+// would, in order, in a folder of its own, with `finderbot` on PATH. For
+// "Quickstart": the daemon on the simulator answers "哈喽", the commands
+// beside it succeed, and after Ctrl-C and a message injected meanwhile, a
+// new start answers it. For "Writing a plugin": it writes a plugin with
+// `finderbot plugins new`, tests, builds and pins it, and runs a daemon on
+// the simulated upstream that answers a message through it. Each block's
+// time is logged.
 func TestReadme(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -171,32 +207,43 @@ func TestReadme(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "finderbot"), []byte(wrapper), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	w := &walkthrough{dir: t.TempDir(), state: filepath.Join(bin, "cwd"),
-		env: append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))}
-	w.cwd = w.dir
-	ran := 0
-	for _, b := range readmeBlocks(t) {
-		if !readmeRunSections[b.section] || b.kind == "skip" {
-			continue
-		}
-		begin := time.Now()
-		switch {
-		case b.kind == "file":
-			w.file(t, b)
-		case b.kind == "background":
-			w.background(t, b)
-		case b.lang == "sh":
-			w.run(t, b)
-		default:
-			t.Fatalf("%v: a %s block in a walkthrough needs a readme-test comment saying what it is", b, b.lang)
-		}
-		t.Logf("%v: %s %s %s", b, b.kind, b.arg, time.Since(begin).Round(time.Millisecond))
-		ran++
+	blocks := readmeBlocks(t)
+	for section, setUp := range readmeRunSections {
+		t.Run(section, func(t *testing.T) {
+			t.Parallel()
+			w := &walkthrough{dir: t.TempDir(), state: filepath.Join(t.TempDir(), "cwd"),
+				env:     append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH")),
+				replace: []string{"go run . ", "finderbot "}}
+			w.cwd = w.dir
+			setUp(t, w)
+			ran := 0
+			for _, b := range blocks {
+				if b.section != section || b.kind == "skip" {
+					continue
+				}
+				begin := time.Now()
+				switch {
+				case b.kind == "file":
+					w.file(t, b)
+				case b.kind == "background":
+					w.background(t, b)
+				case b.kind == "stopped":
+					w.stop(t)
+					w.run(t, b)
+				case b.lang == "sh":
+					w.run(t, b)
+				default:
+					t.Fatalf("%v: a %s block in a walkthrough needs a readme-test comment saying what it is", b, b.lang)
+				}
+				t.Logf("%v: %s %s %s", b, b.kind, b.arg, time.Since(begin).Round(time.Millisecond))
+				ran++
+			}
+			if ran == 0 {
+				t.Fatalf("no block of the README's %q ran", section)
+			}
+			w.stop(t)
+		})
 	}
-	if ran == 0 {
-		t.Fatal("no block of README.md ran")
-	}
-	w.stop(t)
 }
 
 // walkthrough is the state of a README walkthrough: its folder, the current
@@ -205,8 +252,17 @@ type walkthrough struct {
 	dir, cwd string
 	state    string // the file a block writes its last directory to
 	env      []string
-	bg       []*exec.Cmd
-	procs    []*daemonProc
+	// replace are the old, new pairs replaced in each script: what the
+	// README writes for a checkout (go run .) or for one machine (port
+	// 9090), and what stands in for it here.
+	replace []string
+	bg      []*exec.Cmd
+	procs   []*daemonProc
+}
+
+// script is the text of block b as it runs here.
+func (w *walkthrough) script(b readmeBlock) string {
+	return strings.NewReplacer(w.replace...).Replace(b.text)
 }
 
 // run runs an sh block with bash -e in the current directory, and keeps the
@@ -215,7 +271,7 @@ func (w *walkthrough) run(t *testing.T, b readmeBlock) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	script := fmt.Sprintf("set -e\ncd %q\n%s\npwd >%q\n", w.cwd, b.text, w.state)
+	script := fmt.Sprintf("set -e\ncd %q\n%s\npwd >%q\n", w.cwd, w.script(b), w.state)
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Env = w.env
 	out, err := cmd.CombinedOutput()
@@ -255,7 +311,7 @@ func (w *walkthrough) file(t *testing.T, b readmeBlock) {
 func (w *walkthrough) background(t *testing.T, b readmeBlock) {
 	t.Helper()
 	// The block's standard output goes where startProc reads: its stderr.
-	cmd := exec.Command("bash", "-c", fmt.Sprintf("cd %q\nexec 1>&2\n%s", w.cwd, b.text))
+	cmd := exec.Command("bash", "-c", fmt.Sprintf("cd %q\nexec 1>&2\n%s", w.cwd, w.script(b)))
 	cmd.Env = w.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := startProc(t, cmd)
@@ -276,4 +332,5 @@ func (w *walkthrough) stop(t *testing.T) {
 			t.Errorf("after Ctrl-C: %v\n%s", err, w.procs[i].log())
 		}
 	}
+	w.bg, w.procs = nil, nil
 }
