@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	runtimemetrics "runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -231,15 +232,26 @@ func steadyLiveBytes() uint64 {
 	return r[len(r)/2]
 }
 
-// liveBytes is the memory the live objects and goroutine stacks take right
-// after a collection. The heap's spans (HeapInuse) are not counted: how
-// full they are depends on the order of past allocations.
+// totalAlloc is the bytes allocated on the heap since the process began.
+func totalAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
+
+// liveBytes is the memory the live objects and the goroutine stacks take:
+// the heap that the last of two collections marked live. HeapAlloc would
+// count too what the pollers allocated while the collection ran, as much
+// as the collection was long, and HeapInuse how full the spans happen to
+// be.
 func liveBytes() uint64 {
 	runtime.GC()
 	runtime.GC()
+	s := []runtimemetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	runtimemetrics.Read(s)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc + ms.StackInuse
+	return s[0].Value.Uint64() + ms.StackInuse
 }
 
 // BenchmarkIdleAccounts runs 10,000 online accounts that poll /syncFinder
@@ -267,9 +279,11 @@ func BenchmarkIdleAccounts(b *testing.B) {
 					cpuProfile, _ = os.Create(filepath.Join(profiles, "idle_cpu_"+admin.name+".out"))
 					pprof.StartCPUProfile(cpuProfile)
 				}
+				a0 := totalAlloc()
 				c0, t0 := cpuTime(), time.Now()
 				time.Sleep(window)
 				cores := float64(cpuTime()-c0) / float64(time.Since(t0))
+				allocRate := float64(totalAlloc()-a0) / time.Since(t0).Seconds()
 				if profiles != "" {
 					pprof.StopCPUProfile()
 					cpuProfile.Close()
@@ -281,6 +295,7 @@ func BenchmarkIdleAccounts(b *testing.B) {
 				perAccount := float64(steadyLiveBytes()-base) / accounts
 				stop()
 				b.ReportMetric(cores, "cores")
+				b.ReportMetric(allocRate/(1<<20), "alloc-MiB/s")
 				b.ReportMetric(perAccount/1024, "KiB/account")
 			}
 		})
