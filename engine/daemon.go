@@ -228,7 +228,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		hc = upstream.NewHTTPClient(tr)
 		d.closers = append(d.closers, func() error { tr.CloseIdleConnections(); return nil })
 	}
-	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout))
+	ir := cfg.Upstream.ImageReply
+	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout),
+		upstream.WithImageSend(upstream.ImageSend{Endpoint: ir.Endpoint, WID: ir.WID, ToUserName: ir.ToUserName,
+			MyUserName: ir.MyUserName, SessionID: ir.SessionID, ImgURL: ir.ImgURL}))
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

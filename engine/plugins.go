@@ -87,7 +87,11 @@ func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, e
 			log.Warn("plugin replied, but there is no message to answer; use a send", "text", r.Text)
 			continue
 		}
-		out = append(out, store.Item{Account: it.Account, Kind: store.KindReply, Rule: it.Rule, Text: r.Text,
+		text := r.Text
+		if r.Image != "" {
+			text = "" // an image reply sends the image alone
+		}
+		out = append(out, store.Item{Account: it.Account, Kind: store.KindReply, Rule: it.Rule, Text: text, Image: r.Image,
 			To: it.To, My: it.My, Session: it.Session, MsgID: it.MsgID, Conversation: it.Conversation})
 	}
 	for _, s := range resp.Sends {

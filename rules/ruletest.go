@@ -435,7 +435,7 @@ func decodeEvent(s *source, n *yaml.Node, what string) testEvent {
 func decodeExpect(s *source, n *yaml.Node, what string) Action {
 	what += ": expect"
 	var a Action
-	m := s.mapping(n, "", what, "rule", "reply", "send", "plugin", "with")
+	m := s.mapping(n, "", what, "rule", "reply", "reply_image", "send", "plugin", "with")
 	if f, ok := m["rule"]; ok {
 		a.Rule, _ = s.str(f, "", what+": rule")
 	} else if m != nil {
@@ -445,6 +445,9 @@ func decodeExpect(s *source, n *yaml.Node, what string) Action {
 	case has(m, "reply"):
 		a.Kind = KindReply
 		a.Text, _ = s.str(m["reply"], "", what+": reply")
+	case has(m, "reply_image"):
+		a.Kind = KindReplyImage
+		a.Image, _ = s.str(m["reply_image"], "", what+": reply_image")
 	case has(m, "send"):
 		a.Kind = KindSend
 		sm := s.mapping(m["send"].value, "", what+": send", "to", "text")
@@ -463,7 +466,7 @@ func decodeExpect(s *source, n *yaml.Node, what string) Action {
 		}
 	default:
 		if m != nil {
-			s.errorAt(n, "", "%s: want one of reply, send or plugin", what)
+			s.errorAt(n, "", "%s: want one of reply, reply_image, send or plugin", what)
 		}
 	}
 	return a

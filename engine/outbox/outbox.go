@@ -31,6 +31,14 @@ type Sender interface {
 
 var _ Sender = (*upstream.Client)(nil)
 
+// ImageSender is what the outbox needs of the upstream for image replies;
+// a Sender without it refuses them.
+type ImageSender interface {
+	PrivateSendImg(ctx context.Context, token string, req upstream.PrivateSendImgRequest) (*upstream.Sent, error)
+}
+
+var _ ImageSender = (*upstream.Client)(nil)
+
 // PluginCaller performs a plugin action and returns the actions its answer
 // asks for (replies and sends), addressed and ready for the outbox. An error
 // wrapped with Permanent sends the action to the dead letters at once.
@@ -373,6 +381,9 @@ func (o *Outbox) Settled(account string, ids []uint64) {
 				o.removeLocked(q, conv, i)
 				o.sent(&e.it)
 				o.log.Info("reply confirmed delivered by its echo", "account", account, "item", id)
+				// The replies its doubt held back are due now; nothing
+				// else would wake the worker for them.
+				o.wakeLocked(q)
 				break find
 			}
 		}
@@ -899,6 +910,15 @@ func (o *Outbox) deliver(ctx context.Context, inst Instance, it store.Item) (*up
 			if err != nil {
 				return nil, notSent{err}
 			}
+		}
+		if it.Image != "" {
+			is, ok := o.deps.Sender.(ImageSender)
+			if !ok {
+				return nil, notSent{Permanent(errors.New("the upstream client cannot send images"))}
+			}
+			return is.PrivateSendImg(ctx, inst.Token, upstream.PrivateSendImgRequest{
+				WID: inst.WID, ToUserName: it.To, MyUserName: it.My, SessionID: sessionID, ImgURL: it.Image,
+			})
 		}
 		return o.deps.Sender.PrivateSend(ctx, inst.Token, upstream.PrivateSendRequest{
 			WID: inst.WID, ToUserName: it.To, MyUserName: it.My, SessionID: sessionID, Content: it.Text,

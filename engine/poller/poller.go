@@ -203,7 +203,7 @@ func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (R
 			incoming++
 		}
 		if m.FromSelf {
-			commit.Echoes = append(commit.Echoes, store.Echo{ID: m.ID, From: m.From, To: m.To, Session: m.Session, Text: m.Content, Time: m.Time})
+			commit.Echoes = append(commit.Echoes, store.Echo{ID: m.ID, From: m.From, To: m.To, Session: m.Session, Text: m.Content, Image: m.Type == sdk.TypeImage, Time: m.Time})
 		} else if strings.HasSuffix(m.To, "@finder") {
 			p.deps.Observer.FinderName(p.account, m.To)
 		}
@@ -258,6 +258,9 @@ func logEntry(m *sdk.Message, acts []rules.Action, items []store.Item) store.Log
 	}
 	for _, it := range items {
 		la := store.LoggedAction{Rule: it.Rule, Kind: it.Kind, Text: it.Text}
+		if it.Image != "" {
+			la.Kind, la.Text = rules.KindReplyImage, it.Image
+		}
 		switch it.Kind {
 		case store.KindSend:
 			la.To = it.To
