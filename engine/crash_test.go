@@ -68,8 +68,7 @@ func TestCrashNeverLosesOrRepeats(t *testing.T) {
 
 	rounds, perRound := 20, 8
 	want := map[string]bool{}
-	for r := range rounds {
-		cmd := start()
+	killRounds(t, start, rounds, func(r int) {
 		for i := range perRound {
 			text := fmt.Sprintf("echo %d-%d", r, i)
 			want[text] = true
@@ -77,22 +76,9 @@ func TestCrashNeverLosesOrRepeats(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// The chaos: kill at a random moment, from before the login to
-		// after the replies.
-		time.Sleep(time.Duration(rand.N(300)) * time.Millisecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-
+	})
 	// A last, undisturbed run answers whatever is left.
-	cmd := start()
-	var stopOnce sync.Once
-	stop := func() {
-		stopOnce.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		})
-	}
+	stop := lastRun(start)
 	defer stop()
 	for sent := srv.Sent(); distinct(sent) < len(want); {
 		var err error
@@ -188,6 +174,34 @@ func daemonStarter(t *testing.T, ctx context.Context, cfgPath string, logs io.Wr
 			t.Fatal(err)
 		}
 		return cmd
+	}
+}
+
+// killRounds starts a daemon rounds times, each time calling inject with
+// the round's number and killing the daemon with SIGKILL at a random
+// moment, from before its login to after its replies.
+func killRounds(t *testing.T, start func() *exec.Cmd, rounds int, inject func(round int)) {
+	t.Helper()
+	for r := range rounds {
+		cmd := start()
+		inject(r)
+		// The chaos: a random moment, not a synchronisation.
+		time.Sleep(time.Duration(rand.N(300)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+// lastRun starts an undisturbed daemon and returns the function that stops
+// it with SIGTERM, once however often it is called.
+func lastRun(start func() *exec.Cmd) (stop func()) {
+	cmd := start()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		})
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/events"
+	"github.com/finderbot/finderbot/engine/handoff"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/rates"
@@ -79,6 +80,7 @@ type Daemon struct {
 	watchState    func(name, state string)
 	watchRates    func() // called after each count of the rates; tests set it before Start
 	outbox        *outbox.Outbox
+	handoff       *handoff.Registry // conversations people took over
 	sched         *scheduler
 	rules         *ruleHost
 	plugins       outbox.PluginCaller
@@ -241,6 +243,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := d.newPlugins(); err != nil {
 		return nil, err
 	}
+	d.newHandoff()
 	d.outbox = d.newOutbox()
 	d.sched = newScheduler(min(cfg.Sync.Concurrency, len(cfg.Accounts)), d.step)
 	for _, ac := range cfg.Accounts {
@@ -298,6 +301,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 	}
 	if err := poller.RestoreCooldowns(ctx, d.store, d.rules.cooldowns, d.now()); err != nil {
+		d.cancel()
+		return err
+	}
+	if err := d.restoreHandoff(ctx); err != nil {
 		d.cancel()
 		return err
 	}

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +45,7 @@ func TestImageReplyExactlyOnceAcrossSIGKILL(t *testing.T) {
 
 	rounds, perRound := 12, 5
 	want := map[string]bool{}
-	for r := range rounds {
-		cmd := start()
+	killRounds(t, start, rounds, func(r int) {
 		for i := range perRound {
 			text := fmt.Sprintf("价格表%d-%d", r, i)
 			want["https://img.example.com/"+text+".png"] = true
@@ -57,21 +53,8 @@ func TestImageReplyExactlyOnceAcrossSIGKILL(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// The chaos: kill at a random moment, from before the login to
-		// after the replies.
-		time.Sleep(time.Duration(rand.N(300)) * time.Millisecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-
-	cmd := start()
-	var stopOnce sync.Once
-	stop := func() {
-		stopOnce.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		})
-	}
+	})
+	stop := lastRun(start)
 	defer stop()
 	images := func() map[string]int {
 		n := map[string]int{}

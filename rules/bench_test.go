@@ -74,7 +74,7 @@ func BenchmarkMatch(b *testing.B) {
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
-					dst = set.match(e, dst[:0], msgs[i%len(msgs)], "acc", now, nil, mode == "indexed")
+					dst = set.match(e, dst[:0], msgs[i%len(msgs)], Conversation{}, "acc", now, nil, mode == "indexed")
 					i++
 				}
 			})

@@ -135,7 +135,7 @@ func TestIndexEqualsNaive(t *testing.T) {
 
 // indexedAndNaive matches m through the index and by evaluating every rule.
 func indexedAndNaive(set *Set, e *evaluator, m *sdk.Message, now time.Time) (string, string) {
-	return rulesOf(set.match(e, nil, m, "", now, nil, true)), rulesOf(set.match(e, nil, m, "", now, nil, false))
+	return rulesOf(set.match(e, nil, m, Conversation{}, "", now, nil, true)), rulesOf(set.match(e, nil, m, Conversation{}, "", now, nil, false))
 }
 
 // TestIndexInvalidUTF8 pins what rules match a text that is not UTF-8, with

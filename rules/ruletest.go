@@ -74,8 +74,9 @@ type testCase struct {
 }
 
 type testMessage struct {
-	after time.Duration
-	msg   sdk.Message
+	after  time.Duration
+	msg    sdk.Message
+	paused bool
 }
 
 type testEvent struct {
@@ -161,7 +162,7 @@ func runCase(set *Set, account string, tc *testCase) []Action {
 		if msg.Account == "" {
 			msg.Account = account
 		}
-		out = set.Match(out, &msg, account, clock, cd)
+		out = set.MatchIn(out, &msg, Conversation{Paused: m.paused}, account, clock, cd)
 	}
 	for _, e := range tc.events {
 		clock = clock.Add(e.after)
@@ -357,7 +358,7 @@ func decodeMessage(s *source, n *yaml.Node, what string) testMessage {
 	what += ": message"
 	var tm testMessage
 	tm.msg.Type = sdk.TypeText
-	keys := []string{"id", "type", "text", "content", "from", "to", "session", "from_self", "account", "sys", "after"}
+	keys := []string{"id", "type", "text", "content", "from", "to", "session", "from_self", "account", "sys", "after", "paused"}
 	m := s.mapping(n, "", what, keys...)
 	for _, k := range keys {
 		f, ok := m[k]
@@ -386,6 +387,8 @@ func decodeMessage(s *source, n *yaml.Node, what string) testMessage {
 			tm.msg.Account, _ = s.str(f, "", what+": account")
 		case "after":
 			tm.after, _ = s.duration(f, "", what+": after")
+		case "paused":
+			tm.paused, _ = s.boolean(f, "", what+": paused")
 		case "sys":
 			sm := s.mapping(f.value, "", what+": sys", "type", "fields")
 			tm.msg.Sys = &sdk.SysMsg{}

@@ -216,18 +216,26 @@ func newEvaluator() *evaluator {
 // nil means none apply. A rule whose evaluation fails is reported to
 // Options.OnFailure and does not match; the others go on.
 func (s *Set) Match(dst []Action, msg *sdk.Message, account string, now time.Time, cd CooldownView) []Action {
+	return s.MatchIn(dst, msg, Conversation{}, account, now, cd)
+}
+
+// MatchIn is Match for a message of a conversation in state conv, which
+// the rules see as `conversation`.
+func (s *Set) MatchIn(dst []Action, msg *sdk.Message, conv Conversation, account string, now time.Time, cd CooldownView) []Action {
 	e := s.pool.Get().(*evaluator)
-	dst = s.match(e, dst, msg, account, now, cd, true)
+	dst = s.match(e, dst, msg, conv, account, now, cd, true)
 	s.pool.Put(e)
 	return dst
 }
 
-func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string, now time.Time, cd CooldownView, indexed bool) []Action {
+func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, cs Conversation, account string, now time.Time, cd CooldownView, indexed bool) []Action {
 	if account == "" {
 		account = msg.Account
 	}
 	// One copy of the environment per message, shared by every rule.
-	var env any = s.env(msg, account, now)
+	env0 := s.env(msg, account, now)
+	env0.Conversation = cs
+	var env any = env0
 	conv := msg.Session
 	if conv == "" {
 		conv = msg.From

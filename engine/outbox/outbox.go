@@ -116,6 +116,12 @@ type Deps struct {
 	// Rand returns a random duration in [0, d], for retry jitter (default
 	// none: the full backoff).
 	Rand func(d time.Duration) time.Duration
+	// Paused tells whether a person took the conversation over, and until
+	// when (engine/handoff); nil for never. The actions queued in a
+	// paused conversation wait for the pause to end, or are dropped with
+	// DropPaused; those already attempted are settled as ever.
+	Paused     func(account, conv string, now time.Time) (until time.Time, ok bool)
+	DropPaused bool
 	// Log receives the outbox's log (default: discard).
 	Log *slog.Logger
 	// Observer receives figures; nil for none.
@@ -466,6 +472,9 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	wait := time.Duration(-1)
+	if o.deps.Paused != nil && o.deps.DropPaused {
+		o.dropPausedLocked(q, now)
+	}
 	for i, conv := range q.order {
 		e := q.convs[conv][0]
 		due := e.it.NextAt
@@ -477,6 +486,16 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 			}
 			due = time.Time{}
 		}
+		if o.deps.Paused != nil {
+			if until, ok := o.deps.Paused(q.account, conv, now); ok {
+				// Held until the pause ends (or is resumed, which wakes
+				// the worker).
+				if w := until.Sub(now); wait < 0 || w < wait {
+					wait = w
+				}
+				continue
+			}
+		}
 		if !due.After(now) {
 			q.order = append(append(q.order[:i:i], q.order[i+1:]...), conv)
 			q.inflight[e.it.ID] = false
@@ -487,6 +506,42 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 		}
 	}
 	return nil, wait
+}
+
+// dropPausedLocked removes the queued actions of the account's paused
+// conversations; those in doubt stay, to be settled. The caller holds
+// o.mu.
+func (o *Outbox) dropPausedLocked(q *queue, now time.Time) {
+	for _, conv := range slices.Clone(q.order) {
+		if _, ok := o.deps.Paused(q.account, conv, now); !ok {
+			continue
+		}
+		for i := 0; i < len(q.convs[conv]); {
+			e := q.convs[conv][i]
+			if e.doubt && !q.caughtUp.After(e.sentBy.Add(o.cfg.Doubt)) {
+				i++ // it may have gone out: its echo, or its absence, decides
+				continue
+			}
+			q.pending.Remove = append(q.pending.Remove, e.it.ID)
+			o.log.Info("action dropped: a person took over its conversation", "account", q.account, "item", e.it.ID,
+				"kind", e.it.Kind, "rule", e.it.Rule, "conversation", conv)
+			o.deps.Observer.Result(e.it.Kind, "dropped")
+			o.removeLocked(q, conv, i)
+			if _, left := q.convs[conv]; !left {
+				break
+			}
+		}
+	}
+}
+
+// Wake has the account's worker look at its queue again: a pause ended or
+// began.
+func (o *Outbox) Wake(account string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.accounts[account]; q != nil {
+		o.wakeLocked(q)
+	}
 }
 
 // maxBatch bounds how many replies one write begins: with the pace lifted,
@@ -511,6 +566,11 @@ func (o *Outbox) more(q *queue, first *entry, now time.Time) []*entry {
 		}
 		if _, busy := q.inflight[e.it.ID]; busy {
 			return false
+		}
+		if o.deps.Paused != nil {
+			if _, paused := o.deps.Paused(q.account, e.it.Conversation, now); paused {
+				return false
+			}
 		}
 		if o.deps.Pace != nil {
 			if wait, cancel := o.deps.Pace(q.account); wait > 0 {

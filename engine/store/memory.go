@@ -293,20 +293,7 @@ func mapKeys[V any](mp map[uint64]V) []uint64 {
 func (m *Memory) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.cooldowns))
-	for k, mk := range m.cooldowns {
-		if !mk.Until.After(now) {
-			delete(m.cooldowns, k)
-			continue
-		}
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	out := make([]CooldownMark, len(keys))
-	for i, k := range keys {
-		out[i] = m.cooldowns[k]
-	}
-	return out, ctx.Err()
+	return running(m.cooldowns, func(mk CooldownMark) time.Time { return mk.Until }, now), ctx.Err()
 }
 
 // Foreign implements Store.
@@ -327,20 +314,26 @@ func (m *Memory) Foreign(ctx context.Context, account string, echoes []Echo) ([]
 func (m *Memory) Pauses(ctx context.Context, now time.Time) ([]Pause, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.pauses))
-	for k, p := range m.pauses {
-		if !p.Until.After(now) {
-			delete(m.pauses, k)
+	return running(m.pauses, func(p Pause) time.Time { return p.Until }, now), ctx.Err()
+}
+
+// running returns the values of mp still running at now, by key, and
+// forgets the others, as the bbolt store's cursors do.
+func running[V any](mp map[string]V, until func(V) time.Time, now time.Time) []V {
+	keys := make([]string, 0, len(mp))
+	for k, v := range mp {
+		if !until(v).After(now) {
+			delete(mp, k)
 			continue
 		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	out := make([]Pause, len(keys))
+	out := make([]V, len(keys))
 	for i, k := range keys {
-		out[i] = m.pauses[k]
+		out[i] = mp[k]
 	}
-	return out, ctx.Err()
+	return out
 }
 
 // Resume implements Store.
