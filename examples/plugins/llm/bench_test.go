@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/finderbot/finderbot/sdk"
+	"github.com/finderbot/finderbot/sdk/sdktest"
+)
+
+// BenchmarkAnswer is one answer through the plugin protocol, knowledge
+// picked from a sectioned FAQ and memory read and written through the
+// host, from a model that answers at once. Beside BenchmarkModelAlone (the
+// same model call made directly), the difference is the plugin's own time.
+func BenchmarkAnswer(b *testing.B) {
+	p := newProvider(b, chat("好的，48 小时内发货。", 100, 10))
+	r := newBenchRig(b, p, openAIConfig)
+	msg := sdktest.Text("什么时候发货？")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		m := *msg
+		m.Session = fmt.Sprintf("s%d@findermsg", i%100) // 100 conversations
+		resp, err := r.Handle(context.Background(), &sdk.HandleRequest{ID: fmt.Sprint(i), Action: "answer", Account: "shop", Message: &m})
+		if err != nil || len(resp.Replies) != 1 {
+			b.Fatal(err, resp)
+		}
+	}
+}
+
+// BenchmarkModelAlone is the model call of BenchmarkAnswer made directly.
+func BenchmarkModelAlone(b *testing.B) {
+	p := newProvider(b, chat("好的，48 小时内发货。", 100, 10))
+	s, err := load(writeBenchConfig(b, p, openAIConfig), p.srv.Client(), func(string) string { return "sk" })
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := ask{System: "你是客服", Question: "什么时候发货？"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.model.answer(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
