@@ -36,6 +36,13 @@ type Env struct {
 	Conversation Conversation `expr:"conversation"`
 }
 
+// PausedKeeps reports whether the daemon still queues action a of a rule
+// that fired on a message of a paused conversation: only sends to someone
+// else do; replies, image replies and plugin actions on the message are
+// withheld while a person has the conversation. Rule tests withhold the
+// same.
+func PausedKeeps(a Action) bool { return a.Kind == KindSend }
+
 // Conversation is what rules see of the conversation a message belongs
 // to, as `conversation`.
 type Conversation struct {

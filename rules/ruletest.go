@@ -162,7 +162,12 @@ func runCase(set *Set, account string, tc *testCase) []Action {
 		if msg.Account == "" {
 			msg.Account = account
 		}
+		n := len(out)
 		out = set.MatchIn(out, &msg, Conversation{Paused: m.paused}, account, clock, cd)
+		if m.paused {
+			// The daemon withholds what a paused conversation would get.
+			out = append(out[:n], slices.DeleteFunc(out[n:], func(a Action) bool { return !PausedKeeps(a) })...)
+		}
 	}
 	for _, e := range tc.events {
 		clock = clock.Add(e.after)

@@ -808,7 +808,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		o.popLocked(q, e.it.Conversation, e)
 		o.mu.Unlock()
 		o.sent(&e.it)
-		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
+		o.performed(log, &e.it)
 	case err == nil:
 		o.finish(q, e, func(c *store.Changes) {
 			if e.it.Kind != store.KindReply {
@@ -820,7 +820,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 			c.Put = append(c.Put, it)
 			q.delivered = append(q.delivered, delivered{id: it.ID, at: it.DeliveredAt})
 		}, "sent")
-		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
+		o.performed(log, &e.it)
 	case upstream.Rejected(err) || errors.As(err, new(notSent)):
 		wait := o.refused(ctx, q, e, inst, err, log)
 		return wait, wait != 0 || ctx.Err() != nil, false
@@ -844,6 +844,16 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		})
 	}
 	return 0, ctx.Err() != nil, true
+}
+
+// performed logs a reply or send the upstream accepted, naming the image
+// of an image reply.
+func (o *Outbox) performed(log *slog.Logger, it *store.Item) {
+	if it.Image != "" {
+		log.Info("action performed", "to", it.To, "conversation", it.Conversation, "image", it.Image)
+		return
+	}
+	log.Info("action performed", "to", it.To, "conversation", it.Conversation)
 }
 
 // itemLog is the log of one item's delivery. Building its attributes costs

@@ -337,7 +337,7 @@ func (p *Poller) withhold(acts []rules.Action, conv string) []rules.Action {
 	keep := acts[:0]
 	var held []rules.Action
 	for _, a := range acts {
-		if a.Kind == rules.KindSend {
+		if rules.PausedKeeps(a) {
 			keep = append(keep, a)
 			continue
 		}
