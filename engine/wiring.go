@@ -18,7 +18,7 @@ func (d *Daemon) newOutbox() *outbox.Outbox {
 	cfg := d.cfg.Send
 	return outbox.New(outbox.Config{
 		MaxAttempts: cfg.MaxAttempts, RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff,
-		Doubt: d.cfg.Upstream.Timeout,
+		Doubt: d.cfg.Upstream.Timeout, PluginCalls: d.cfg.Plugins.CallsPerAccount,
 	}, outbox.Deps{
 		Store: d.store, Sender: d.sender, Sessions: accountSessions{d}, Plugins: d.plugins,
 		Pace:       d.pace,

@@ -214,6 +214,11 @@ type Plugins struct {
 	Dev bool `yaml:"dev"`
 	// CallTimeout bounds each plugin call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// CallsPerAccount is how many plugin actions of one account may be
+	// under way at once, each in its own conversation, so that a slow
+	// plugin (a language model) holds up only the conversations waiting
+	// for it; 0 calls them one at a time.
+	CallsPerAccount int `yaml:"calls_per_account"`
 	// LockFile is the file of pinned checksums; empty for plugins.lock in
 	// Dir. Keeping it elsewhere lets the plugin directory be written by a
 	// deploy step that cannot also change the pins.
@@ -317,7 +322,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
+		Plugins: Plugins{CallTimeout: 10 * time.Second, CallsPerAccount: 16, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
 		Store:   Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4},
 		Console: Console{MessagesPerAccount: 500, MessageMaxAge: 72 * time.Hour},
 	}
@@ -443,6 +448,9 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 		if v == "" {
 			bad(path, "must name the field (the default is the catalog's)")
 		}
+	}
+	if c.Plugins.CallsPerAccount < 0 || c.Plugins.CallsPerAccount > 1024 {
+		bad("plugins.calls_per_account", "want 0 to 1024, got %d", c.Plugins.CallsPerAccount)
 	}
 	if c.Handoff.Pause < 0 {
 		bad("handoff.pause", "must not be negative (0 turns takeover detection off)")

@@ -95,6 +95,13 @@ type Config struct {
 	// accept it: its call timeout. A reply in doubt is sent again only
 	// once a sync that began later than that found no echo.
 	Doubt time.Duration
+	// PluginCalls is how many plugin actions of one account may be in
+	// flight at once, each in a conversation of its own, while the
+	// account's other conversations go on; 0 calls them one at a time
+	// on the account's worker (the deterministic simulation's way). A
+	// slow plugin (a language model) then holds up only its own
+	// conversations.
+	PluginCalls int
 }
 
 // Deps are the outbox's collaborators. Store, Sender and Sessions are
@@ -183,6 +190,10 @@ type queue struct {
 	// inflight are the items being attempted, true once their echo
 	// arrived during the attempt.
 	inflight map[uint64]bool
+	// calling are the conversations whose head is a plugin action in
+	// flight off the worker (Config.PluginCalls); calls counts them.
+	calling map[string]bool
+	calls   int
 }
 
 type delivered struct {
@@ -335,7 +346,7 @@ func (o *Outbox) addEntries(es []*entry) {
 func (o *Outbox) queue(account string) *queue {
 	q := o.accounts[account]
 	if q == nil {
-		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1), inflight: map[uint64]bool{}}
+		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1), inflight: map[uint64]bool{}, calling: map[string]bool{}}
 		o.accounts[account] = q
 	}
 	return q
@@ -477,6 +488,9 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 	}
 	for i, conv := range q.order {
 		e := q.convs[conv][0]
+		if q.calling[conv] || (e.it.Kind == store.KindPlugin && o.cfg.PluginCalls > 0 && q.calls >= o.cfg.PluginCalls) {
+			continue // its plugin call, or the account's share of calls, is under way
+		}
 		due := e.it.NextAt
 		if e.doubt {
 			// Waiting for its echo, or for a sync that began after its
@@ -623,6 +637,10 @@ func (o *Outbox) Step(ctx context.Context, account string) (time.Duration, bool)
 		o.mu.Unlock()
 	}()
 	if e.it.Kind == store.KindPlugin {
+		if o.cfg.PluginCalls > 0 {
+			o.callPluginAside(ctx, q, e)
+			return 0, true
+		}
 		return o.callPlugin(ctx, q, e), true
 	}
 	return o.send(ctx, q, e), true
@@ -1040,6 +1058,27 @@ func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Durati
 	log.Info("action performed", "answers", len(res.Added))
 	o.Add(res.Added)
 	return 0
+}
+
+// callPluginAside performs a plugin action on a goroutine of its own, its
+// conversation held meanwhile, and wakes the account's worker when it is
+// done. Close waits for it as for the workers.
+func (o *Outbox) callPluginAside(ctx context.Context, q *queue, e *entry) {
+	conv := e.it.Conversation
+	o.mu.Lock()
+	q.calling[conv] = true
+	q.calls++
+	o.wg.Add(1)
+	o.mu.Unlock()
+	go func() {
+		defer o.wg.Done()
+		o.callPlugin(ctx, q, e)
+		o.mu.Lock()
+		delete(q.calling, conv)
+		q.calls--
+		o.wakeLocked(q)
+		o.mu.Unlock()
+	}()
 }
 
 // Start runs a worker for every account with work until ctx ends; Close
