@@ -142,3 +142,35 @@ func TestSettledDoubtReleasesItsConversation(t *testing.T) {
 		t.Fatalf("sent %s", describeSent(s))
 	}
 }
+
+// TestPluginImageReply: a plugin's image reply goes out through
+// /privateSendImg like a rule's; one whose image is not an http(s) URL is
+// refused into the dead letters with the reason, nothing sent.
+func TestPluginImageReply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	t.Parallel()
+	pluginDir := buildPlugin(t, t.TempDir(), "imageplugin", "./testdata/imageplugin")
+	h := prepareHarness(t, sim.Options{AutoConfirm: true, NoSeed: true})
+	writeFile(t, filepath.Join(h.cfg.Rules[0], "picture.yaml"), `rules:
+  - name: picture
+    when: msg.Text startsWith "picture" && !msg.FromSelf
+    actions:
+      - plugin: imageplugin.picture
+`)
+	h.cfg.Plugins.Dir = pluginDir
+	h.start()
+	_, wcID := h.online("shop")
+	if _, err := h.sim.Inject(wcID, sim.Text("", "picture bad"), sim.Text("", "picture cat")); err != nil {
+		t.Fatal(err)
+	}
+	s := h.sent(1)
+	if s[0].Endpoint != "/privateSendImg" || s[0].ImgURL != "https://img.example.com/picture cat.png" {
+		t.Fatalf("sent %+v", s[0])
+	}
+	dead, err := h.d.Store().DeadLetters(h.ctx, 0)
+	if err != nil || len(dead) != 1 || !strings.Contains(dead[0].Reason, `reply 1: image "ftp://img.example.com/bad.png" is not an http:// or https:// URL`) {
+		t.Fatalf("dead letters %+v, %v", dead, err)
+	}
+}

@@ -71,10 +71,11 @@ func TestSlowModelDelaysNoOtherConversation(t *testing.T) {
 			_, wcIDs[a] = h.online(a)
 		}
 		if load {
-			// Each conversation asks five times: its calls follow one
-			// another, so the model holds 100 calls for about 10 s.
+			// Each conversation asks twenty times: its calls follow one
+			// another, so the model holds 100 calls for about 40 s, well
+			// past the measurement even on a loaded machine.
 			var msgs []sim.Message
-			for round := range 5 {
+			for round := range 20 {
 				for i := range 100 {
 					msgs = append(msgs, sim.Text(fmt.Sprintf("fv1_%04d@findermsgstranger", i), fmt.Sprintf("ask %d-%d", i, round)))
 				}
