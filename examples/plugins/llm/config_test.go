@@ -35,3 +35,25 @@ func TestConfigErrorsNameFileAndLine(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLoadConfig: any file is loaded or refused with an error naming it,
+// never a panic.
+func FuzzLoadConfig(f *testing.F) {
+	f.Add("provider: openai\nbase_url: http://x\nmodel: m\nmemory: {turns: 3, max_age: 1h}\n")
+	f.Add("provider: dify\nbase_url: https://api.dify.ai/v1\napi_key_env: K\n")
+	f.Add("- a\n- b\n")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, yaml string) {
+		path := filepath.Join(dir, "llm.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(path, func(string) string { return "k" })
+		if err == nil && (c.location == nil || c.MaxReplies < 1) {
+			t.Fatalf("accepted %q as %+v", yaml, c)
+		}
+		if err != nil && !strings.Contains(err.Error(), "llm.yaml") {
+			t.Fatalf("error %v does not name the file", err)
+		}
+	})
+}

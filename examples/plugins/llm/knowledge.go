@@ -16,8 +16,13 @@ type section struct {
 	// Text is the section as written, heading line included.
 	Text string
 
-	terms map[string]int // term frequencies, the title's counted twice
-	n     int            // terms in all
+	index int32 // its place in the file
+	n int // terms in all, the title's counted twice
+}
+
+// posting is one section a term appears in, and how often.
+type posting struct {
+	section, tf int32
 }
 
 // knowledge is the FAQ the model answers from: whole when small, else an
@@ -25,7 +30,9 @@ type section struct {
 type knowledge struct {
 	whole    string // the file when it fits in the prompt whole
 	sections []section
-	df       map[string]int // in how many sections a term appears
+	// postings are, for each term, the sections it appears in: a question
+	// costs the length of its terms' lists, not a pass over every section.
+	postings map[string][]posting
 	avgLen   float64
 }
 
@@ -47,22 +54,21 @@ func newKnowledge(md string, wholeMax int) *knowledge {
 		return k
 	}
 	k.sections = splitSections(md)
-	k.df = map[string]int{}
+	k.postings = map[string][]posting{}
 	total := 0
 	for i := range k.sections {
 		s := &k.sections[i]
-		s.terms = map[string]int{}
+		terms := map[string]int32{}
 		for _, t := range tokens(s.Title) {
-			s.terms[t] += 2
-			s.n += 2
+			terms[t] += 2
 		}
 		body := strings.TrimPrefix(s.Text, firstLine(s.Text))
 		for _, t := range tokens(body) {
-			s.terms[t]++
-			s.n++
+			terms[t]++
 		}
-		for t := range s.terms {
-			k.df[t]++
+		for t, tf := range terms {
+			k.postings[t] = append(k.postings[t], posting{section: int32(i), tf: tf})
+			s.n += int(tf)
 		}
 		total += s.n
 	}
@@ -89,7 +95,7 @@ func splitSections(md string) []section {
 	fence := false
 	flush := func() {
 		if text := strings.TrimSpace(cur.String()); text != "" {
-			out = append(out, section{Title: title, Text: text})
+			out = append(out, section{Title: title, Text: text, index: int32(len(out))})
 		}
 		cur.Reset()
 	}
@@ -137,32 +143,41 @@ func (k *knowledge) pick(question string, n int) []*section {
 		s     *section
 		score float64
 	}
-	var best []scored
 	N := float64(len(k.sections))
-	for i := range k.sections {
-		s := &k.sections[i]
-		score := 0.0
-		for _, t := range q {
-			tf := float64(s.terms[t])
-			if tf == 0 {
-				continue
-			}
-			df := float64(k.df[t])
-			idf := math.Log(1 + (N-df+0.5)/(df+0.5))
-			score += idf * tf * (bm25K1 + 1) / (tf + bm25K1*(1-bm25B+bm25B*float64(s.n)/k.avgLen))
+	scores := make([]float64, len(k.sections))
+	var touched []int32
+	for _, t := range q {
+		list := k.postings[t]
+		if len(list) == 0 {
+			continue
 		}
-		if score > 0 {
-			best = append(best, scored{s, score})
+		df := float64(len(list))
+		idf := math.Log(1 + (N-df+0.5)/(df+0.5))
+		for _, p := range list {
+			tf := float64(p.tf)
+			n := float64(k.sections[p.section].n)
+			if scores[p.section] == 0 {
+				touched = append(touched, p.section)
+			}
+			scores[p.section] += idf * tf * (bm25K1 + 1) / (tf + bm25K1*(1-bm25B+bm25B*n/k.avgLen))
 		}
 	}
-	slices.SortStableFunc(best, func(a, b scored) int {
+	best := make([]scored, 0, len(touched))
+	for _, i := range touched {
+		if scores[i] > 0 {
+			best = append(best, scored{&k.sections[i], scores[i]})
+		}
+	}
+	// Best first; ties in the file's order, so that the choice does not
+	// depend on the map's.
+	slices.SortFunc(best, func(a, b scored) int {
 		switch {
 		case a.score > b.score:
 			return -1
 		case a.score < b.score:
 			return 1
 		}
-		return 0
+		return int(a.s.index - b.s.index)
 	})
 	out := make([]*section, 0, min(n, len(best)))
 	for _, b := range best[:min(n, len(best))] {

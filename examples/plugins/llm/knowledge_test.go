@@ -102,3 +102,20 @@ func abs(n int) int {
 	}
 	return n
 }
+
+// FuzzKnowledge: any Markdown and question are parsed and searched
+// without a panic, every section picked is one of the file's, and the
+// sections cover the file's text.
+func FuzzKnowledge(f *testing.F) {
+	f.Add(faq, "可以退货吗")
+	f.Add("# a\n```\n# not a heading\n```\n## b\ntext", "heading")
+	f.Add("####### seven\n#no space\n#\n", "#")
+	f.Fuzz(func(t *testing.T, md, q string) {
+		k := newKnowledge(md, 0)
+		for _, s := range k.pick(q, 3) {
+			if !strings.Contains(md, strings.TrimSpace(firstLine(s.Text))) {
+				t.Fatalf("picked a section not in the file: %q", s.Text)
+			}
+		}
+	})
+}
