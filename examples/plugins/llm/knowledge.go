@@ -17,7 +17,7 @@ type section struct {
 	Text string
 
 	index int32 // its place in the file
-	n int // terms in all, the title's counted twice
+	n     int   // terms in all, the title's counted twice
 }
 
 // posting is one section a term appears in, and how often.
