@@ -190,3 +190,22 @@ func TestBotEchoesNeverPause(t *testing.T) {
 		t.Fatalf("events %+v", ev)
 	}
 }
+
+// TestHandoffOff: with handoff.pause 0, a message from the phone pauses
+// nothing and the bot answers on.
+func TestHandoffOff(t *testing.T) {
+	t.Parallel()
+	h := prepareHarness(t, sim.Options{AutoConfirm: true, NoSeed: true})
+	h.cfg.Handoff.Pause = 0
+	h.start()
+	_, wcID := h.online("shop")
+	if _, err := h.sim.Inject(wcID, sim.OwnText("", "我来")); err != nil {
+		t.Fatal(err)
+	}
+	if !answeredAfterBarrier(t, h, wcID, "echo 1") {
+		t.Fatal("echo 1 was not answered with takeover off")
+	}
+	if p := h.d.Paused(""); len(p) != 0 || len(handoffEvents(h)) != 0 {
+		t.Fatalf("paused %+v, events %+v", p, handoffEvents(h))
+	}
+}
