@@ -34,6 +34,11 @@ type llm struct {
 	onReload func() // called after every reload attempt; tests hook it
 
 	usageMu sync.Mutex // one read-modify-write of an account's usage at a time
+
+	sweepMu sync.Mutex
+	swept   time.Time      // when the last sweep began
+	onSweep func()         // called after every sweep; tests hook it
+	sweeps  sync.WaitGroup // Close waits for a sweep under way
 }
 
 // setup is one loaded configuration with what it builds.
@@ -266,6 +271,7 @@ func (l *llm) answer(ctx context.Context, s *setup, req *sdk.HandleRequest) (*sd
 		u.TokensOut += ans.TokensOut
 		u.LatencyMS += took.Milliseconds()
 	})
+	l.maybeSweep(req.Host, cfg, now)
 	diags = append(diags, sdk.Diagnostic{Severity: sdk.SeverityInfo,
 		Summary: fmt.Sprintf("llm: answered in %s: %d tokens in, %d out; %s today: %d tokens", took.Round(time.Millisecond), ans.TokensIn, ans.TokensOut, req.Account, total)})
 	resp := &sdk.HandleResponse{Diagnostics: diags}
@@ -416,6 +422,58 @@ func (l *llm) usage(ctx context.Context, s *setup, req *sdk.HandleRequest) (*sdk
 	return sdk.TextReply(text), nil
 }
 
+// maybeSweep starts a sweep of the plugin's keys at most once an hour, off
+// the answer's path.
+func (l *llm) maybeSweep(h sdk.Host, cfg *Config, now time.Time) {
+	l.sweepMu.Lock()
+	due := l.swept.IsZero() || now.Sub(l.swept) >= time.Hour
+	if due {
+		l.swept = now
+		l.sweeps.Add(1)
+	}
+	hook := l.onSweep
+	l.sweepMu.Unlock()
+	if !due {
+		return
+	}
+	go func() {
+		defer l.sweeps.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		l.sweep(ctx, h, cfg, now)
+		if hook != nil {
+			hook()
+		}
+	}()
+}
+
+// usageDays is how long a day's usage is kept.
+const usageDays = 7
+
+// sweep forgets the memory of conversations silent for longer than
+// memory.max_age and the usage of days older than a week, so that the
+// plugin's keys in the daemon's store (10,000 at most) are bounded by the
+// conversations of one max_age, not of all time. A key it cannot read or
+// delete is left for the next sweep.
+func (l *llm) sweep(ctx context.Context, h sdk.Host, cfg *Config, now time.Time) {
+	keys, err := h.Keys(ctx, "mem/")
+	if err == nil {
+		for _, k := range keys {
+			if m, err := loadMemory(ctx, h, k, cfg.Memory.MaxAge, now); err == nil && len(m.Turns) == 0 && m.DifyConversation == "" {
+				_ = h.Delete(ctx, k)
+			}
+		}
+	}
+	oldest := now.In(cfg.location).AddDate(0, 0, -usageDays).Format(time.DateOnly)
+	if keys, err := h.Keys(ctx, "usage/"); err == nil {
+		for _, k := range keys {
+			if day := k[strings.LastIndexByte(k, '/')+1:]; day < oldest {
+				_ = h.Delete(ctx, k)
+			}
+		}
+	}
+}
+
 // Health reports a configuration that failed to load, and that the previous
 // one is still answering.
 func (l *llm) Health(context.Context) error {
@@ -432,8 +490,9 @@ func (l *llm) Health(context.Context) error {
 	return nil
 }
 
-// Close stops watching the files.
+// Close stops watching the files, once a sweep under way is done.
 func (l *llm) Close(context.Context) error {
+	l.sweeps.Wait()
 	if l.watcher == nil {
 		return nil
 	}

@@ -458,3 +458,33 @@ func TestConfigReloadsOnChange(t *testing.T) {
 		t.Fatal("the last good configuration stopped answering")
 	}
 }
+
+// TestSweepForgetsSilentConversations: the memory of a conversation silent
+// past memory.max_age, and usage older than a week, leave the store; a
+// live conversation's stay.
+func TestSweepForgetsSilentConversations(t *testing.T) {
+	t.Parallel()
+	p := newProvider(t, chat("好的", 1, 1))
+	r := newRig(t, p, "provider: openai\nbase_url: BASE\nmodel: m\nmemory: {turns: 3, max_age: 1h}\n")
+	swept := make(chan struct{}, 4)
+	r.l.sweepMu.Lock()
+	r.l.onSweep = func() { swept <- struct{}{} }
+	r.l.sweepMu.Unlock()
+	ask := func(id, session string) {
+		m := sdktest.Text("在吗")
+		m.Session = session
+		if _, err := r.p.Handle(t.Context(), &sdk.HandleRequest{ID: id, Action: "answer", Account: "shop", Message: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ask("1", "old@findermsg")
+	<-swept // the first answer sweeps an empty store
+	r.advance(8 * 24 * time.Hour)
+	ask("2", "new@findermsg")
+	<-swept
+	keys, _ := r.host.Keys(t.Context(), "")
+	want := []string{memoryKey("shop", "new@findermsg"), usageKey("shop", "2026-12-09")}
+	if strings.Join(keys, ",") != strings.Join(want, ",") {
+		t.Fatalf("keys after the sweep: %q, want %q", keys, want)
+	}
+}
