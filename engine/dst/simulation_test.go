@@ -97,14 +97,7 @@ func TestSimulation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *seedFlag != 0 {
-		r := runSeed(*seedFlag, t.TempDir(), true)
-		for _, l := range r.log {
-			t.Log(l)
-		}
-		if r.err != nil {
-			t.Fatalf("seed %d: %v", *seedFlag, r.err)
-		}
-		t.Logf("seed %d: %s", *seedFlag, r.summary)
+		replaySeed(t, false)
 		return
 	}
 	n := *seedsFlag
@@ -127,14 +120,7 @@ func TestSimulationImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *seedFlag != 0 {
-		r := runSeedWith(*seedFlag, t.TempDir(), true, true)
-		for _, l := range r.log {
-			t.Log(l)
-		}
-		if r.err != nil {
-			t.Fatalf("seed %d: %v", *seedFlag, r.err)
-		}
-		t.Logf("seed %d: %s", *seedFlag, r.summary)
+		replaySeed(t, true)
 		return
 	}
 	n := *seedsFlag / 2
@@ -142,6 +128,18 @@ func TestSimulationImages(t *testing.T) {
 		n = min(n, 100)
 	}
 	runSeeds(t, n, true)
+}
+
+// replaySeed runs the seed of -seed with its trace in the test's log.
+func replaySeed(t *testing.T, images bool) {
+	r := runSeedWith(*seedFlag, t.TempDir(), true, images)
+	for _, l := range r.log {
+		t.Log(l)
+	}
+	if r.err != nil {
+		t.Fatalf("seed %d: %v", *seedFlag, r.err)
+	}
+	t.Logf("seed %d: %s", *seedFlag, r.summary)
 }
 
 // runSeeds runs n seeds from -first-seed on every CPU and reports the
