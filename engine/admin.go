@@ -21,6 +21,7 @@ func (d *Daemon) Status() admin.Status {
 		state, detail := a.keeper.State()
 		as := admin.AccountStatus{Name: name, State: state, Detail: detail}
 		as.OutboxDepth, as.InDoubt = d.outbox.Depth(name)
+		as.Paused = len(d.handoff.List(name, d.now()))
 		if inst, ok := a.keeper.Current(); ok {
 			as.WcID, as.WID = inst.WcID, inst.WID
 		}
@@ -189,6 +190,17 @@ func (b adminBackend) RestartPlugin(ctx context.Context, name string) error {
 		return admin.ErrNoPlugins
 	}
 	return b.d.pluginManager.Restart(ctx, name)
+}
+
+func (b adminBackend) Paused() []store.Pause { return b.d.Paused("") }
+
+func (b adminBackend) Resume(ctx context.Context, account, conv string) error {
+	if err := b.d.Resume(ctx, account, conv); errors.Is(err, ErrNotPaused) {
+		return admin.ErrNotPaused
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 func (b adminBackend) Reload() (int, error) {

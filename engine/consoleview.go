@@ -101,6 +101,15 @@ func (c *consoleBackend) StartLogin(ctx context.Context, name string) error {
 	return consoleErr(c.d.StartLogin(ctx, name))
 }
 
+func (c *consoleBackend) Resume(ctx context.Context, account, conv string) error {
+	if err := c.d.Resume(ctx, account, conv); errors.Is(err, ErrNotPaused) {
+		return fmt.Errorf("%w: conversation %s of %s is not paused", console.ErrNotFound, conv, account)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
 func (c *consoleBackend) SubmitCode(_ context.Context, name, code string) error {
 	return consoleErr(c.d.SubmitCode(name, code))
 }
@@ -113,6 +122,9 @@ func (c *consoleBackend) Conversations(ctx context.Context, account string, limi
 	out := make([]console.Conversation, len(convs))
 	for i, cv := range convs {
 		v := console.Conversation{Account: account, ID: cv.ID}
+		if p, ok := c.d.handoff.Paused(account, cv.ID, c.d.now()); ok {
+			v.PausedUntil = p.Until
+		}
 		for _, m := range cv.Messages {
 			if v.Peer == "" {
 				// The peer is whoever the account talks with.

@@ -60,35 +60,15 @@ func TestCrashNeverLosesOrRepeats(t *testing.T) {
 	srv := sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
 	defer srv.Close()
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "rules.yaml"), greetRules)
-	cfgPath := filepath.Join(dir, "finderbot.yaml")
-	writeFile(t, cfgPath, fmt.Sprintf(`state_dir: ./state
-upstream: {base_url: %q, account: %q, password: %q, timeout: 2s}
-accounts: [{name: shop, wc_id: wxid_crash}]
-rules: [./rules.yaml]
-admin: {listen: ""}
-log: {level: warn}
-sync: {idle_interval: 5ms, busy_interval: 0s, max_backoff: 50ms, online_check: 50ms}
-send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, max_attempts: 100}
-`, srv.URL, sim.DefaultAccount, sim.DefaultPassword))
-
+	cfgPath := crashConfig(t, dir, srv.URL, "wxid_crash", greetRules)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var logs bytes.Buffer
-	start := func() *exec.Cmd {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), daemonEnv+"="+cfgPath)
-		cmd.Stderr = &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
+	start := daemonStarter(t, ctx, cfgPath, &logs)
 
 	rounds, perRound := 20, 8
 	want := map[string]bool{}
-	for r := range rounds {
-		cmd := start()
+	killRounds(t, start, rounds, func(r int) {
 		for i := range perRound {
 			text := fmt.Sprintf("echo %d-%d", r, i)
 			want[text] = true
@@ -96,22 +76,9 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, ma
 				t.Fatal(err)
 			}
 		}
-		// The chaos: kill at a random moment, from before the login to
-		// after the replies.
-		time.Sleep(time.Duration(rand.N(300)) * time.Millisecond)
-		cmd.Process.Kill()
-		cmd.Wait()
-	}
-
+	})
 	// A last, undisturbed run answers whatever is left.
-	cmd := start()
-	var stopOnce sync.Once
-	stop := func() {
-		stopOnce.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		})
-	}
+	stop := lastRun(start)
 	defer stop()
 	for sent := srv.Sent(); distinct(sent) < len(want); {
 		var err error
@@ -173,6 +140,68 @@ send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, ma
 		if logged[text] != 1 {
 			t.Errorf("%q is in the conversation log %d times", text, logged[text])
 		}
+	}
+}
+
+// crashConfig writes, in dir, a daemon configuration of one account
+// (wcID) against the simulator at url with the rules given, paced for
+// crash tests, and returns its path.
+func crashConfig(t *testing.T, dir, url, wcID, rules string) string {
+	t.Helper()
+	writeFile(t, filepath.Join(dir, "rules.yaml"), rules)
+	cfgPath := filepath.Join(dir, "finderbot.yaml")
+	writeFile(t, cfgPath, fmt.Sprintf(`state_dir: ./state
+upstream: {base_url: %q, account: %q, password: %q, timeout: 2s}
+accounts: [{name: shop, wc_id: %s}]
+rules: [./rules.yaml]
+admin: {listen: ""}
+log: {level: warn}
+sync: {idle_interval: 5ms, busy_interval: 0s, max_backoff: 50ms, online_check: 50ms}
+send: {interval: 0s, jitter: 0s, retry_backoff: 5ms, max_retry_backoff: 20ms, max_attempts: 100}
+`, url, sim.DefaultAccount, sim.DefaultPassword, wcID))
+	return cfgPath
+}
+
+// daemonStarter returns a function that starts the test binary as a
+// daemon on cfgPath, its log going to logs, for as long as ctx lasts.
+func daemonStarter(t *testing.T, ctx context.Context, cfgPath string, logs io.Writer) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), daemonEnv+"="+cfgPath)
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+}
+
+// killRounds starts a daemon rounds times, each time calling inject with
+// the round's number and killing the daemon with SIGKILL at a random
+// moment, from before its login to after its replies.
+func killRounds(t *testing.T, start func() *exec.Cmd, rounds int, inject func(round int)) {
+	t.Helper()
+	for r := range rounds {
+		cmd := start()
+		inject(r)
+		// The chaos: a random moment, not a synchronisation.
+		time.Sleep(time.Duration(rand.N(300)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+// lastRun starts an undisturbed daemon and returns the function that stops
+// it with SIGTERM, once however often it is called.
+func lastRun(start func() *exec.Cmd) (stop func()) {
+	cmd := start()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		})
 	}
 }
 

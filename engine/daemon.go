@@ -20,6 +20,7 @@ import (
 	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/events"
+	"github.com/finderbot/finderbot/engine/handoff"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/rates"
@@ -82,6 +83,7 @@ type Daemon struct {
 	watchState    func(name, state string)
 	watchRates    func() // called after each count of the rates; tests set it before Start
 	outbox        *outbox.Outbox
+	handoff       *handoff.Registry // conversations people took over
 	sched         *scheduler
 	rules         *ruleHost
 	plugins       outbox.PluginCaller
@@ -234,7 +236,10 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		hc = upstream.NewHTTPClient(tr)
 		d.closers = append(d.closers, func() error { tr.CloseIdleConnections(); return nil })
 	}
-	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout))
+	ir := cfg.Upstream.ImageReply
+	d.client, err = upstream.New(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(cfg.Upstream.Timeout),
+		upstream.WithImageSend(upstream.ImageSend{Endpoint: ir.Endpoint, WID: ir.WID, ToUserName: ir.ToUserName,
+			MyUserName: ir.MyUserName, SessionID: ir.SessionID, ImgURL: ir.ImgURL}))
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -244,6 +249,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := d.newPlugins(); err != nil {
 		return nil, err
 	}
+	d.newHandoff()
 	d.outbox = d.newOutbox()
 	d.sched = newScheduler(min(cfg.Sync.Concurrency, len(cfg.Accounts)), d.step)
 	for _, ac := range cfg.Accounts {
@@ -300,6 +306,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 		}
 	}
 	if err := poller.RestoreCooldowns(ctx, d.store, d.rules.cooldowns, d.now()); err != nil {
+		d.cancel()
+		return err
+	}
+	if err := d.restoreHandoff(ctx); err != nil {
 		d.cancel()
 		return err
 	}

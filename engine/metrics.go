@@ -23,6 +23,11 @@ type metrics struct {
 	handOff      prometheus.Histogram
 
 	inboundSkipped *prometheus.CounterVec
+
+	handoffs       *prometheus.CounterVec
+	withheld       *prometheus.CounterVec
+	pausedConvs    prometheus.GaugeFunc
+	pausedCountFor func() float64
 }
 
 func newMetrics() *metrics {
@@ -66,9 +71,23 @@ func newMetrics() *metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "finderbot_rule_reloads_total", Help: "Rule reloads by result (ok, failed).",
 		}, []string{"result"}),
+		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_handoffs_total", Help: "Conversations a person answered from the phone, pausing the bot there, per account.",
+		}, []string{"account"}),
+		withheld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finderbot_handoff_withheld_actions_total", Help: "Rule actions not queued because a person had their conversation, per account.",
+		}, []string{"account"}),
 	}
+	m.pausedConvs = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "finderbot_conversations_paused", Help: "Conversations where a person has taken over and the bot is paused.",
+	}, func() float64 {
+		if m.pausedCountFor == nil {
+			return 0
+		}
+		return m.pausedCountFor()
+	})
 	m.reg.MustRegister(m.synced, m.syncedTypes, m.pollSeconds, m.pollErrors, m.rulesMatched, m.rulesFailed,
-		m.actions, m.outboxDepth, m.sessionState, m.reloads, m.handOff, m.inboundSkipped,
+		m.actions, m.outboxDepth, m.sessionState, m.reloads, m.handOff, m.inboundSkipped, m.handoffs, m.withheld, m.pausedConvs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

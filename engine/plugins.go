@@ -82,12 +82,19 @@ func (d *Daemon) callPlugin(ctx context.Context, it store.Item) ([]store.Item, e
 	// The manager has logged the answer's diagnostics, bounded.
 	log := d.log.With("plugin", it.Plugin, "action", it.Action, "rule", it.Rule)
 	var out []store.Item
-	for _, r := range resp.Replies {
+	for i, r := range resp.Replies {
+		if r.Image != "" && !strings.HasPrefix(r.Image, "http://") && !strings.HasPrefix(r.Image, "https://") {
+			return nil, outbox.Permanent(fmt.Errorf("plugin %s.%s: reply %d: image %q is not an http:// or https:// URL; the upstream fetches the image from it", it.Plugin, it.Action, i+1, r.Image))
+		}
 		if it.Msg == nil || it.To == "" {
 			log.Warn("plugin replied, but there is no message to answer; use a send", "text", r.Text)
 			continue
 		}
-		out = append(out, store.Item{Account: it.Account, Kind: store.KindReply, Rule: it.Rule, Text: r.Text,
+		text := r.Text
+		if r.Image != "" {
+			text = "" // an image reply sends the image alone
+		}
+		out = append(out, store.Item{Account: it.Account, Kind: store.KindReply, Rule: it.Rule, Text: text, Image: r.Image,
 			To: it.To, My: it.My, Session: it.Session, MsgID: it.MsgID, Conversation: it.Conversation})
 	}
 	for _, s := range resp.Sends {

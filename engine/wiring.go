@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/finderbot/finderbot/engine/events"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/rules"
 )
 
 // newOutbox wires the outbox to the store, the upstream, the sessions and
@@ -16,13 +18,15 @@ func (d *Daemon) newOutbox() *outbox.Outbox {
 	cfg := d.cfg.Send
 	return outbox.New(outbox.Config{
 		MaxAttempts: cfg.MaxAttempts, RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff,
-		Doubt: d.cfg.Upstream.Timeout,
+		Doubt: d.cfg.Upstream.Timeout, PluginCalls: d.cfg.Plugins.CallsPerAccount,
 	}, outbox.Deps{
 		Store: d.store, Sender: d.sender, Sessions: accountSessions{d}, Plugins: d.plugins,
-		Pace:     d.pace,
-		Rand:     jitter,
-		Log:      d.log,
-		Observer: outboxMetrics{d},
+		Pace:       d.pace,
+		Rand:       jitter,
+		Paused:     d.pausedUntil,
+		DropPaused: d.handoff.Drop(),
+		Log:        d.log,
+		Observer:   outboxMetrics{d},
 	})
 }
 
@@ -30,7 +34,7 @@ func (d *Daemon) newOutbox() *outbox.Outbox {
 func (d *Daemon) newPoller(name string) *poller.Poller {
 	return poller.New(name, poller.Deps{
 		Syncer: d.sync, Store: d.store, Sink: d.outbox,
-		Rules: d.rules.set.Load, Cooldowns: d.rules.cooldowns,
+		Rules: d.rules.set.Load, Cooldowns: d.rules.cooldowns, Handoff: d.handoff,
 		Now: d.now, Log: d.log, Observer: pollerMetrics{d},
 	})
 }
@@ -111,6 +115,20 @@ func (m pollerMetrics) Skipped(account, _ string) {
 func (m pollerMetrics) Committed(account string, received int) {
 	m.d.rates.In(account, received)
 	m.d.ratesCounted()
+}
+func (m pollerMetrics) Paused(p store.Pause, extended bool) {
+	if extended {
+		m.d.log.Info("conversation pause extended: the person wrote again", "account", p.Account, "conversation", p.Conv, "until", p.Until)
+		return
+	}
+	m.d.metrics.handoffs.WithLabelValues(p.Account).Inc()
+	m.d.log.Info("conversation handed off: a person answered from the phone; the bot pauses there", "account", p.Account,
+		"conversation", p.Conv, "until", p.Until, "msg_id", p.MsgID)
+	m.d.publish(events.KindHandoff, p.Account, fmt.Sprintf("a person answered conversation %s from the phone; the bot pauses there until %s",
+		p.Conv, p.Until.In(m.d.cfg.Location()).Format("2006-01-02 15:04:05")))
+}
+func (m pollerMetrics) Withheld(account, _ string, acts []rules.Action) {
+	m.d.metrics.withheld.WithLabelValues(account).Add(float64(len(acts)))
 }
 func (m pollerMetrics) FinderName(account, name string) {
 	if a := m.d.accounts[account]; a != nil {

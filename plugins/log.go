@@ -159,7 +159,14 @@ func (o *output) diagnostics(action, id string, ds []sdk.Diagnostic) {
 			continue
 		}
 		budget -= min(size, o.limits.LineBytes)
-		l.LogAttrs(context.Background(), slog.LevelWarn, "plugin diagnostic",
+		level := slog.LevelWarn
+		switch d.Severity {
+		case sdk.SeverityInfo:
+			level = slog.LevelInfo // a note, such as a plugin's usage figures
+		case sdk.SeverityError:
+			level = slog.LevelError
+		}
+		l.LogAttrs(context.Background(), level, "plugin diagnostic",
 			slog.String("action", action), slog.String("id", id), slog.String("severity", d.Severity.String()),
 			slog.String("summary", d.Summary), slog.String("detail", d.Detail))
 	}

@@ -226,7 +226,7 @@ func benchMatch(b *testing.B, rules []byte, msgs []*sdk.Message) {
 				m, now := msgs[i%len(msgs)], benchTimes[i%len(benchTimes)]
 				switch mode {
 				case "naive":
-					dst = set.match(e, dst[:0], m, m.Account, now, nil, false)
+					dst = set.match(e, dst[:0], m, Conversation{}, m.Account, now, nil, false)
 				case "old-index":
 					dst = old.Match(dst[:0], m, m.Account, now, nil)
 				default:

@@ -32,6 +32,28 @@ type Env struct {
 	Account string `expr:"account"`
 	// Event is the event being matched by an `on: event` rule.
 	Event Event `expr:"event"`
+	// Conversation is the state of the message's conversation.
+	Conversation Conversation `expr:"conversation"`
+}
+
+// PausedKeeps reports whether the daemon still queues action a of a rule
+// that fired on a message of a paused conversation: only sends to someone
+// else do; replies, image replies and plugin actions on the message are
+// withheld while a person has the conversation. Rule tests withhold the
+// same.
+func PausedKeeps(a Action) bool { return a.Kind == KindSend }
+
+// Conversation is what rules see of the conversation a message belongs
+// to, as `conversation`.
+type Conversation struct {
+	// Paused is true while a person who answered the conversation from
+	// the phone has it: the daemon queues no reply there then, whatever
+	// the rules say, but rules may still act elsewhere (alert someone
+	// with a send, say).
+	Paused bool
+	// PausedUntil is when the pause ends, unless the person writes again;
+	// zero when not paused.
+	PausedUntil time.Time
 }
 
 // Event types the daemon reports about its sessions; Event.Type holds one of

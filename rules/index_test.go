@@ -201,7 +201,7 @@ func TestIndexEqualsNaive(t *testing.T) {
 	t.Parallel()
 	indexProperty(t, OnMessage, 42, 60, 60, 300, func(r *rand.Rand, set *Set, e *evaluator) (string, string, string) {
 		m, account, now := randMessage(r), pick(r, accounts), randTime(r)
-		return rulesOf(set.match(e, nil, m, account, now, nil, true)), rulesOf(set.match(e, nil, m, account, now, nil, false)),
+		return rulesOf(set.match(e, nil, m, Conversation{}, account, now, nil, true)), rulesOf(set.match(e, nil, m, Conversation{}, account, now, nil, false)),
 			fmt.Sprintf("message %+v (account %q, sys %+v) at %v", *m, account, m.Sys, now)
 	})
 }
@@ -259,7 +259,7 @@ func indexProperty(t *testing.T, on Trigger, stream uint64, rounds, maxRules, pe
 
 // indexedAndNaive matches m through the index and by evaluating every rule.
 func indexedAndNaive(set *Set, e *evaluator, m *sdk.Message, now time.Time) (string, string) {
-	return rulesOf(set.match(e, nil, m, "", now, nil, true)), rulesOf(set.match(e, nil, m, "", now, nil, false))
+	return rulesOf(set.match(e, nil, m, Conversation{}, "", now, nil, true)), rulesOf(set.match(e, nil, m, Conversation{}, "", now, nil, false))
 }
 
 // TestIndexInvalidUTF8 pins what rules match a text that is not UTF-8, with

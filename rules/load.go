@@ -374,7 +374,7 @@ func (c *compiler) rule(s *source, n *yaml.Node) {
 // answers reports whether a rule sends any text.
 func answers(r *Rule) bool {
 	for _, a := range r.actions {
-		if a.kind == KindReply || a.kind == KindSend {
+		if a.kind == KindReply || a.kind == KindReplyImage || a.kind == KindSend {
 			return true
 		}
 	}
@@ -445,7 +445,7 @@ func (c *compiler) exprError(s *source, n *yaml.Node, rule, what string, err err
 	s.errorAt(n, rule, "%s: %v", what, err)
 }
 
-var actionKeys = []string{"reply", "send", "plugin", "with"}
+var actionKeys = []string{"reply", "reply_image", "send", "plugin", "with"}
 
 func (c *compiler) action(s *source, n *yaml.Node, r *Rule) (action, bool) {
 	m := s.mapping(n, r.Name, "action", actionKeys...)
@@ -453,13 +453,13 @@ func (c *compiler) action(s *source, n *yaml.Node, r *Rule) (action, bool) {
 		return action{}, false
 	}
 	var kinds []string
-	for _, k := range []string{"reply", "send", "plugin"} {
+	for _, k := range []string{"reply", "reply_image", "send", "plugin"} {
 		if _, ok := m[k]; ok {
 			kinds = append(kinds, k)
 		}
 	}
 	if len(kinds) != 1 {
-		s.errorAt(n, r.Name, "action: want exactly one of reply, send or plugin, got %d", len(kinds))
+		s.errorAt(n, r.Name, "action: want exactly one of reply, reply_image, send or plugin, got %d", len(kinds))
 		return action{}, false
 	}
 	a := action{kind: kinds[0]}
@@ -475,6 +475,16 @@ func (c *compiler) action(s *source, n *yaml.Node, r *Rule) (action, bool) {
 			return a, false
 		}
 		a.text, ok = c.template(s, m["reply"], r.Name, "reply")
+	case "reply_image":
+		if r.Trigger != OnMessage {
+			s.errorAt(m["reply_image"].key, r.Name, "reply_image: %s rules have no message to reply to", r.Trigger)
+			return a, false
+		}
+		a.text, ok = c.template(s, m["reply_image"], r.Name, "reply_image")
+		if ok && a.text.static && !strings.HasPrefix(a.text.literal, "http://") && !strings.HasPrefix(a.text.literal, "https://") {
+			s.errorAt(m["reply_image"].value, r.Name, "reply_image: %q is not an http:// or https:// URL; the upstream fetches the image from it", a.text.literal)
+			ok = false
+		}
 	case "send":
 		sm := s.mapping(m["send"].value, r.Name, "send", "to", "text")
 		if sm == nil {

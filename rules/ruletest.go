@@ -74,8 +74,9 @@ type testCase struct {
 }
 
 type testMessage struct {
-	after time.Duration
-	msg   sdk.Message
+	after  time.Duration
+	msg    sdk.Message
+	paused bool
 }
 
 type testEvent struct {
@@ -161,7 +162,12 @@ func runCase(set *Set, account string, tc *testCase) []Action {
 		if msg.Account == "" {
 			msg.Account = account
 		}
-		out = set.Match(out, &msg, account, clock, cd)
+		n := len(out)
+		out = set.MatchIn(out, &msg, Conversation{Paused: m.paused}, account, clock, cd)
+		if m.paused {
+			// The daemon withholds what a paused conversation would get.
+			out = append(out[:n], slices.DeleteFunc(out[n:], func(a Action) bool { return !PausedKeeps(a) })...)
+		}
 	}
 	for _, e := range tc.events {
 		clock = clock.Add(e.after)
@@ -357,7 +363,7 @@ func decodeMessage(s *source, n *yaml.Node, what string) testMessage {
 	what += ": message"
 	var tm testMessage
 	tm.msg.Type = sdk.TypeText
-	keys := []string{"id", "type", "text", "content", "from", "to", "session", "from_self", "account", "sys", "after"}
+	keys := []string{"id", "type", "text", "content", "from", "to", "session", "from_self", "account", "sys", "after", "paused"}
 	m := s.mapping(n, "", what, keys...)
 	for _, k := range keys {
 		f, ok := m[k]
@@ -386,6 +392,8 @@ func decodeMessage(s *source, n *yaml.Node, what string) testMessage {
 			tm.msg.Account, _ = s.str(f, "", what+": account")
 		case "after":
 			tm.after, _ = s.duration(f, "", what+": after")
+		case "paused":
+			tm.paused, _ = s.boolean(f, "", what+": paused")
 		case "sys":
 			sm := s.mapping(f.value, "", what+": sys", "type", "fields")
 			tm.msg.Sys = &sdk.SysMsg{}
@@ -435,7 +443,7 @@ func decodeEvent(s *source, n *yaml.Node, what string) testEvent {
 func decodeExpect(s *source, n *yaml.Node, what string) Action {
 	what += ": expect"
 	var a Action
-	m := s.mapping(n, "", what, "rule", "reply", "send", "plugin", "with")
+	m := s.mapping(n, "", what, "rule", "reply", "reply_image", "send", "plugin", "with")
 	if f, ok := m["rule"]; ok {
 		a.Rule, _ = s.str(f, "", what+": rule")
 	} else if m != nil {
@@ -445,6 +453,9 @@ func decodeExpect(s *source, n *yaml.Node, what string) Action {
 	case has(m, "reply"):
 		a.Kind = KindReply
 		a.Text, _ = s.str(m["reply"], "", what+": reply")
+	case has(m, "reply_image"):
+		a.Kind = KindReplyImage
+		a.Image, _ = s.str(m["reply_image"], "", what+": reply_image")
 	case has(m, "send"):
 		a.Kind = KindSend
 		sm := s.mapping(m["send"].value, "", what+": send", "to", "text")
@@ -463,7 +474,7 @@ func decodeExpect(s *source, n *yaml.Node, what string) Action {
 		}
 	default:
 		if m != nil {
-			s.errorAt(n, "", "%s: want one of reply, send or plugin", what)
+			s.errorAt(n, "", "%s: want one of reply, reply_image, send or plugin", what)
 		}
 	}
 	return a

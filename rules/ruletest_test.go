@@ -19,6 +19,21 @@ func TestRunTestsExamples(t *testing.T) {
 	}
 }
 
+// TestRunTestsCustomerService runs the customer-service example's rule
+// tests: image replies, FAQ priorities, opening hours and paused
+// conversations.
+func TestRunTestsCustomerService(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	rep, err := RunTests(&out, Options{}, "../examples/customer-service/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Failed != 0 || rep.Passed < 9 {
+		t.Errorf("customer-service: %+v\n%s", rep, out.String())
+	}
+}
+
 // TestRunTestsFailures pins what a failing rule test prints: the test's
 // name and position, evaluation failures and a diff of the actions.
 func TestRunTestsFailures(t *testing.T) {

@@ -49,7 +49,7 @@ type Rule struct {
 
 // action is a compiled action.
 type action struct {
-	kind         string // "reply", "send" or "plugin"
+	kind         string // "reply", "reply_image", "send" or "plugin"
 	text, to     template
 	plugin, name string
 	params       []param
@@ -62,9 +62,11 @@ type param struct {
 
 // Action kinds, as found in Action.Kind.
 const (
-	KindReply  = "reply"
-	KindSend   = "send"
-	KindPlugin = "plugin"
+	KindReply = "reply"
+	// KindReplyImage answers the message with the image at Action.Image.
+	KindReplyImage = "reply_image"
+	KindSend       = "send"
+	KindPlugin     = "plugin"
 )
 
 // Action is a rendered action of a rule that fired: plain data, ready to be
@@ -76,6 +78,8 @@ type Action struct {
 	Kind string `json:"kind"`
 	// Text is the text of a reply or a send.
 	Text string `json:"text,omitempty"`
+	// Image is the URL of the image of a reply_image.
+	Image string `json:"image,omitempty"`
 	// To is the recipient of a send. A reply has none: it answers the
 	// message that triggered it.
 	To string `json:"to,omitempty"`
@@ -94,6 +98,8 @@ func (a Action) String() string {
 	switch a.Kind {
 	case KindReply:
 		fmt.Fprintf(&b, "reply: %s}", quote(a.Text))
+	case KindReplyImage:
+		fmt.Fprintf(&b, "reply_image: %s}", quote(a.Image))
 	case KindSend:
 		fmt.Fprintf(&b, "send: {to: %s, text: %s}}", quote(a.To), quote(a.Text))
 	case KindPlugin:
@@ -234,18 +240,26 @@ func newEvaluator() *evaluator {
 // nil means none apply. A rule whose evaluation fails is reported to
 // Options.OnFailure and does not match; the others go on.
 func (s *Set) Match(dst []Action, msg *sdk.Message, account string, now time.Time, cd CooldownView) []Action {
+	return s.MatchIn(dst, msg, Conversation{}, account, now, cd)
+}
+
+// MatchIn is Match for a message of a conversation in state conv, which
+// the rules see as `conversation`.
+func (s *Set) MatchIn(dst []Action, msg *sdk.Message, conv Conversation, account string, now time.Time, cd CooldownView) []Action {
 	e := s.pool.Get().(*evaluator)
-	dst = s.match(e, dst, msg, account, now, cd, true)
+	dst = s.match(e, dst, msg, conv, account, now, cd, true)
 	s.pool.Put(e)
 	return dst
 }
 
-func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string, now time.Time, cd CooldownView, indexed bool) []Action {
+func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, cs Conversation, account string, now time.Time, cd CooldownView, indexed bool) []Action {
 	if account == "" {
 		account = msg.Account
 	}
 	// One copy of the environment per message, shared by every rule.
-	e.setEnv(s.env(msg, account, now))
+	env := s.env(msg, account, now)
+	env.Conversation = cs
+	e.setEnv(env)
 	conv := msg.Session
 	if conv == "" {
 		conv = msg.From
@@ -404,6 +418,8 @@ func (s *Set) render(e *evaluator, dst []Action, r *Rule) ([]Action, error) {
 		switch a.kind {
 		case KindReply:
 			out.Text, err = s.exec(e, &a.text)
+		case KindReplyImage:
+			out.Image, err = s.exec(e, &a.text)
 		case KindSend:
 			if out.To, err = s.exec(e, &a.to); err == nil {
 				out.Text, err = s.exec(e, &a.text)

@@ -188,7 +188,7 @@ func handleResponseToProto(r *HandleResponse) *pluginpb.HandleResponse {
 		return out
 	}
 	for _, rep := range r.Replies {
-		out.Replies = append(out.Replies, &pluginpb.Reply{Text: rep.Text})
+		out.Replies = append(out.Replies, &pluginpb.Reply{Text: rep.Text, Image: rep.Image})
 	}
 	for _, s := range r.Sends {
 		out.Sends = append(out.Sends, sendToProto(s))
@@ -213,7 +213,10 @@ func handleResponseFromProto(r *pluginpb.HandleResponse) (*HandleResponse, error
 		if n := len(rep.GetText()); n > MaxResponseText {
 			return nil, fmt.Errorf("reply %d is %d bytes, more than the limit of %d", i+1, n, MaxResponseText)
 		}
-		out.Replies = append(out.Replies, Reply{Text: rep.GetText()})
+		if n := len(rep.GetImage()); n > MaxResponseText {
+			return nil, fmt.Errorf("reply %d: its image URL is %d bytes, more than the limit of %d", i+1, n, MaxResponseText)
+		}
+		out.Replies = append(out.Replies, Reply{Text: rep.GetText(), Image: rep.GetImage()})
 	}
 	for i, s := range r.GetSends() {
 		send := sendFromProto(s)

@@ -139,11 +139,14 @@ type HandleResponse struct {
 	Diagnostics []Diagnostic
 }
 
-// Reply is a text answering the message that triggered an action. The daemon
+// Reply is a text, or an image, answering the message that triggered an action. The daemon
 // addresses it: in the same Finder conversation, from the account that
 // received the message.
 type Reply struct {
 	Text string
+	// Image is the URL of an image to answer with (/privateSendImg)
+	// instead of Text; the upstream fetches it from there.
+	Image string
 }
 
 // Send is a text message to a chosen recipient.
@@ -199,6 +202,12 @@ type Diagnostic struct {
 // most common answer of an action.
 func TextReply(text string) *HandleResponse {
 	return &HandleResponse{Replies: []Reply{{Text: text}}}
+}
+
+// ImageReply returns a response answering the message with the image at
+// url (http:// or https://).
+func ImageReply(url string) *HandleResponse {
+	return &HandleResponse{Replies: []Reply{{Image: url}}}
 }
 
 // RetryLater marks err as temporary: the daemon keeps the action in its

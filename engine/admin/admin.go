@@ -71,6 +71,12 @@ type Backend interface {
 	// how many rules are in force; a broken file keeps the old rules and
 	// fails with the problems, each with its file, line and column.
 	Reload() (rules int, err error)
+	// Paused lists the conversations where a person took over from the
+	// phone and the bot is paused, with when each pause ends.
+	Paused() []store.Pause
+	// Resume hands a paused conversation of an account back to the bot;
+	// ErrNotPaused when it is not paused.
+	Resume(ctx context.Context, account, conv string) error
 }
 
 // Errors a Backend returns for the API to answer with the right status.
@@ -79,6 +85,7 @@ var (
 	ErrNotWaiting     = errors.New("admin: not waiting for a code")
 	ErrNoPlugins      = errors.New("admin: no plugins are configured")
 	ErrUnsupported    = errors.New("admin: the store cannot do this while it runs")
+	ErrNotPaused      = errors.New("admin: the conversation is not paused")
 )
 
 // Options are the parts of the admin API that do not come from the Backend.

@@ -100,14 +100,14 @@ func PrintHealth(ctx context.Context, t Target, out io.Writer, ready bool) error
 func WriteStatus(out io.Writer, addr string, st Status, now time.Time) {
 	fmt.Fprintf(out, "finderbot at %s: up %s, %d rules\n\n", addr, age(st.Started, now), st.Rules)
 	var accounts table
-	accounts.row("ACCOUNT", "STATE", "WCID", "LAST SYNC", "MESSAGES", "OUTBOX", "IN DOUBT", "SKIPPED", "PROBLEM")
+	accounts.row("ACCOUNT", "STATE", "WCID", "LAST SYNC", "MESSAGES", "OUTBOX", "IN DOUBT", "SKIPPED", "PAUSED", "PROBLEM")
 	for _, a := range st.Accounts {
 		problem := a.LastError
 		if problem == "" {
 			problem = a.Detail
 		}
 		accounts.row(a.Name, a.State, orDash(a.WcID), ago(a.LastSync, now), fmt.Sprint(a.Messages),
-			fmt.Sprint(a.OutboxDepth), fmt.Sprint(a.InDoubt), fmt.Sprint(a.Skipped), problem)
+			fmt.Sprint(a.OutboxDepth), fmt.Sprint(a.InDoubt), fmt.Sprint(a.Skipped), fmt.Sprint(a.Paused), problem)
 	}
 	accounts.write(out)
 	if len(st.Sessions) > 0 {

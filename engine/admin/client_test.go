@@ -158,9 +158,9 @@ func TestWriteStatus(t *testing.T) {
 	WriteStatus(&b, "127.0.0.1:9090", st, now)
 	want := `finderbot at 127.0.0.1:9090: up 1m30s, 3 rules
 
-ACCOUNT  STATE        WCID       LAST SYNC  MESSAGES  OUTBOX  IN DOUBT  SKIPPED  PROBLEM
-shop     online       wxid_shop  2s ago     19        1       0         0
-mall     backing_off  -          never      0         0       0         0        upstream: refused second line
+ACCOUNT  STATE        WCID       LAST SYNC  MESSAGES  OUTBOX  IN DOUBT  SKIPPED  PAUSED  PROBLEM
+shop     online       wxid_shop  2s ago     19        1       0         0        0
+mall     backing_off  -          never      0         0       0         0        0       upstream: refused second line
 
 SESSION  KIND   STATE   DETAIL
 crm      token  online

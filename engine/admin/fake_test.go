@@ -37,6 +37,7 @@ type fake struct {
 	rules    int
 	reload   error
 	nextID   uint64
+	paused   []store.Pause
 }
 
 func newFake() *fake {
@@ -148,6 +149,23 @@ func (f *fake) RestartPlugin(_ context.Context, name string) error {
 		return errors.New("plugins: no plugin " + name)
 	}
 	return err
+}
+
+func (f *fake) Paused() []store.Pause {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.paused)
+}
+
+func (f *fake) Resume(_ context.Context, account, conv string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.paused, func(p store.Pause) bool { return p.Account == account && p.Conv == conv })
+	if i < 0 {
+		return ErrNotPaused
+	}
+	f.paused = slices.Delete(f.paused, i, i+1)
+	return nil
 }
 
 func (f *fake) Reload() (int, error) {

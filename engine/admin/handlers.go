@@ -38,6 +38,14 @@ func (s *Server) mux() *http.ServeMux {
 	mux.HandleFunc("POST /api/sessions/{name}/code", s.handleCode)
 	mux.HandleFunc("POST /api/plugins/{name}/restart", s.handlePluginRestart)
 	mux.HandleFunc("POST /api/reload", s.handleReload)
+	mux.HandleFunc("GET /api/conversations/paused", func(w http.ResponseWriter, r *http.Request) {
+		out := s.b.Paused()
+		if out == nil {
+			out = []store.Pause{}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /api/accounts/{name}/conversations/{conv}/resume", s.handleResume)
 	return mux
 }
 
@@ -151,6 +159,19 @@ func deadLetterID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 		return 0, false
 	}
 	return id, true
+}
+
+// handleResume hands a conversation a person took over back to the bot.
+func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	account, conv := r.PathValue("name"), r.PathValue("conv")
+	switch err := s.b.Resume(r.Context(), account, conv); {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"account": account, "conversation": conv, "state": "resumed"})
+	case errors.Is(err, ErrNotPaused):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("conversation %s of %s is not paused (see /api/conversations/paused)", conv, account))
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
 }
 
 func writeStoreError(w http.ResponseWriter, err error) {

@@ -28,6 +28,9 @@ type AccountStatus struct {
 	// Skipped counts the page items that could not be processed since
 	// the start (see /api/inbound-dead-letters).
 	Skipped uint64 `json:"skipped"`
+	// Paused counts the conversations a person took over from the phone,
+	// where the bot is paused (see /api/conversations/paused).
+	Paused int `json:"paused"`
 }
 
 // SessionStatus is one token or app-key session in /api/status.

@@ -31,6 +31,8 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	// Upstream is the wkteam API the accounts log in through.
 	Upstream Upstream `yaml:"upstream"`
+	// Handoff pauses the bot in a conversation a person answered.
+	Handoff Handoff `yaml:"handoff"`
 	// Accounts are the WeChat accounts the daemon keeps logged in.
 	Accounts []Account `yaml:"accounts"`
 	// Sessions are the logins of other systems the daemon keeps alive for
@@ -74,6 +76,33 @@ type Upstream struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxConnsPerHost bounds the connections to the API host.
 	MaxConnsPerHost int `yaml:"max_conns_per_host"`
+	// ImageReply is the shape of the image reply call. It comes from the
+	// public wkteam endpoint catalog, not from the API documents, so
+	// every name in it can be changed.
+	ImageReply ImageReply `yaml:"image_reply"`
+}
+
+// ImageReply names the endpoint and the body fields of an image reply; an
+// empty my_user_name or session_id leaves that field out.
+type ImageReply struct {
+	Endpoint   string `yaml:"endpoint"`
+	WID        string `yaml:"w_id"`
+	ToUserName string `yaml:"to_user_name"`
+	MyUserName string `yaml:"my_user_name"`
+	SessionID  string `yaml:"session_id"`
+	ImgURL     string `yaml:"img_url"`
+}
+
+// Handoff is what happens when a person answers a conversation from the
+// phone: the bot's automated replies there pause.
+type Handoff struct {
+	// Pause is how long after the person's latest message the
+	// conversation stays paused; 0 turns takeover detection off.
+	Pause time.Duration `yaml:"pause"`
+	// Queued is what becomes of the actions already queued in the
+	// conversation when it pauses: "hold" keeps them until the pause
+	// ends, "drop" removes them.
+	Queued string `yaml:"queued"`
 }
 
 // Account is one WeChat account.
@@ -185,6 +214,11 @@ type Plugins struct {
 	Dev bool `yaml:"dev"`
 	// CallTimeout bounds each plugin call.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// CallsPerAccount is how many plugin actions of one account may be
+	// under way at once, each in its own conversation, so that a slow
+	// plugin (a language model) holds up only the conversations waiting
+	// for it; 0 calls them one at a time.
+	CallsPerAccount int `yaml:"calls_per_account"`
 	// LockFile is the file of pinned checksums; empty for plugins.lock in
 	// Dir. Keeping it elsewhere lets the plugin directory be written by a
 	// deploy step that cannot also change the pins.
@@ -266,9 +300,12 @@ func Default() Config {
 	return Config{
 		StateDir: "./data",
 		Timezone: "Asia/Shanghai",
-		Upstream: Upstream{Timeout: 30 * time.Second, MaxConnsPerHost: 512},
-		Admin:    Admin{Listen: "127.0.0.1:9090"},
-		Log:      Log{Format: "text", Level: "info"},
+		Upstream: Upstream{Timeout: 30 * time.Second, MaxConnsPerHost: 512, ImageReply: ImageReply{
+			Endpoint: "/privateSendImg", WID: "wId", ToUserName: "toUserName", SessionID: "sessionId", ImgURL: "imgUrl",
+		}},
+		Handoff: Handoff{Pause: 30 * time.Minute, Queued: "drop"},
+		Admin:   Admin{Listen: "127.0.0.1:9090"},
+		Log:     Log{Format: "text", Level: "info"},
 		Sync: Sync{
 			IdleInterval: time.Second,
 			BusyInterval: 100 * time.Millisecond,
@@ -285,7 +322,7 @@ func Default() Config {
 			RetryBackoff:    2 * time.Second,
 			MaxRetryBackoff: 5 * time.Minute,
 		},
-		Plugins: Plugins{CallTimeout: 10 * time.Second, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
+		Plugins: Plugins{CallTimeout: 10 * time.Second, CallsPerAccount: 16, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
 		Store:   Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4},
 		Console: Console{MessagesPerAccount: 500, MessageMaxAge: 72 * time.Hour},
 	}
@@ -402,6 +439,24 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Upstream.BaseURL != SimURL && (c.Upstream.Account == "" || c.Upstream.Password == "") {
 		bad("upstream", "account and password are required")
+	}
+	if ir := c.Upstream.ImageReply; !strings.HasPrefix(ir.Endpoint, "/") {
+		bad("upstream.image_reply.endpoint", "%q must begin with /", ir.Endpoint)
+	}
+	for path, v := range map[string]string{"upstream.image_reply.w_id": c.Upstream.ImageReply.WID,
+		"upstream.image_reply.to_user_name": c.Upstream.ImageReply.ToUserName, "upstream.image_reply.img_url": c.Upstream.ImageReply.ImgURL} {
+		if v == "" {
+			bad(path, "must name the field (the default is the catalog's)")
+		}
+	}
+	if c.Plugins.CallsPerAccount < 0 || c.Plugins.CallsPerAccount > 1024 {
+		bad("plugins.calls_per_account", "want 0 to 1024, got %d", c.Plugins.CallsPerAccount)
+	}
+	if c.Handoff.Pause < 0 {
+		bad("handoff.pause", "must not be negative (0 turns takeover detection off)")
+	}
+	if c.Handoff.Queued != "hold" && c.Handoff.Queued != "drop" {
+		bad("handoff.queued", "%q: want hold or drop", c.Handoff.Queued)
 	}
 	if len(c.Accounts) == 0 {
 		bad("accounts", "at least one account is required")

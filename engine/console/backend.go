@@ -29,6 +29,9 @@ type Backend interface {
 	// conversation, at most limit conversations; an error wrapping
 	// ErrNotFound for an unknown account.
 	Conversations(ctx context.Context, account string, limit int) ([]Conversation, error)
+	// Resume hands a conversation a person took over from the phone back
+	// to the bot; an error wrapping ErrNotFound when it is not paused.
+	Resume(ctx context.Context, account, conv string) error
 	// DeadLetters are at most limit actions given up on.
 	DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error)
 	// RetryDeadLetter queues a dead letter again; an error wrapping
@@ -112,8 +115,11 @@ type Login struct {
 type Conversation struct {
 	Account, ID, Peer string
 	// Last is the time of its newest message.
-	Last     time.Time
-	Messages []Message
+	Last time.Time
+	// PausedUntil is when the bot answers it again: a person took it over
+	// from the phone. Zero when the bot answers it.
+	PausedUntil time.Time
+	Messages    []Message
 }
 
 // Message is one message of a conversation with what the rules made of it.

@@ -25,7 +25,7 @@ var pageRoutes = map[string]struct {
 	"all logins fragment":   {"/fragments/login", 200, []string{"crm", "idle"}},
 	"escaped name":          {"/login/a%2Fb", 200, []string{`action="/login/a%2Fb/start"`, `href="/login/a%2Fb?lang=en"`, `data-fragment="/fragments/login/a%2Fb"`}},
 	"unknown login":         {"/login/nobody", 404, []string{"找不到"}},
-	"conversations":         {"/conversations", 200, []string{"bob", "alice", "greet", "reply", `<option value="shop" selected>`}},
+	"conversations":         {"/conversations", 200, []string{"bob", "alice", "greet", "reply", `<option value="shop" selected>`, "人工接管中", `action="/conversations/resume"`, `name="conv" value="new"`}},
 	"other account":         {"/conversations?account=idle", 404, []string{`<option value="idle" selected>`, "not found"}},
 	"dead letters":          {"/dead-letters", 200, []string{`action="/dead-letters/7/retry"`, `action="/dead-letters/8/drop"`, "可能已发出", "2 次尝试", "timeout", `name="kind" value="send"`}},
 	"rules":                 {"/rules", 200, []string{"rules/greet.yaml:3", "12", `action="/rules/reload"`, `<label for="try-text">`}},
@@ -125,6 +125,7 @@ func TestActions(t *testing.T) {
 		"retry kind":      {"/dead-letters/retry-kind", url.Values{"kind": {"reply"}}, "/dead-letters", "retry-kind reply", "已重新排队 2 条死信。", nil},
 		"retry no kind":   {"/dead-letters/retry-kind", nil, "/dead-letters", "", "请指定死信类型。", nil},
 		"reload":          {"/rules/reload", nil, "/rules", "reload", "规则已重新加载。", nil},
+		"resume":          {"/conversations/resume", url.Values{"account": {"shop"}, "conv": {"ab@findermsg"}}, "/conversations?account=shop", "resume shop ab@findermsg", "会话 ab@findermsg 已恢复自动回复。", nil},
 		"reload fails":    {"/rules/reload", nil, "/rules", "reload", "<p>rules: greet.yaml:3:9: unknown name msgg</p><p>rules: late.yaml:1:1: &lt;bad&gt;</p>", errors.New("rules: greet.yaml:3:9: unknown name msgg\nrules: late.yaml:1:1: <bad>")},
 		"backend refuses": {"/dead-letters/7/retry", nil, "/dead-letters", "retry 7", "dead letter 7 is gone", errors.New("dead letter 7 is gone")},
 	}

@@ -121,7 +121,7 @@ func (f *fake) Conversations(_ context.Context, account string, limit int) ([]Co
 	}
 	return []Conversation{
 		{Account: "shop", ID: "old", Peer: "alice", Last: t0, Messages: []Message{{Time: t0, Text: "old conversation"}}},
-		{Account: "shop", ID: "new", Peer: "bob", Last: t0.Add(time.Hour), Messages: []Message{
+		{Account: "shop", ID: "new", Peer: "bob", Last: t0.Add(time.Hour), PausedUntil: t0.Add(90 * time.Minute), Messages: []Message{
 			{Time: t0.Add(time.Minute), Text: "first " + hostile, Rules: []string{"greet"}, Actions: []string{"reply"}},
 			{Time: t0.Add(time.Hour), FromSelf: true, Text: "second"},
 		}},
@@ -139,6 +139,9 @@ func (f *fake) DeadLetters(context.Context, int) ([]DeadLetter, error) {
 
 func (f *fake) RetryDeadLetter(_ context.Context, id uint64) error { return f.record("retry %d", id) }
 func (f *fake) DropDeadLetter(_ context.Context, id uint64) error  { return f.record("drop %d", id) }
+func (f *fake) Resume(_ context.Context, account, conv string) error {
+	return f.record("resume %s %s", account, conv)
+}
 
 func (f *fake) RetryDeadLetters(_ context.Context, kind string) (int, error) {
 	return 2, f.record("retry-kind %s", kind)

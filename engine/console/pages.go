@@ -37,6 +37,7 @@ func (c *console) routes() {
 	c.handle("POST /login/{name}/start", page, c.startLogin)
 	c.handle("POST /login/{name}/code", page, c.submitCode)
 	c.handle("GET /conversations", page, c.conversations)
+	c.handle("POST /conversations/resume", page, c.resume)
 	c.handle("GET /dead-letters", page, c.deadLetters)
 	c.handle("POST /dead-letters/{id}/retry", page, c.deadLetter)
 	c.handle("POST /dead-letters/{id}/drop", page, c.deadLetter)
@@ -287,6 +288,13 @@ func (c *console) conversations(w http.ResponseWriter, r *http.Request, v *view)
 		d.Conversations = convs
 	}
 	c.render(w, status, "conversations", "", v)
+}
+
+// resume hands a paused conversation back to the bot.
+func (c *console) resume(w http.ResponseWriter, r *http.Request, v *view) {
+	account, conv := r.PostFormValue("account"), r.PostFormValue("conv")
+	to := "/conversations?" + url.Values{"account": {account}}.Encode()
+	outcome(w, r, to, c.b.Resume(r.Context(), account, conv), v.T("flash.resumed", conv))
 }
 
 func (c *console) deadLetters(w http.ResponseWriter, r *http.Request, v *view) {

@@ -2,6 +2,7 @@ package dst
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 const (
 	endpointPrivateSend = "/privateSend"
+	endpointPrivateImg  = "/privateSendImg"
 	endpointSendText    = "/sendText"
 	endpointSessionID   = "/getSessionId"
 )
@@ -37,6 +39,34 @@ func (u *Upstream) PrivateSend(ctx context.Context, token string, req upstream.P
 			To: req.ToUserName, My: req.MyUserName, Session: req.SessionID, Content: req.Content,
 			NewMsgID: echo.ID, Time: now, Shape: shape})
 		sent = &upstream.Sent{NewMsgID: echo.ID, MsgID: uint64(seq), CreateTime: now.Unix()}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sent, nil
+}
+
+// PrivateSendImg answers a Finder private message with an image, as
+// PrivateSend does with a text: when the upstream accepts it, the echo is
+// the account's own image message, whose content is the stored image's
+// <img> XML — not the URL, as on the real upstream — and the Delivery's
+// Content is the URL.
+func (u *Upstream) PrivateSendImg(ctx context.Context, token string, req upstream.PrivateSendImgRequest) (*upstream.Sent, error) {
+	var sent *upstream.Sent
+	err := u.exchange(ctx, endpointPrivateImg, req.WID, func(a *account, shape Shape) error {
+		if missing := missingFields("toUserName", req.ToUserName, "sessionId", req.SessionID, "imgUrl", req.ImgURL); missing != "" {
+			return refusal(endpointPrivateImg, msgMissingArgs+missing+"不能为空")
+		}
+		now := u.clock.Now()
+		id := u.newID()
+		echo := Incoming{ID: id, Type: sdk.RawImage, From: req.MyUserName, To: req.ToUserName, Session: req.SessionID,
+			Text: fmt.Sprintf(`<msg><img md5="%032x" length="4096" /></msg>`, id), FromSelf: true}
+		seq := a.append(&echo, now)
+		u.accepted = append(u.accepted, Delivery{Endpoint: endpointPrivateImg, WID: req.WID,
+			To: req.ToUserName, My: req.MyUserName, Session: req.SessionID, Content: req.ImgURL,
+			NewMsgID: id, Time: now, Shape: shape})
+		sent = &upstream.Sent{NewMsgID: id, MsgID: uint64(seq), CreateTime: now.Unix()}
 		return nil
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finderbot/finderbot/engine/handoff"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/store"
@@ -58,18 +59,31 @@ const simRules = `rules:
       - plugin: fake.answer
 `
 
-var loadRules = sync.OnceValues(func() (*rules.Set, error) {
+var loadRules = sync.OnceValues(func() (*rules.Set, error) { return compileRules(simRules) })
+
+// imagePrefix begins the URL of the image the image variant answers an
+// "echo" message with; the URL names the message, as an echo reply's
+// text does.
+const imagePrefix = "https://img.example.com/"
+
+// loadImageRules are simRules with the echo answered by an image: the
+// image variant of the simulation, whose echoes carry no URL.
+var loadImageRules = sync.OnceValues(func() (*rules.Set, error) {
+	return compileRules(strings.Replace(simRules, `      - reply: "{{ msg.Text }}"`, `      - reply_image: "`+imagePrefix+`{{ msg.Text }}"`, 1))
+})
+
+func compileRules(text string) (*rules.Set, error) {
 	dir, err := os.MkdirTemp("", "finderbot-dst-rules")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "sim.yaml")
-	if err := os.WriteFile(path, []byte(simRules), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		return nil, err
 	}
 	return rules.Load(rules.Options{Location: time.UTC}, path)
-})
+}
 
 // TestSimulation is the deterministic simulation: every seed runs the real
 // poller, outbox, rules and store, single-threaded, against the upstream
@@ -82,19 +96,57 @@ func TestSimulation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if *seedFlag != 0 {
-		r := runSeed(*seedFlag, t.TempDir(), true)
-		for _, l := range r.log {
-			t.Log(l)
-		}
-		if r.err != nil {
-			t.Fatalf("seed %d: %v", *seedFlag, r.err)
-		}
-		t.Logf("seed %d: %s", *seedFlag, r.summary)
+		replaySeed(t, false)
 		return
 	}
 	n := *seedsFlag
 	if testing.Short() {
 		n = min(n, 200)
+	}
+	runSeeds(t, n, false)
+}
+
+// TestSimulationImages is the simulation with the echo messages answered
+// by images, whose echoes carry the upstream's <img> XML and not the URL:
+// replies in doubt can be settled only by their conversation's order.
+// Every image must still go out exactly once. Human takeover is on, the
+// owner typing into a conversation of their own: a bot reply taken for a
+// person's would pause a stranger's conversation and leave its messages
+// unanswered.
+func TestSimulationImages(t *testing.T) {
+	t.Parallel()
+	if _, err := loadImageRules(); err != nil {
+		t.Fatal(err)
+	}
+	if *seedFlag != 0 {
+		replaySeed(t, true)
+		return
+	}
+	n := *seedsFlag / 2
+	if testing.Short() {
+		n = min(n, 100)
+	}
+	runSeeds(t, n, true)
+}
+
+// replaySeed runs the seed of -seed with its trace in the test's log.
+func replaySeed(t *testing.T, images bool) {
+	r := runSeedWith(*seedFlag, t.TempDir(), true, images)
+	for _, l := range r.log {
+		t.Log(l)
+	}
+	if r.err != nil {
+		t.Fatalf("seed %d: %v", *seedFlag, r.err)
+	}
+	t.Logf("seed %d: %s", *seedFlag, r.summary)
+}
+
+// runSeeds runs n seeds from -first-seed on every CPU and reports the
+// failures with the command that replays each.
+func runSeeds(t *testing.T, n int, images bool) {
+	test := "TestSimulation"
+	if images {
+		test = "TestSimulationImages"
 	}
 	dir := t.TempDir()
 	var next atomic.Uint64
@@ -116,11 +168,11 @@ func TestSimulation(t *testing.T) {
 				if seed >= last {
 					return
 				}
-				r := runSeed(seed, dir, false)
+				r := runSeedWith(seed, dir, false, images)
 				mu.Lock()
 				totals.add(r.summary)
 				if r.err != nil && len(failures) < 10 {
-					failures = append(failures, fmt.Sprintf("seed %d: %v\n\treplay: go test ./engine/dst -run '^TestSimulation$' -v -seed %d", seed, r.err, seed))
+					failures = append(failures, fmt.Sprintf("seed %d: %v\n\treplay: go test ./engine/dst -run '^%s$' -v -seed %d", seed, r.err, test, seed))
 				}
 				mu.Unlock()
 			}
@@ -137,7 +189,7 @@ func TestSimulation(t *testing.T) {
 // summary counts what the seeds did, so that a run shows it exercised the
 // faults it claims to.
 type summary struct {
-	steps, injected, delivered, crashes, midCrashes, stops, storeFaults, inDoubt, dead, skipped, concurrentSyncs int
+	steps, injected, delivered, crashes, midCrashes, stops, storeFaults, inDoubt, dead, skipped, concurrentSyncs, paused int
 }
 
 func (s *summary) add(o summary) {
@@ -152,11 +204,16 @@ func (s *summary) add(o summary) {
 	s.dead += o.dead
 	s.skipped += o.skipped
 	s.concurrentSyncs += o.concurrentSyncs
+	s.paused += o.paused
 }
 
 func (s summary) String() string {
-	return fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped, %d syncs beside a send",
+	out := fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped, %d syncs beside a send",
 		s.steps, s.injected, s.delivered, s.crashes, s.midCrashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped, s.concurrentSyncs)
+	if s.paused > 0 {
+		out += fmt.Sprintf(", %d conversations paused by the owner", s.paused)
+	}
+	return out
 }
 
 type result struct {
@@ -196,7 +253,16 @@ type world struct {
 	// concurrency is the chance that a sync begins while a send is on its
 	// way.
 	concurrency float64
+	// takeover turns human takeover detection on, with the owner typing
+	// into a conversation of their own (phoneTo), so that no stranger's
+	// conversation may ever pause; owner holds the ids of what they typed.
+	takeover bool
+	owner    map[uint64]bool
 }
+
+// phoneTo is the peer of the conversation the owner types into when
+// takeover is on: no stranger writes there.
+const phoneTo = "fv1_phone@findermsg"
 
 // syncInFlight is a page fetched and not yet committed.
 type syncInFlight struct {
@@ -238,15 +304,24 @@ type node struct {
 const doubt = 30 * time.Second
 
 func runSeed(seed uint64, dir string, trace bool) (res result) {
+	return runSeedWith(seed, dir, trace, false)
+}
+
+// runSeedWith runs a seed; images answers the echo messages with images.
+func runSeedWith(seed uint64, dir string, trace, images bool) (res result) {
 	defer func() {
 		if p := recover(); p != nil {
 			res.err = fmt.Errorf("panic: %v", p)
 		}
 	}()
 	set, _ := loadRules()
+	if images {
+		set, _ = loadImageRules()
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	clock := NewClock()
-	w := &world{rng: rng, clock: clock, set: set, trace: trace, plugin: &fakePlugin{calls: map[string]int{}}}
+	w := &world{rng: rng, clock: clock, set: set, trace: trace, plugin: &fakePlugin{calls: map[string]int{}},
+		takeover: images, owner: map[uint64]bool{}}
 	faults := w.randomFaults()
 	w.up = NewUpstream(rand.New(rand.NewPCG(seed, 0x2545f4914f6cdd1d)), clock, faults)
 	var base store.Store
@@ -367,6 +442,17 @@ func (w *world) boot() {
 			break
 		}
 	}
+	var reg *handoff.Registry
+	if w.takeover {
+		reg = handoff.New(1000*time.Hour, false)
+		for {
+			ps, err := w.st.Pauses(ctx, w.clock.Now())
+			if err == nil {
+				reg.Restore(ps)
+				break
+			}
+		}
+	}
 	n := &node{pollers: map[string]*poller.Poller{}}
 	w.syncs = map[string]*syncInFlight{} // lost with the process
 	n.ob = outbox.New(outbox.Config{MaxAttempts: 1000, RetryBackoff: time.Second, MaxRetryBackoff: 10 * time.Second, Doubt: doubt}, outbox.Deps{
@@ -374,13 +460,17 @@ func (w *world) boot() {
 		Now:      w.clock.Now,
 		Sleep:    func(_ context.Context, d time.Duration) bool { w.clock.Advance(d); return true },
 		Observer: counter{&w.sum},
+		Paused: func(account, conv string, now time.Time) (time.Time, bool) {
+			p, ok := reg.Paused(account, conv, now)
+			return p.Until, ok
+		},
 	})
 	for !w.recovered(ctx, n.ob) {
 		// A failed store write, or a crash during the start: a real
 		// daemon is started again.
 	}
 	for _, wID := range w.wIDs {
-		n.pollers[wID] = poller.New(wID, poller.Deps{Syncer: crashingUpstream{w}, Store: w.st, Sink: n.ob, Rules: func() *rules.Set { return w.set }, Cooldowns: cd, Now: w.clock.Now})
+		n.pollers[wID] = poller.New(wID, poller.Deps{Syncer: crashingUpstream{w}, Store: w.st, Sink: n.ob, Rules: func() *rules.Set { return w.set }, Cooldowns: cd, Now: w.clock.Now, Handoff: reg})
 	}
 	w.node = n
 }
@@ -467,7 +557,11 @@ func (w *world) inject() {
 	case r < 93:
 		// The owner types on the phone: never answered, never an echo of a
 		// reply (its text is no reply's).
-		w.up.Inject(wID, Incoming{From: "", To: from, Text: fmt.Sprintf("owner %d", n), FromSelf: true})
+		to := from
+		if w.takeover {
+			to = phoneTo
+		}
+		w.owner[w.up.Inject(wID, Incoming{From: "", To: to, Text: fmt.Sprintf("owner %d", n), FromSelf: true})] = true
 		return
 	default:
 		w.up.Inject(wID, Notice("finder_live_start", "live_id", fmt.Sprint(n)))
@@ -503,16 +597,36 @@ func (w *world) check(ctx context.Context, st store.Store) error {
 			doubtBy[key(d.Item.Account, d.Item.To, d.Item.Text)]++
 			continue
 		}
-		deadBy[key(d.Item.Account, d.Item.To, d.Item.Text)]++
+		deadBy[key(d.Item.Account, d.Item.To, d.Item.Text+strings.TrimPrefix(d.Item.Image, imagePrefix))]++
+	}
+	if w.takeover {
+		// Only what the owner typed pauses a conversation: never a bot
+		// reply's echo, however its send went.
+		pauses, err := st.Pauses(ctx, w.clock.Now())
+		if err != nil {
+			return err
+		}
+		w.sum.paused += len(pauses)
+		for _, p := range pauses {
+			if !w.owner[p.MsgID] {
+				return fmt.Errorf("conversation %s of %s paused by message %d, which the owner did not type", p.Conv, p.Account, p.MsgID)
+			}
+		}
 	}
 	accepted := w.up.Accepted()
 	w.sum.delivered += len(accepted)
 	got := map[string]int{}
 	order := map[string][]string{} // conversation -> echo replies in acceptance order
 	for _, a := range accepted {
-		got[key(a.WID, a.To, a.Content)]++
-		if strings.HasPrefix(a.Content, "echo ") {
-			order[a.WID+"|"+a.To] = append(order[a.WID+"|"+a.To], a.Content)
+		content := a.Content
+		if a.Endpoint == endpointPrivateImg {
+			// The image of an echo message names it: compare it as the
+			// text the echo rule would have answered.
+			content = strings.TrimPrefix(content, imagePrefix)
+		}
+		got[key(a.WID, a.To, content)]++
+		if strings.HasPrefix(content, "echo ") {
+			order[a.WID+"|"+a.To] = append(order[a.WID+"|"+a.To], content)
 		}
 	}
 	want := map[string]int{}
@@ -675,6 +789,15 @@ func (u crashingUpstream) PrivateSend(ctx context.Context, token string, req ups
 		u.w.startSync(ctx, req.WID)
 	}
 	sent, err := u.w.up.PrivateSend(ctx, token, req)
+	u.w.maybeCrash()
+	return sent, err
+}
+
+func (u crashingUpstream) PrivateSendImg(ctx context.Context, token string, req upstream.PrivateSendImgRequest) (*upstream.Sent, error) {
+	if u.w.concurrency > 0 && u.w.rng.Float64() < u.w.concurrency {
+		u.w.startSync(ctx, req.WID)
+	}
+	sent, err := u.w.up.PrivateSendImg(ctx, token, req)
 	u.w.maybeCrash()
 	return sent, err
 }

@@ -25,6 +25,11 @@ const (
 	KindPlugin = "plugin"
 	// KindDeadLetter is an action given up on, with the reason.
 	KindDeadLetter = "dead_letter"
+	// KindHandoff is a conversation a person answered from the phone:
+	// the bot pauses there.
+	KindHandoff = "conversation.handoff"
+	// KindResumed is a paused conversation handed back to the bot.
+	KindResumed = "conversation.resumed"
 )
 
 // Event is one happening.

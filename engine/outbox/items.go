@@ -21,6 +21,14 @@ func Items(acts []rules.Action, account string, m *sdk.Message) []store.Item {
 			if m == nil || !addressReply(&it, m) {
 				continue
 			}
+		case rules.KindReplyImage:
+			// An image reply is a reply: the same order, pace, echo
+			// settlement and exactly-once delivery, sent through
+			// /privateSendImg.
+			it.Kind, it.Image = store.KindReply, a.Image
+			if m == nil || !addressReply(&it, m) {
+				continue
+			}
 		case rules.KindSend:
 			it.To, it.Conversation = a.To, "to:"+a.To
 		case rules.KindPlugin:

@@ -31,6 +31,14 @@ type Sender interface {
 
 var _ Sender = (*upstream.Client)(nil)
 
+// ImageSender is what the outbox needs of the upstream for image replies;
+// a Sender without it refuses them.
+type ImageSender interface {
+	PrivateSendImg(ctx context.Context, token string, req upstream.PrivateSendImgRequest) (*upstream.Sent, error)
+}
+
+var _ ImageSender = (*upstream.Client)(nil)
+
 // PluginCaller performs a plugin action and returns the actions its answer
 // asks for (replies and sends), addressed and ready for the outbox. An error
 // wrapped with Permanent sends the action to the dead letters at once.
@@ -87,6 +95,13 @@ type Config struct {
 	// accept it: its call timeout. A reply in doubt is sent again only
 	// once a sync that began later than that found no echo.
 	Doubt time.Duration
+	// PluginCalls is how many plugin actions of one account may be in
+	// flight at once, each in a conversation of its own, while the
+	// account's other conversations go on; 0 calls them one at a time
+	// on the account's worker (the deterministic simulation's way). A
+	// slow plugin (a language model) then holds up only its own
+	// conversations.
+	PluginCalls int
 }
 
 // Deps are the outbox's collaborators. Store, Sender and Sessions are
@@ -108,6 +123,12 @@ type Deps struct {
 	// Rand returns a random duration in [0, d], for retry jitter (default
 	// none: the full backoff).
 	Rand func(d time.Duration) time.Duration
+	// Paused tells whether a person took the conversation over, and until
+	// when (engine/handoff); nil for never. The actions queued in a
+	// paused conversation wait for the pause to end, or are dropped with
+	// DropPaused; those already attempted are settled as ever.
+	Paused     func(account, conv string, now time.Time) (until time.Time, ok bool)
+	DropPaused bool
 	// Log receives the outbox's log (default: discard).
 	Log *slog.Logger
 	// Observer receives figures; nil for none.
@@ -169,6 +190,10 @@ type queue struct {
 	// inflight are the items being attempted, true once their echo
 	// arrived during the attempt.
 	inflight map[uint64]bool
+	// calling are the conversations whose head is a plugin action in
+	// flight off the worker (Config.PluginCalls); calls counts them.
+	calling map[string]bool
+	calls   int
 }
 
 type delivered struct {
@@ -321,7 +346,7 @@ func (o *Outbox) addEntries(es []*entry) {
 func (o *Outbox) queue(account string) *queue {
 	q := o.accounts[account]
 	if q == nil {
-		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1), inflight: map[uint64]bool{}}
+		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1), inflight: map[uint64]bool{}, calling: map[string]bool{}}
 		o.accounts[account] = q
 	}
 	return q
@@ -373,6 +398,9 @@ func (o *Outbox) Settled(account string, ids []uint64) {
 				o.removeLocked(q, conv, i)
 				o.sent(&e.it)
 				o.log.Info("reply confirmed delivered by its echo", "account", account, "item", id)
+				// The replies its doubt held back are due now; nothing
+				// else would wake the worker for them.
+				o.wakeLocked(q)
 				break find
 			}
 		}
@@ -473,8 +501,14 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	wait := time.Duration(-1)
+	if o.deps.Paused != nil && o.deps.DropPaused {
+		o.dropPausedLocked(q, now)
+	}
 	for i, conv := range q.order {
 		e := q.convs[conv][0]
+		if q.calling[conv] || (e.it.Kind == store.KindPlugin && o.cfg.PluginCalls > 0 && q.calls >= o.cfg.PluginCalls) {
+			continue // its plugin call, or the account's share of calls, is under way
+		}
 		due := e.it.NextAt
 		if e.doubt {
 			// Waiting for its echo, or for a sync that began after its
@@ -483,6 +517,16 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 				continue
 			}
 			due = time.Time{}
+		}
+		if o.deps.Paused != nil {
+			if until, ok := o.deps.Paused(q.account, conv, now); ok {
+				// Held until the pause ends (or is resumed, which wakes
+				// the worker).
+				if w := until.Sub(now); wait < 0 || w < wait {
+					wait = w
+				}
+				continue
+			}
 		}
 		if !due.After(now) {
 			q.order = append(append(q.order[:i:i], q.order[i+1:]...), conv)
@@ -494,6 +538,42 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 		}
 	}
 	return nil, wait
+}
+
+// dropPausedLocked removes the queued actions of the account's paused
+// conversations; those in doubt stay, to be settled. The caller holds
+// o.mu.
+func (o *Outbox) dropPausedLocked(q *queue, now time.Time) {
+	for _, conv := range slices.Clone(q.order) {
+		if _, ok := o.deps.Paused(q.account, conv, now); !ok {
+			continue
+		}
+		for i := 0; i < len(q.convs[conv]); {
+			e := q.convs[conv][i]
+			if e.doubt && !q.caughtUp.After(e.sentBy.Add(o.cfg.Doubt)) {
+				i++ // it may have gone out: its echo, or its absence, decides
+				continue
+			}
+			q.pending.Remove = append(q.pending.Remove, e.it.ID)
+			o.log.Info("action dropped: a person took over its conversation", "account", q.account, "item", e.it.ID,
+				"kind", e.it.Kind, "rule", e.it.Rule, "conversation", conv)
+			o.deps.Observer.Result(e.it.Kind, "dropped")
+			o.removeLocked(q, conv, i)
+			if _, left := q.convs[conv]; !left {
+				break
+			}
+		}
+	}
+}
+
+// Wake has the account's worker look at its queue again: a pause ended or
+// began.
+func (o *Outbox) Wake(account string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.accounts[account]; q != nil {
+		o.wakeLocked(q)
+	}
 }
 
 // maxBatch bounds how many replies one write begins: with the pace lifted,
@@ -518,6 +598,11 @@ func (o *Outbox) more(q *queue, first *entry, now time.Time) []*entry {
 		}
 		if _, busy := q.inflight[e.it.ID]; busy {
 			return false
+		}
+		if o.deps.Paused != nil {
+			if _, paused := o.deps.Paused(q.account, e.it.Conversation, now); paused {
+				return false
+			}
 		}
 		if o.deps.Pace != nil {
 			if wait, cancel := o.deps.Pace(q.account); wait > 0 {
@@ -570,6 +655,10 @@ func (o *Outbox) Step(ctx context.Context, account string) (time.Duration, bool)
 		o.mu.Unlock()
 	}()
 	if e.it.Kind == store.KindPlugin {
+		if o.cfg.PluginCalls > 0 {
+			o.callPluginAside(ctx, q, e)
+			return 0, true
+		}
 		return o.callPlugin(ctx, q, e), true
 	}
 	return o.send(ctx, q, e), true
@@ -755,7 +844,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		o.popLocked(q, e.it.Conversation, e)
 		o.mu.Unlock()
 		o.sent(&e.it)
-		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
+		o.performed(log, &e.it)
 	case err == nil:
 		o.finish(q, e, func(c *store.Changes) {
 			if e.it.Kind != store.KindReply {
@@ -767,7 +856,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 			c.Put = append(c.Put, it)
 			q.delivered = append(q.delivered, delivered{id: it.ID, at: it.DeliveredAt})
 		}, "sent")
-		log.Info("action performed", "to", e.it.To, "conversation", e.it.Conversation)
+		o.performed(log, &e.it)
 	case upstream.Rejected(err) || errors.As(err, new(notSent)):
 		wait := o.refused(ctx, q, e, inst, err, log)
 		return wait, wait != 0 || ctx.Err() != nil, false
@@ -791,6 +880,16 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 		})
 	}
 	return 0, ctx.Err() != nil, true
+}
+
+// performed logs a reply or send the upstream accepted, naming the image
+// of an image reply.
+func (o *Outbox) performed(log *slog.Logger, it *store.Item) {
+	if it.Image != "" {
+		log.Info("action performed", "to", it.To, "conversation", it.Conversation, "image", it.Image)
+		return
+	}
+	log.Info("action performed", "to", it.To, "conversation", it.Conversation)
 }
 
 // itemLog is the log of one item's delivery. Building its attributes costs
@@ -918,6 +1017,15 @@ func (o *Outbox) deliver(ctx context.Context, inst Instance, it store.Item) (*up
 				return nil, notSent{err}
 			}
 		}
+		if it.Image != "" {
+			is, ok := o.deps.Sender.(ImageSender)
+			if !ok {
+				return nil, notSent{Permanent(errors.New("the upstream client cannot send images"))}
+			}
+			return is.PrivateSendImg(ctx, inst.Token, upstream.PrivateSendImgRequest{
+				WID: inst.WID, ToUserName: it.To, MyUserName: it.My, SessionID: sessionID, ImgURL: it.Image,
+			})
+		}
 		return o.deps.Sender.PrivateSend(ctx, inst.Token, upstream.PrivateSendRequest{
 			WID: inst.WID, ToUserName: it.To, MyUserName: it.My, SessionID: sessionID, Content: it.Text,
 		})
@@ -968,6 +1076,27 @@ func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Durati
 	log.Info("action performed", "answers", len(res.Added))
 	o.Add(res.Added)
 	return 0
+}
+
+// callPluginAside performs a plugin action on a goroutine of its own, its
+// conversation held meanwhile, and wakes the account's worker when it is
+// done. Close waits for it as for the workers.
+func (o *Outbox) callPluginAside(ctx context.Context, q *queue, e *entry) {
+	conv := e.it.Conversation
+	o.mu.Lock()
+	q.calling[conv] = true
+	q.calls++
+	o.wg.Add(1)
+	o.mu.Unlock()
+	go func() {
+		defer o.wg.Done()
+		o.callPlugin(ctx, q, e)
+		o.mu.Lock()
+		delete(q.calling, conv)
+		q.calls--
+		o.wakeLocked(q)
+		o.mu.Unlock()
+	}()
 }
 
 // Start runs a worker for every account with work until ctx ends; Close

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/finderbot/finderbot/engine/handoff"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream"
@@ -31,6 +32,9 @@ type Store interface {
 	Cursor(ctx context.Context, account string) (string, error)
 	Unseen(ctx context.Context, account string, ids []uint64) ([]uint64, error)
 	CommitPage(ctx context.Context, c store.Commit) (store.PageResult, error)
+	// Foreign tells the account's own messages no send of finderbot's
+	// accounts for: a person's, written on the phone.
+	Foreign(ctx context.Context, account string, echoes []store.Echo) ([]int, error)
 }
 
 // Sink hears what each committed page means for the outbox.
@@ -60,6 +64,12 @@ type Observer interface {
 	// Committed reports a committed page's new messages that the account
 	// received (its own are not counted).
 	Committed(account string, received int)
+	// Paused reports a conversation a person's message paused (extended
+	// false) or kept paused longer, once its page is committed.
+	Paused(p store.Pause, extended bool)
+	// Withheld reports the actions a rule would have queued in a paused
+	// conversation, which were not.
+	Withheld(account, conv string, acts []rules.Action)
 }
 
 // Deps are the poller's collaborators; Observer and Log may be nil.
@@ -72,6 +82,10 @@ type Deps struct {
 	// Cooldowns are the rules' cooldowns, shared by the account's pollers;
 	// a page's firings reach them only once the page is committed.
 	Cooldowns *rules.Cooldowns
+	// Handoff holds the conversations a person took over; nil turns
+	// takeover detection off. A page's pauses reach it only once the page
+	// is committed.
+	Handoff *handoff.Registry
 	// Now is the clock (default time.Now).
 	Now      func() time.Time
 	Log      *slog.Logger
@@ -102,11 +116,13 @@ func New(account string, deps Deps) *Poller {
 
 type nopObserver struct{}
 
-func (nopObserver) Synced(string, string)     {}
-func (nopObserver) Matched(string)            {}
-func (nopObserver) Skipped(string, string)    {}
-func (nopObserver) FinderName(string, string) {}
-func (nopObserver) Committed(string, int)     {}
+func (nopObserver) Synced(string, string)                   {}
+func (nopObserver) Matched(string)                          {}
+func (nopObserver) Skipped(string, string)                  {}
+func (nopObserver) FinderName(string, string)               {}
+func (nopObserver) Committed(string, int)                   {}
+func (nopObserver) Paused(store.Pause, bool)                {}
+func (nopObserver) Withheld(string, string, []rules.Action) {}
 
 // Result is what one Poll found.
 type Result struct {
@@ -190,6 +206,11 @@ func (p *Poller) Commit(ctx context.Context, page *upstream.Page, start time.Tim
 		fresh[id] = true
 	}
 	commit.MsgIDs = unseen
+	human, err := p.persons(ctx, msgs, fresh)
+	if err != nil {
+		return Result{}, err
+	}
+	pauses := map[string]store.Pause{} // this page's, by conversation
 	set := p.deps.Rules()
 	cd := p.deps.Cooldowns.Begin() // a nil Cooldowns gives a transaction of its own
 	now := p.deps.Now()
@@ -204,7 +225,7 @@ func (p *Poller) Commit(ctx context.Context, page *upstream.Page, start time.Tim
 			incoming++
 		}
 		if m.FromSelf {
-			commit.Echoes = append(commit.Echoes, store.Echo{ID: m.ID, From: m.From, To: m.To, Session: m.Session, Text: m.Content, Time: m.Time})
+			commit.Echoes = append(commit.Echoes, echoOf(m))
 		} else if strings.HasSuffix(m.To, "@finder") {
 			p.deps.Observer.FinderName(p.account, m.To)
 		}
@@ -212,9 +233,29 @@ func (p *Poller) Commit(ctx context.Context, page *upstream.Page, start time.Tim
 			p.deps.Log.Debug("message content did not parse", "account", p.account, "msg_id", m.ID, "err", m.ParseError)
 		}
 		p.deps.Observer.Synced(p.account, m.Type)
-		acts = set.Match(acts[:0], m, p.account, now, cd)
+		conv := outbox.Conversation(m)
+		if m.FromSelf && m.Session == "" {
+			conv = m.To // the other party
+		}
+		paused, ok := pauses[conv]
+		if !ok {
+			paused, ok = p.deps.Handoff.Paused(p.account, conv, now)
+		}
+		if human[m.ID] {
+			if np, started := p.deps.Handoff.Next(paused, p.account, conv, m.ID, m.Time, now); started {
+				pauses[conv], paused, ok = np, np, true
+			}
+		}
+		var cs rules.Conversation
+		if ok && paused.Until.After(now) {
+			cs = rules.Conversation{Paused: true, PausedUntil: paused.Until}
+		}
+		acts = set.MatchIn(acts[:0], m, cs, p.account, now, cd)
 		for _, a := range acts {
 			p.deps.Observer.Matched(a.Rule)
+		}
+		if cs.Paused {
+			acts = p.withhold(acts, conv)
 		}
 		items := outbox.Items(acts, p.account, m)
 		commit.Items = append(commit.Items, items...)
@@ -222,6 +263,9 @@ func (p *Poller) Commit(ctx context.Context, page *upstream.Page, start time.Tim
 	}
 	for _, mk := range cd.Marks() {
 		commit.Cooldowns = append(commit.Cooldowns, store.CooldownMark{Rule: mk.Rule, Conv: mk.Conv, Fired: mk.Fired, Until: mk.Until})
+	}
+	for _, ps := range pauses {
+		commit.Pauses = append(commit.Pauses, ps)
 	}
 	out, err := p.deps.Store.CommitPage(ctx, commit)
 	if err != nil {
@@ -236,11 +280,75 @@ func (p *Poller) Commit(ctx context.Context, page *upstream.Page, start time.Tim
 		p.deps.Observer.Skipped(p.account, s.Reason)
 		p.deps.Log.Warn("page item skipped", "account", p.account, "index", s.Index, "reason", s.Reason, "item", s.Raw)
 	}
+	for _, ps := range commit.Pauses {
+		_, extended := p.deps.Handoff.Paused(p.account, ps.Conv, now)
+		p.deps.Observer.Paused(ps, extended)
+	}
+	p.deps.Handoff.Apply(commit.Pauses)
 	p.deps.Sink.Settled(p.account, out.Settled)
 	p.deps.Sink.Add(out.Items)
 	p.deps.Observer.Committed(p.account, incoming)
 	res.Fresh, res.Actions = len(unseen), len(out.Items)
 	return res, nil
+}
+
+// persons returns the ids of the page's fresh own messages that a person
+// wrote, not finderbot: those no send of its accounts for. Judged before
+// the rules run, so that the messages after a person's on the same page
+// already find the conversation paused. The store's outbox may move
+// between this read and the page's commit, but never so as to change the
+// verdict: an echo can only be of a reply whose attempt was recorded
+// before the page was fetched, and the outcomes recorded since (accepted,
+// in doubt) still account for it.
+func (p *Poller) persons(ctx context.Context, msgs []*sdk.Message, fresh map[uint64]bool) (map[uint64]bool, error) {
+	if p.deps.Handoff == nil {
+		return nil, nil
+	}
+	var own []*sdk.Message
+	var echoes []store.Echo
+	for _, m := range msgs {
+		if fresh[m.ID] && m.FromSelf {
+			own = append(own, m)
+			echoes = append(echoes, echoOf(m))
+		}
+	}
+	if len(echoes) == 0 {
+		return nil, nil
+	}
+	foreign, err := p.deps.Store.Foreign(ctx, p.account, echoes)
+	if err != nil {
+		return nil, fmt.Errorf("poller: %s: %w", p.account, err)
+	}
+	out := make(map[uint64]bool, len(foreign))
+	for _, i := range foreign {
+		out[own[i].ID] = true
+	}
+	return out, nil
+}
+
+// echoOf is an own message as an echo that may settle a reply.
+func echoOf(m *sdk.Message) store.Echo {
+	return store.Echo{ID: m.ID, From: m.From, To: m.To, Session: m.Session, Text: m.Content, Image: m.Type == sdk.TypeImage, Time: m.Time}
+}
+
+// withhold takes out of acts those that would act in conversation conv,
+// paused because a person took it over: replies, image replies and plugin
+// actions on the message. Sends to others stay.
+func (p *Poller) withhold(acts []rules.Action, conv string) []rules.Action {
+	keep := acts[:0]
+	var held []rules.Action
+	for _, a := range acts {
+		if rules.PausedKeeps(a) {
+			keep = append(keep, a)
+			continue
+		}
+		held = append(held, a)
+	}
+	if len(held) > 0 {
+		p.deps.Observer.Withheld(p.account, conv, held)
+		p.deps.Log.Info("rule actions withheld: a person has this conversation", "account", p.account, "conversation", conv, "actions", len(held), "rule", held[0].Rule)
+	}
+	return keep
 }
 
 // logEntry is m for the account's conversation log: the rules that fired
@@ -259,6 +367,9 @@ func logEntry(m *sdk.Message, acts []rules.Action, items []store.Item) store.Log
 	}
 	for _, it := range items {
 		la := store.LoggedAction{Rule: it.Rule, Kind: it.Kind, Text: it.Text}
+		if it.Image != "" {
+			la.Kind, la.Text = rules.KindReplyImage, it.Image
+		}
 		switch it.Kind {
 		case store.KindSend:
 			la.To = it.To

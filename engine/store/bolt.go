@@ -120,6 +120,7 @@ var (
 	bucketCooldown = []byte("cooldowns")    // rule \x00 conversation -> CooldownMark
 	bucketInbound  = []byte("inbound_dead") // sequence -> InboundDeadLetter
 	bucketLog      = []byte("log")          // account -> {logged time + sequence -> LoggedMessage}
+	bucketPauses   = []byte("pauses")       // account \x00 conversation -> Pause
 	keyOutboxN     = []byte("outbox_n")
 )
 
@@ -510,6 +511,9 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 		if err := putCooldowns(tx, c.Cooldowns); err != nil {
 			return err
 		}
+		if err := putPauses(tx, c.Pauses); err != nil {
+			return err
+		}
 		if err := s.putInbound(tx, c.Skipped); err != nil {
 			return err
 		}
@@ -524,12 +528,9 @@ func (s *Bolt) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	return res, nil
 }
 
-// settleEchoes removes the account's attempted items that echoes prove
-// delivered and returns their ids.
-func settleEchoes(tx *bolt.Tx, account string, echoes []Echo) ([]uint64, error) {
-	if len(echoes) == 0 {
-		return nil, nil
-	}
+// attemptedItems returns the account's items that may have reached the
+// upstream, in ID order.
+func attemptedItems(tx *bolt.Tx, account string) ([]Item, error) {
 	idx := tx.Bucket(bucketAttempts).Bucket([]byte(account))
 	if idx == nil {
 		return nil, nil
@@ -548,6 +549,90 @@ func settleEchoes(tx *bolt.Tx, account string, echoes []Echo) ([]uint64, error) 
 		cands = append(cands, it)
 		return nil
 	})
+	return cands, err
+}
+
+// Foreign implements Store.
+func (s *Bolt) Foreign(ctx context.Context, account string, echoes []Echo) ([]int, error) {
+	if len(echoes) == 0 {
+		return nil, nil
+	}
+	var foreign []int
+	err := s.view(ctx, "classify echoes of "+account, func(tx *bolt.Tx) error {
+		cands, err := attemptedItems(tx, account)
+		if err != nil {
+			return err
+		}
+		_, foreign = ClassifyEchoes(cands, echoes)
+		return nil
+	})
+	return foreign, err
+}
+
+func pauseKey(account, conv string) []byte { return []byte(account + "\x00" + conv) }
+
+func putPauses(tx *bolt.Tx, ps []Pause) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketPauses)
+	for _, p := range ps {
+		v, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(pauseKey(p.Account, p.Conv), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pauses implements Store. Pauses that have ended are forgotten.
+func (s *Bolt) Pauses(ctx context.Context, now time.Time) ([]Pause, error) {
+	var out []Pause
+	err := s.batch(ctx, "pauses", func(tx *bolt.Tx) error {
+		out = out[:0]
+		cur := tx.Bucket(bucketPauses).Cursor()
+		for k, v := cur.First(); k != nil; {
+			var p Pause
+			if err := json.Unmarshal(v, &p); err != nil || !p.Until.After(now) {
+				if err := cur.Delete(); err != nil {
+					return err
+				}
+				k, v = cur.Seek(k)
+				continue
+			}
+			out = append(out, p)
+			k, v = cur.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Resume implements Store.
+func (s *Bolt) Resume(ctx context.Context, account, conv string) (bool, error) {
+	var found bool
+	err := s.batch(ctx, "resume "+account, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketPauses)
+		k := pauseKey(account, conv)
+		found = b.Get(k) != nil
+		return b.Delete(k)
+	})
+	return found, err
+}
+
+// settleEchoes removes the account's attempted items that echoes prove
+// delivered and returns their ids.
+func settleEchoes(tx *bolt.Tx, account string, echoes []Echo) ([]uint64, error) {
+	if len(echoes) == 0 {
+		return nil, nil
+	}
+	cands, err := attemptedItems(tx, account)
 	if err != nil {
 		return nil, err
 	}

@@ -451,7 +451,7 @@ var allBuckets = [][]byte{bucketAccounts, bucketCursors, bucketSeen, bucketSeenA
 
 // optionalBuckets are created by every store that opens, but a copy made
 // before they existed lacks them and is no less sound.
-var optionalBuckets = [][]byte{bucketLog}
+var optionalBuckets = [][]byte{bucketLog, bucketPauses}
 
 // checkRecords decodes every record and compares the counts kept in the
 // meta bucket with what they count. It trusts the pages: pageProblems ran.
@@ -485,6 +485,9 @@ func checkRecords(tx *bolt.Tx, rep *Report) {
 	decodeAll(bucketSessions, "session", func() any { return new(SessionState) })
 	decodeAll(bucketLeases, "lease", func() any { return new(Lease) })
 	decodeAll(bucketCooldown, "cooldown", func() any { return new(CooldownMark) })
+	if tx.Bucket(bucketPauses) != nil {
+		decodeAll(bucketPauses, "pause", func() any { return new(Pause) })
+	}
 	rep.DeadLetters = decodeAll(bucketDead, "dead letter", func() any { return new(DeadLetter) })
 	counted("dead_n", rep.DeadLetters)
 	rep.InboundDeadLetters = decodeAll(bucketInbound, "inbound dead letter", func() any { return new(InboundDeadLetter) })

@@ -21,22 +21,42 @@ const EchoSlack = 5 * time.Minute
 //     same text whose attempt began before the echo was written. With k
 //     equal replies pending and j such echoes, exactly the j oldest are
 //     settled, since replies of one conversation are accepted, and echoed,
-//     in the order they were sent.
+//     in the order they were sent. An image echo carries the upstream's
+//     <img> XML rather than the URL sent, so it stands for "an image" and
+//     settles the oldest unsettled image reply of its conversation by the
+//     same order; a text echo never settles an image reply, nor an image
+//     echo a text one.
 //
 // Echoes that settle nothing (a message the operator typed on the phone)
 // are ignored.
 func MatchEchoes(cands []Item, echoes []Echo) []uint64 {
-	if len(cands) == 0 || len(echoes) == 0 {
-		return nil
+	settled, _ := ClassifyEchoes(cands, echoes)
+	return settled
+}
+
+// ClassifyEchoes is MatchEchoes that also returns the indexes, in echoes,
+// of the echoes that settle nothing: the account's own messages that no
+// send of finderbot's accounts for, written by a person on the phone (or
+// another client). Takeover detection rests on it, so that it can never
+// take a reply of the bot for a person's.
+func ClassifyEchoes(cands []Item, echoes []Echo) (settled []uint64, foreign []int) {
+	if len(echoes) == 0 {
+		return nil, nil
 	}
-	settled := make([]bool, len(cands))
+	if len(cands) == 0 {
+		foreign = make([]int, len(echoes))
+		for i := range foreign {
+			foreign[i] = i
+		}
+		return nil, foreign
+	}
+	done := make([]bool, len(cands))
 	used := make([]bool, len(echoes))
-	var out []uint64
 	for j, e := range echoes {
 		for i := range cands {
-			if !settled[i] && cands[i].NewMsgID != 0 && cands[i].NewMsgID == e.ID {
-				settled[i], used[j] = true, true
-				out = append(out, cands[i].ID)
+			if !done[i] && cands[i].NewMsgID != 0 && cands[i].NewMsgID == e.ID {
+				done[i], used[j] = true, true
+				settled = append(settled, cands[i].ID)
 				break
 			}
 		}
@@ -47,20 +67,25 @@ func MatchEchoes(cands []Item, echoes []Echo) []uint64 {
 		}
 		for i := range cands {
 			c := &cands[i]
-			if settled[i] || c.Kind != KindReply || c.State == StateDelivered || !c.State.Attempted() {
+			if done[i] || c.Kind != KindReply || c.State == StateDelivered || !c.State.Attempted() {
 				continue
 			}
-			if c.Text != e.Text || c.To != e.To || (c.My != "" && e.From != "" && c.My != e.From) ||
+			if (c.Image != "") != e.Image || (!e.Image && c.Text != e.Text) || c.To != e.To || (c.My != "" && e.From != "" && c.My != e.From) ||
 				(c.Session != "" && e.Session != "" && c.Session != e.Session) {
 				continue
 			}
 			if !e.Time.IsZero() && !c.AttemptAt.IsZero() && e.Time.Before(c.AttemptAt.Add(-EchoSlack)) {
 				continue
 			}
-			settled[i] = true
-			out = append(out, c.ID)
+			done[i], used[j] = true, true
+			settled = append(settled, c.ID)
 			break
 		}
 	}
-	return out
+	for j := range echoes {
+		if !used[j] {
+			foreign = append(foreign, j)
+		}
+	}
+	return settled, foreign
 }

@@ -65,6 +65,20 @@ func TestMatchEchoes(t *testing.T) {
 			cands:  []Item{reply(2, StateInDoubt, "好的")},
 			echoes: []Echo{echo(7, "收到")},
 		},
+		"an image echo settles the oldest image reply of its conversation, not a text one": {
+			cands:  []Item{reply(1, StateInDoubt, "收到"), imageReply(2, StateAttempting), imageReply(3, StateInDoubt)},
+			echoes: []Echo{imageEcho(701)},
+			want:   []uint64{2},
+		},
+		"a text echo never settles an image reply": {
+			cands:  []Item{imageReply(2, StateInDoubt)},
+			echoes: []Echo{echo(7, "")},
+		},
+		"an image echo of a delivered image reply settles it alone": {
+			cands:  []Item{func() Item { it := imageReply(1, StateDelivered); it.NewMsgID = 801; return it }(), imageReply(2, StateInDoubt)},
+			echoes: []Echo{imageEcho(801)},
+			want:   []uint64{1},
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -74,6 +88,122 @@ func TestMatchEchoes(t *testing.T) {
 			}
 		})
 	}
+}
+
+func imageReply(id uint64, state State) Item {
+	it := reply(id, state, "")
+	it.Image = "https://example.com/price.png"
+	return it
+}
+
+func imageEcho(id uint64) Echo {
+	e := echo(id, `<msg><img md5="x"/></msg>`)
+	e.Image = true
+	return e
+}
+
+// TestClassifyEchoesFindsWhatNoSendAccountsFor: the echoes that settle
+// nothing are exactly the person's messages; every echo of a reply, by id
+// or by text in doubt, is the bot's.
+func TestClassifyEchoesFindsWhatNoSendAccountsFor(t *testing.T) {
+	t.Parallel()
+	delivered := reply(1, StateDelivered, "收到")
+	delivered.NewMsgID = 501
+	tests := map[string]struct {
+		cands   []Item
+		echoes  []Echo
+		foreign []int
+	}{
+		"no outbox: every own message is a person's": {
+			echoes: []Echo{echo(1, "我来"), echo(2, "好")}, foreign: []int{0, 1},
+		},
+		"the echo of a delivered reply is the bot's": {
+			cands: []Item{delivered}, echoes: []Echo{echo(501, "收到")},
+		},
+		"the echo of a reply in doubt is the bot's, the person's equal text after it is not": {
+			cands: []Item{reply(2, StateInDoubt, "收到")}, echoes: []Echo{echo(9, "收到"), echo(10, "收到")}, foreign: []int{1},
+		},
+		"a person's text beside the bot's echo": {
+			cands: []Item{delivered}, echoes: []Echo{echo(7, "我来处理"), echo(501, "收到")}, foreign: []int{0},
+		},
+		"the echo of an image reply is the bot's": {
+			cands: []Item{imageReply(2, StateAttempting)}, echoes: []Echo{imageEcho(9)},
+		},
+		"a person's image with no image reply pending": {
+			cands: []Item{reply(2, StateInDoubt, "收到")}, echoes: []Echo{imageEcho(9)}, foreign: []int{0},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, got := ClassifyEchoes(tc.cands, tc.echoes); !slices.Equal(got, tc.foreign) {
+				t.Errorf("foreign %v, want %v", got, tc.foreign)
+			}
+		})
+	}
+}
+
+// TestPausesAreCommittedWithThePage: a pause goes in with its page, is
+// read back until it ends, replaced by a later one of its conversation,
+// and gone once resumed.
+func TestPausesAreCommittedWithThePage(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		p := Pause{Account: "shop", Conv: "s1", Since: t0, Until: t0.Add(30 * time.Minute), MsgID: 9}
+		if _, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k", MsgIDs: []uint64{9}, Pauses: []Pause{p}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Pauses(ctx, t0.Add(time.Minute))
+		if err != nil || len(got) != 1 || !got[0].Until.Equal(p.Until) || got[0].Conv != "s1" {
+			t.Fatalf("pauses %+v, %v; want %+v", got, err, p)
+		}
+		p.Until, p.MsgID = t0.Add(time.Hour), 10
+		if _, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k2", MsgIDs: []uint64{10}, Pauses: []Pause{p}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Pauses(ctx, t0.Add(45*time.Minute)); len(got) != 1 || got[0].MsgID != 10 {
+			t.Fatalf("extended pause: %+v", got)
+		}
+		if got, _ := s.Pauses(ctx, t0.Add(2*time.Hour)); len(got) != 0 {
+			t.Fatalf("an ended pause is still there: %+v", got)
+		}
+		if _, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k3", MsgIDs: []uint64{11}, Pauses: []Pause{p}}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Resume(ctx, "shop", "s1"); !ok || err != nil {
+			t.Fatalf("resume = %v, %v", ok, err)
+		}
+		if got, _ := s.Pauses(ctx, t0); len(got) != 0 {
+			t.Fatalf("a resumed pause is still there: %+v", got)
+		}
+		if ok, _ := s.Resume(ctx, "shop", "s1"); ok {
+			t.Fatal("resumed a pause twice")
+		}
+	})
+}
+
+// TestForeignJudgesAgainstTheOutbox: an own message equal to a reply in
+// doubt is the reply's echo; one no attempted reply accounts for is a
+// person's.
+func TestForeignJudgesAgainstTheOutbox(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		items, err := s.Enqueue(ctx, []Item{imageReply(0, StateQueued)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		it := items[0]
+		it.State, it.AttemptAt = StateInDoubt, t0
+		if _, err := s.Record(ctx, Changes{Put: []Item{it}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Foreign(ctx, "shop", []Echo{imageEcho(5), echo(6, "我是店主")})
+		if err != nil || !slices.Equal(got, []int{1}) {
+			t.Fatalf("foreign %v, %v; want [1]", got, err)
+		}
+	})
 }
 
 // TestCommitPageSettlesEchoesInItsTransaction: the echo of a reply in doubt

@@ -31,6 +31,7 @@ type Memory struct {
 	dead      map[uint64]DeadLetter
 	inbound   []InboundDeadLetter
 	cooldowns map[string]CooldownMark
+	pauses    map[string]Pause
 	kv        map[string]map[string][]byte
 	log       map[string][]LoggedMessage // by account, oldest first
 }
@@ -43,7 +44,7 @@ func NewMemory(opts Options) *Memory {
 	return &Memory{
 		opts: opts, accounts: map[string]Account{}, sessions: map[string]SessionState{}, leases: map[string]Lease{},
 		cursors: map[string]string{}, seen: map[string]map[uint64]bool{}, outbox: map[uint64]Item{},
-		dead: map[uint64]DeadLetter{}, cooldowns: map[string]CooldownMark{}, kv: map[string]map[string][]byte{},
+		dead: map[uint64]DeadLetter{}, cooldowns: map[string]CooldownMark{}, pauses: map[string]Pause{}, kv: map[string]map[string][]byte{},
 		log: map[string][]LoggedMessage{},
 	}
 }
@@ -143,6 +144,9 @@ func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	res.Items = m.enqueue(items, now)
 	for _, mk := range c.Cooldowns {
 		m.cooldowns[mk.Rule+"\x00"+mk.Conv] = mk
+	}
+	for _, p := range c.Pauses {
+		m.pauses[p.Account+"\x00"+p.Conv] = p
 	}
 	m.inbound = append(m.inbound, c.Skipped...)
 	if over := len(m.inbound) - m.opts.DeadMax; over > 0 {
@@ -289,20 +293,57 @@ func mapKeys[V any](mp map[uint64]V) []uint64 {
 func (m *Memory) Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	keys := make([]string, 0, len(m.cooldowns))
-	for k, mk := range m.cooldowns {
-		if !mk.Until.After(now) {
-			delete(m.cooldowns, k)
+	return running(m.cooldowns, func(mk CooldownMark) time.Time { return mk.Until }, now), ctx.Err()
+}
+
+// Foreign implements Store.
+func (m *Memory) Foreign(ctx context.Context, account string, echoes []Echo) ([]int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var cands []Item
+	for _, it := range m.sortedOutbox() {
+		if it.Account == account && it.State.Attempted() {
+			cands = append(cands, it)
+		}
+	}
+	_, foreign := ClassifyEchoes(cands, echoes)
+	return foreign, ctx.Err()
+}
+
+// Pauses implements Store.
+func (m *Memory) Pauses(ctx context.Context, now time.Time) ([]Pause, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return running(m.pauses, func(p Pause) time.Time { return p.Until }, now), ctx.Err()
+}
+
+// running returns the values of mp still running at now, by key, and
+// forgets the others, as the bbolt store's cursors do.
+func running[V any](mp map[string]V, until func(V) time.Time, now time.Time) []V {
+	keys := make([]string, 0, len(mp))
+	for k, v := range mp {
+		if !until(v).After(now) {
+			delete(mp, k)
 			continue
 		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	out := make([]CooldownMark, len(keys))
+	out := make([]V, len(keys))
 	for i, k := range keys {
-		out[i] = m.cooldowns[k]
+		out[i] = mp[k]
 	}
-	return out, ctx.Err()
+	return out
+}
+
+// Resume implements Store.
+func (m *Memory) Resume(ctx context.Context, account, conv string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := account + "\x00" + conv
+	_, ok := m.pauses[k]
+	delete(m.pauses, k)
+	return ok, ctx.Err()
 }
 
 // InboundDeadLetters implements Store.

@@ -39,6 +39,9 @@ type Item struct {
 	Rule string `json:"rule,omitempty"`
 	// Text is the text of a reply or send.
 	Text string `json:"text,omitempty"`
+	// Image is the URL of the image a reply sends (/privateSendImg)
+	// instead of a text; such a reply has no Text.
+	Image string `json:"image,omitempty"`
 	// To is the receiver: a send's wcId, or a reply's toUserName (the
 	// triggering message's From).
 	To string `json:"to,omitempty"`
@@ -146,6 +149,9 @@ type Echo struct {
 	From, To, Session string
 	// Text is the message's content.
 	Text string
+	// Image marks an image message (MsgType 3): the echo of an image
+	// reply, whose content is the upstream's <img> XML, not the URL sent.
+	Image bool
 	// Time is the message's CreateTime.
 	Time time.Time
 }
@@ -158,6 +164,21 @@ type CooldownMark struct {
 	Conv  string    `json:"conv"`
 	Fired time.Time `json:"fired"`
 	Until time.Time `json:"until"`
+}
+
+// Pause is a conversation whose automated replies are paused because a
+// person answered in it from the phone (human takeover). It is committed
+// with the page that carried the person's message, never before.
+type Pause struct {
+	// Account and Conv name the conversation (outbox.Conversation).
+	Account string `json:"account"`
+	Conv    string `json:"conv"`
+	// Since is when the person's latest message was written, Until when
+	// the pause ends unless another message of theirs extends it.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	// MsgID is the id of the person's latest message.
+	MsgID uint64 `json:"msg_id,omitempty"`
 }
 
 // Changes are delivery-state transitions recorded in one transaction.
@@ -263,6 +284,10 @@ type Commit struct {
 	Echoes []Echo
 	// Cooldowns are the rule cooldowns the page's messages started.
 	Cooldowns []CooldownMark
+	// Pauses are the conversations the page's messages paused, or whose
+	// pause they extended; each replaces the stored pause of its
+	// conversation.
+	Pauses []Pause
 	// Skipped are the page's items that could not be processed.
 	Skipped []InboundDeadLetter
 	// Log are the page's messages for the account's conversation log.
@@ -300,6 +325,16 @@ type Store interface {
 	Record(ctx context.Context, c Changes) (Recorded, error)
 	// Cooldowns returns the recorded rule cooldowns still running at now.
 	Cooldowns(ctx context.Context, now time.Time) ([]CooldownMark, error)
+	// Foreign returns the indexes, in echoes, of the account's own new
+	// messages that no send of finderbot's accounts for (see
+	// ClassifyEchoes), judged against the outbox as it stands.
+	Foreign(ctx context.Context, account string, echoes []Echo) ([]int, error)
+	// Pauses returns the recorded conversation pauses still running at
+	// now, forgetting those that ended.
+	Pauses(ctx context.Context, now time.Time) ([]Pause, error)
+	// Resume ends the pause of a conversation; it reports whether there
+	// was one.
+	Resume(ctx context.Context, account, conv string) (bool, error)
 	// InboundDeadLetters returns up to limit skipped page items, oldest
 	// first.
 	InboundDeadLetters(ctx context.Context, limit int) ([]InboundDeadLetter, error)

@@ -69,6 +69,7 @@ type config struct {
 	verifyCode      []string
 	sessionFields   []string
 	authPrefix      *string
+	imageSend       *ImageSend
 }
 
 // WithHTTPClient makes the client send through hc instead of a client on

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 )
 
@@ -25,6 +26,11 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	b, err := newBase(baseURL, "", opts)
 	if err != nil {
 		return nil, err
+	}
+	if s := b.cfg.imageSend; s != nil {
+		if err := s.Check(); err != nil {
+			return nil, fmt.Errorf("upstream: WithImageSend: %w", err)
+		}
 	}
 	return &Client{b: b}, nil
 }

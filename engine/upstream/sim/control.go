@@ -192,8 +192,8 @@ func (u *Upstream) AddMember(m Member) {
 	u.saveOrLog()
 }
 
-// Sent returns every message sent so far through /privateSend and
-// /sendText, oldest first.
+// Sent returns every message sent so far through /privateSend,
+// /privateSendImg and /sendText, oldest first.
 func (u *Upstream) Sent() []Sent {
 	u.sentMu.Lock()
 	defer u.sentMu.Unlock()
@@ -251,7 +251,7 @@ POST   /_sim/inject                {"wcId"|"wId": "...", "text": "哈喽"}      
                                    {"wcId"|"wId": "...", "messages": [{"type": "text"|"image"|"system"|<MsgType>,
                                      "content": "...", "from": "...", "to": "...", "session": "...",
                                      "fromSelf": false, "id": "<NewMsgId>"}]}
-GET    /_sim/sent                  what /privateSend and /sendText sent, with every field and the wId
+GET    /_sim/sent                  what /privateSend, /privateSendImg and /sendText sent, with every field and the wId
 DELETE /_sim/sent                  forget it
 POST   /_sim/confirm               {"wId": "...", "wcId": "(optional) account that scans"}
 POST   /_sim/script                {"wId": "(optional; none = every later login)", "steps": ["slider", "verify_code"]}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -83,6 +84,7 @@ func (u *Upstream) routes() {
 		"/isOnline":         u.isOnline,
 		"/syncFinder":       u.syncFinder,
 		"/privateSend":      u.privateSend,
+		"/privateSendImg":   u.privateSendImg,
 		"/getSessionId":     u.getSessionID,
 		"/sendText":         u.sendText,
 	}
@@ -518,7 +520,9 @@ type Sent struct {
 	MyUserName string `json:"myUserName,omitempty"`
 	SessionID  string `json:"sessionId,omitempty"`
 	// WcID is /sendText's receiver.
-	WcID    string `json:"wcId,omitempty"`
+	WcID string `json:"wcId,omitempty"`
+	// ImgURL is /privateSendImg's image.
+	ImgURL  string `json:"imgUrl,omitempty"`
 	Content string `json:"content"`
 	// NewMsgID is the id the simulator answered with.
 	NewMsgID uint64    `json:"newMsgId,string"`
@@ -531,6 +535,10 @@ func (u *Upstream) recordSent(s Sent) {
 	close(u.sentSignal)
 	u.sentSignal = make(chan struct{})
 	u.sentMu.Unlock()
+	if s.ImgURL != "" {
+		u.log.Info("sent", "endpoint", s.Endpoint, "wId", s.WID, "imgUrl", s.ImgURL)
+		return
+	}
 	u.log.Info("sent", "endpoint", s.Endpoint, "wId", s.WID, "content", s.Content)
 }
 
@@ -541,44 +549,93 @@ func sentReceipt(id uint64, seq int64, now time.Time, wcID string) []byte {
 		`,"wcId":` + string(marshal(wcID)) + `}`)
 }
 
-func (u *Upstream) privateSend(w http.ResponseWriter, r *http.Request) {
+// privateReq is the body of /privateSend and /privateSendImg.
+type privateReq struct {
+	WID        string `json:"wId"`
+	ToUserName string `json:"toUserName"`
+	MyUserName string `json:"myUserName"`
+	SessionID  string `json:"sessionId"`
+	Content    string `json:"content"`
+	ImgURL     string `json:"imgUrl"`
+}
+
+// privateCall reads and checks a private message request whose fields
+// named in required must be set, and returns it with the account it is
+// sent from; nil when it answered the request itself.
+func (u *Upstream) privateCall(w http.ResponseWriter, r *http.Request, required ...string) (*privateReq, *account) {
 	m := u.auth(w, r)
 	if m == nil {
-		return
+		return nil, nil
 	}
-	var req struct {
-		WID        string `json:"wId"`
-		ToUserName string `json:"toUserName"`
-		MyUserName string `json:"myUserName"`
-		SessionID  string `json:"sessionId"`
-		Content    string `json:"content"`
-	}
+	var req privateReq
 	if !readJSON(w, r, &req, wkFail) {
-		return
+		return nil, nil
 	}
 	in, acct := u.online(w, m, req.WID)
 	if in == nil {
-		return
+		return nil, nil
 	}
-	for name, v := range map[string]string{"toUserName": req.ToUserName, "myUserName": req.MyUserName, "sessionId": req.SessionID, "content": req.Content} {
-		if v == "" {
+	fields := map[string]string{"toUserName": req.ToUserName, "myUserName": req.MyUserName, "sessionId": req.SessionID,
+		"content": req.Content, "imgUrl": req.ImgURL}
+	for _, name := range required {
+		if fields[name] == "" {
 			wkFail(w, "参数错误: "+name+"不能为空")
-			return
+			return nil, nil
 		}
 	}
+	return &req, acct
+}
+
+// deliverPrivate echoes a private message into the account's stream (the
+// account's own message, as the real upstream does), records it and
+// answers with its receipt.
+func (u *Upstream) deliverPrivate(w http.ResponseWriter, acct *account, echo Message, sent Sent) {
 	now := u.clock.Now()
 	id := u.newID()
 	var seq int64
 	if !u.opts.NoEcho {
-		msgs := acct.add(u, Message{ID: id, Type: 1, Content: req.Content, From: req.MyUserName, To: req.ToUserName, Session: req.SessionID, FromSelf: true, Time: now})
-		seq = msgs[0].Seq
+		echo.ID, echo.FromSelf, echo.Time = id, true, now
+		seq = acct.add(u, echo)[0].Seq
 	}
-	u.recordSent(Sent{Endpoint: "/privateSend", WID: req.WID, Account: acct.wcID, ToUserName: req.ToUserName,
-		MyUserName: req.MyUserName, SessionID: req.SessionID, Content: req.Content, NewMsgID: id, Time: now})
+	sent.Account, sent.NewMsgID, sent.Time = acct.wcID, id, now
+	u.recordSent(sent)
 	if !u.saved(w) {
 		return
 	}
-	wkOK(w, sentReceipt(id, seq, now, req.ToUserName))
+	wkOK(w, sentReceipt(id, seq, now, sent.ToUserName))
+}
+
+func (u *Upstream) privateSend(w http.ResponseWriter, r *http.Request) {
+	req, acct := u.privateCall(w, r, "toUserName", "myUserName", "sessionId", "content")
+	if req == nil {
+		return
+	}
+	u.deliverPrivate(w, acct,
+		Message{Type: TypeText, Content: req.Content, From: req.MyUserName, To: req.ToUserName, Session: req.SessionID},
+		Sent{Endpoint: "/privateSend", WID: req.WID, ToUserName: req.ToUserName, MyUserName: req.MyUserName, SessionID: req.SessionID, Content: req.Content})
+}
+
+// privateSendImg answers a Finder message with an image: POST
+// /privateSendImg {wId, toUserName, sessionId, imgUrl}, the shape of the
+// public wkteam catalog. The image is echoed, as the real upstream does, as
+// the account's own image message: its content is the <img> XML of the
+// stored image, which does not carry the URL it was fetched from.
+func (u *Upstream) privateSendImg(w http.ResponseWriter, r *http.Request) {
+	req, acct := u.privateCall(w, r, "toUserName", "sessionId", "imgUrl")
+	if req == nil {
+		return
+	}
+	if !strings.HasPrefix(req.ImgURL, "http://") && !strings.HasPrefix(req.ImgURL, "https://") {
+		wkFail(w, "参数错误: imgUrl不是有效的图片地址")
+		return
+	}
+	my := req.MyUserName
+	if my == "" {
+		my = acct.finderName
+	}
+	u.deliverPrivate(w, acct,
+		Message{Type: TypeImage, Content: Image(my).Content, From: my, To: req.ToUserName, Session: req.SessionID},
+		Sent{Endpoint: "/privateSendImg", WID: req.WID, ToUserName: req.ToUserName, MyUserName: req.MyUserName, SessionID: req.SessionID, ImgURL: req.ImgURL})
 }
 
 func (u *Upstream) sendText(w http.ResponseWriter, r *http.Request) {

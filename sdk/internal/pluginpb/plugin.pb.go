@@ -940,8 +940,10 @@ func (x *HandleResponse) GetTemporary() bool {
 }
 
 type Reply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Text          string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Text  string                 `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// image is the URL of an image to answer with instead of a text.
+	Image         string `protobuf:"bytes,2,opt,name=image,proto3" json:"image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -979,6 +981,13 @@ func (*Reply) Descriptor() ([]byte, []int) {
 func (x *Reply) GetText() string {
 	if x != nil {
 		return x.Text
+	}
+	return ""
+}
+
+func (x *Reply) GetImage() string {
+	if x != nil {
+		return x.Image
 	}
 	return ""
 }
@@ -1944,9 +1953,10 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05sends\x18\x02 \x03(\v2\x19.finderbot.plugin.v1.SendR\x05sends\x12A\n" +
 	"\vdiagnostics\x18\x03 \x03(\v2\x1f.finderbot.plugin.v1.DiagnosticR\vdiagnostics\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\x1c\n" +
-	"\ttemporary\x18\x05 \x01(\bR\ttemporary\"\x1b\n" +
+	"\ttemporary\x18\x05 \x01(\bR\ttemporary\"1\n" +
 	"\x05Reply\x12\x12\n" +
-	"\x04text\x18\x01 \x01(\tR\x04text\"^\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x14\n" +
+	"\x05image\x18\x02 \x01(\tR\x05image\"^\n" +
 	"\x04Send\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x18\n" +
