@@ -1,13 +1,13 @@
 // Package rates counts what happened over the last minute — messages in,
 // replies out — per account, for a person watching the daemon. A Window
-// is 60 one-second buckets and a running total: recording an event or
-// reading the count costs a few operations whatever the traffic, and an
-// idle window costs nothing at all, since no timer ever runs; the buckets
+// is twelve five-second buckets and a running total: recording an event
+// or reading the count costs a few operations whatever the traffic, and an
+// idle window costs no work at all, since no timer ever runs; the buckets
 // that time has left behind are emptied by the next call that looks.
 //
-// A Window is twelve five-second buckets: a person reading "per minute"
-// does not miss the seconds, and an account that was active in the last
-// minute holds 48 bytes of buckets per window, not 240.
+// A person reading "per minute" does not miss the seconds, and a window
+// fits in 48 bytes, its buckets inline: a daemon of ten thousand accounts
+// keeps a second's worth of figures for each in under a megabyte.
 package rates
 
 import (
@@ -30,14 +30,13 @@ const (
 // Window counts events over the last Span in buckets of Step. Its methods
 // are safe for concurrent use; the zero value is an empty window.
 type Window struct {
-	mu sync.Mutex
-	// counts is allocated by the first Add and dropped after a minute
-	// without events: most accounts of a large daemon are idle. A bucket
-	// holds one Step's count, which saturates at 2^32-1.
-	counts *[buckets]uint32
-	total  uint64
-	head   int64 // the number of the newest bucket: Unix seconds / step
-	used   bool  // head is set
+	mu    sync.Mutex
+	head  int64  // the number of the newest bucket: Unix seconds / step
+	total uint32 // the sum of counts
+	// A bucket holds one Step's count, which saturates at 65,535: more
+	// than an account can receive in five seconds.
+	counts [buckets]uint16
+	used   bool // head is set
 }
 
 // bucketOf is the number of the bucket that holds time t; times before
@@ -61,16 +60,15 @@ func (w *Window) advance(sec int64) {
 		return
 	}
 	switch {
-	case w.counts == nil:
-		// Nothing was ever counted: there is nothing to expire.
+	case w.total == 0:
+		// Nothing is counted: there is nothing to expire.
 	case sec-w.head >= buckets:
-		// A minute without events: the buckets go, as for a window that
-		// never counted.
-		w.counts, w.total = nil, 0
+		// A minute without events: every bucket expired.
+		w.counts, w.total = [buckets]uint16{}, 0
 	default:
 		for s := w.head + 1; s <= sec; s++ {
 			i := slot(s)
-			w.total -= uint64(w.counts[i])
+			w.total -= uint32(w.counts[i])
 			w.counts[i] = 0
 		}
 	}
@@ -90,13 +88,10 @@ func (w *Window) Add(now time.Time, n uint64) {
 	if sec <= w.head-buckets {
 		return
 	}
-	if w.counts == nil {
-		w.counts = new([buckets]uint32)
-	}
 	c := &w.counts[slot(sec)]
-	n = min(n, math.MaxUint32-uint64(*c))
-	*c += uint32(n)
-	w.total += n
+	n = min(n, math.MaxUint16-uint64(*c))
+	*c += uint16(n)
+	w.total += uint32(n)
 }
 
 // Count returns the events recorded in the Span up to now: the bucket of
@@ -105,7 +100,7 @@ func (w *Window) Count(now time.Time) uint64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.advance(bucketOf(now))
-	return w.total
+	return uint64(w.total)
 }
 
 // Accounts holds the in and out windows of a fixed set of accounts.

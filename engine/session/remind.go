@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -33,21 +34,35 @@ func waitSaying(ctx context.Context, clock Clock, d time.Duration, wake <-chan s
 
 // remindUntil logs msg every RemindEvery, with the time left until
 // deadline, until the returned stop is called: for a wait spent inside a
-// call, such as the long poll for a QR code's scan. stop waits for the
-// reminder to end, so that nothing is logged after it.
+// call, such as the long poll for a QR code's scan. stop waits for a
+// reminder being logged, so that nothing is logged after it.
+//
+// It is a timer that sets itself again, not a goroutine: ten thousand
+// accounts waiting for their scans at once would otherwise leave ten
+// thousand goroutine descriptors, which the runtime never frees, to a
+// daemon that is idle afterwards.
 func remindUntil(clock Clock, deadline time.Time, log *slog.Logger, msg string, args ...any) (stop func()) {
-	done, ended := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ended)
-		for {
-			select {
-			case <-clock.After(RemindEvery):
-			case <-done:
-				return
-			}
-			left := max(deadline.Sub(clock.Now()), 0)
-			log.Info(msg, append(args, "left", left.Round(time.Second))...)
+	var (
+		mu      sync.Mutex
+		stopped bool
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	t = time.AfterFunc(RemindEvery, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
-	}()
-	return func() { close(done); <-ended }
+		left := max(deadline.Sub(clock.Now()), 0)
+		log.Info(msg, append(args, "left", left.Round(time.Second))...)
+		t.Reset(RemindEvery)
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
 }
