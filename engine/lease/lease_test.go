@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,17 +16,12 @@ import (
 )
 
 // clock is a manual clock shared by the fake bucket and the holders.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+type clock struct{ elapsed atomic.Int64 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+var epoch = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func (c *clock) Now() time.Time      { return epoch.Add(time.Duration(c.elapsed.Load())) }
+func (c *clock) Add(d time.Duration) { c.elapsed.Add(int64(d)) }
 
 // fakeKV is a bucket with a TTL on the clock: a key is gone TTL after its
 // last write, as in a JetStream bucket with MaxAge.
@@ -113,7 +109,7 @@ const ttl = 30 * time.Second
 
 func managers(t *testing.T, names ...string) (*clock, []*lease.Manager, *[]string) {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+	clk := &clock{}
 	kv := &fakeKV{clk: clk, ttl: ttl, keys: map[string]entry{}}
 	var mu sync.Mutex
 	lost := &[]string{}

@@ -108,4 +108,3 @@ func TestConcurrentCommitsShareTransactions(t *testing.T) {
 		t.Errorf("%d commits for %d pages: commits are not grouped", c, accounts*pages)
 	}
 }
-
