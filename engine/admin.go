@@ -34,6 +34,9 @@ func (d *Daemon) Status() admin.Status {
 		state, detail := s.State()
 		st.Sessions = append(st.Sessions, admin.SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
 	}
+	if d.cluster != nil {
+		st.Cluster = d.cluster.status()
+	}
 	if d.pluginManager != nil {
 		for _, p := range d.pluginManager.List() {
 			st.Plugins = append(st.Plugins, admin.PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts,

@@ -26,6 +26,14 @@ type Sender = outbox.Sender
 // page. It returns the pause until the next turn, or -1 when the login will
 // schedule it.
 func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
+	if d.cluster != nil {
+		// Another daemon serves it; taking it schedules it again.
+		hctx, ok := d.cluster.accountCtx(a.name)
+		if !ok || !d.cluster.holds(a.name) {
+			return -1
+		}
+		ctx = hctx
+	}
 	inst, ok := a.keeper.Current()
 	if !ok {
 		d.startLogin(ctx, a)

@@ -304,22 +304,41 @@ func (l *Lease) Release(ctx context.Context) error {
 	return nil
 }
 
+// renewers bounds the renewals in flight at once: with thousands of
+// leases, renewing them one round trip after another would take longer
+// than a third of the TTL.
+const renewers = 64
+
 // RenewAll renews every held lease due for it: those whose last renewal
 // began a third of the TTL ago or more. It returns the errors of the
 // renewals that failed.
 func (m *Manager) RenewAll(ctx context.Context) error {
 	now := m.opts.Now()
-	var errs []error
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, renewers)
 	for _, l := range m.Held() {
 		l.mu.Lock()
 		due := now.Sub(l.renewed) >= m.opts.TTL/3
 		l.mu.Unlock()
-		if due {
-			if err := l.Renew(ctx); err != nil {
-				errs = append(errs, err)
-			}
+		if !due {
+			continue
 		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := l.Renew(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
