@@ -123,7 +123,7 @@ func (d *Daemon) openCluster(sopts store.Options) error {
 		return fmt.Errorf("engine: %w", err)
 	}
 	bucket := func(suffix string) (jetstream.KeyValue, error) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err := natsstore.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket: cfg.Stream + suffix, TTL: cfg.LeaseTTL, History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
 		})
 		if err != nil {
@@ -199,10 +199,36 @@ func (c *cluster) run(ctx context.Context) error {
 	// none takes everything first.
 	c.beat(ctx)
 	joined := time.Now().Add(ttl / 3)
+	// Renewals run on their own: a slow take-over must never delay them.
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		c.renew(ctx)
+	}()
+	defer func() { <-renewed }()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick.C:
+		}
+		if time.Since(c.lastBeat) >= ttl/3 {
+			c.beat(ctx)
+		}
+		if time.Now().After(joined) {
+			c.balance(ctx)
+		}
+	}
+}
+
+// renew renews the leases every tenth of the TTL until ctx ends.
+func (c *cluster) renew(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.LeaseTTL / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case <-tick.C:
 		}
 		if err := c.leases.RenewAll(ctx); err != nil {
@@ -212,12 +238,6 @@ func (c *cluster) run(ctx context.Context) error {
 			}
 		} else {
 			c.m.renewals.WithLabelValues("ok").Inc()
-		}
-		if time.Since(c.lastBeat) >= ttl/3 {
-			c.beat(ctx)
-		}
-		if time.Now().After(joined) {
-			c.balance(ctx)
 		}
 	}
 }
@@ -352,15 +372,7 @@ func (c *cluster) take(ctx context.Context, name string) bool {
 		c.st.Forget(name)
 		return false
 	}
-	if err := c.st.Claim(ctx, name); err != nil {
-		return fail(err)
-	}
-	a := c.d.accounts[name]
-	a.keeper.Forget()
-	if err := c.d.outbox.RecoverAccount(ctx, name); err != nil {
-		return fail(err)
-	}
-	if err := poller.RestoreCooldowns(ctx, c.st, c.d.rules.cooldowns, c.d.now()); err != nil {
+	if err := c.resume(ctx, name, l); err != nil {
 		return fail(err)
 	}
 	hctx, cancel := context.WithCancel(ctx)
@@ -371,8 +383,41 @@ func (c *cluster) take(ctx context.Context, name string) bool {
 	c.mu.Unlock()
 	c.m.moves.WithLabelValues("taken").Inc()
 	c.d.log.Info("cluster: account taken", "account", name, "node", c.node, "took", time.Since(start).Round(time.Millisecond))
-	c.d.sched.at(a, time.Now())
+	c.d.sched.at(c.d.accounts[name], time.Now())
 	return true
+}
+
+// resume fences the account's previous writer in the store and resumes the
+// account from its state there.
+func (c *cluster) resume(ctx context.Context, name string, l *lease.Lease) error {
+	if err := c.st.Claim(ctx, name, l.Check); err != nil {
+		return err
+	}
+	a := c.d.accounts[name]
+	a.keeper.Forget()
+	part := c.st.Of(name)
+	if err := c.d.outbox.RecoverAccount(ctx, name, part); err != nil {
+		return err
+	}
+	return poller.RestoreCooldowns(ctx, part, c.d.rules.cooldowns, c.d.now())
+}
+
+// fenced is told that the store refused a write to an account this daemon
+// holds the lease of: a daemon whose lease had run out claimed it late.
+// The lease decides: the account is claimed again, and resumed from the
+// store.
+func (c *cluster) fenced(ctx context.Context, name string) {
+	l := c.leases.Get(c.key(name))
+	if l == nil || l.Check() != nil {
+		return
+	}
+	c.d.outbox.Drop(name)
+	if err := c.resume(ctx, name, l); err != nil {
+		c.d.log.Warn("cluster: cannot claim an account again", "account", name, "err", err)
+		return
+	}
+	c.m.moves.WithLabelValues("reclaimed").Inc()
+	c.d.log.Warn("cluster: account claimed again after a late claim by another daemon", "account", name, "node", c.node)
 }
 
 // stop ends serving the account here; it reports whether it was served.

@@ -11,6 +11,7 @@ import (
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/engine/store/natsstore"
 	"github.com/finderbot/finderbot/engine/upstream"
 )
 
@@ -58,6 +59,9 @@ func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
 			return -1
 		}
 		d.metrics.pollErrors.WithLabelValues(a.name).Inc()
+		if d.cluster != nil && errors.Is(err, natsstore.ErrFenced) {
+			d.cluster.fenced(ctx, a.name)
+		}
 		switch {
 		case errors.Is(err, upstream.ErrOffline):
 			a.keeper.ReportOffline(inst.Gen)

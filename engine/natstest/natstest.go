@@ -4,6 +4,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Cluster is a set of JetStream servers routed to each other.
@@ -123,18 +125,42 @@ func (c *Cluster) WaitJetStream() {
 			time.Sleep(20 * time.Millisecond) // the server offers no notification of this
 		}
 	}
-	if len(c.Servers) > 1 {
-		for {
-			for _, s := range c.Servers {
-				if s != nil && s.Running() && s.JetStreamIsLeader() {
-					return
-				}
-			}
-			if time.Now().After(deadline) {
-				c.t.Fatalf("natstest: no JetStream meta leader")
-			}
-			time.Sleep(20 * time.Millisecond)
+	c.probe(deadline)
+}
+
+// probe creates and deletes a stream replicated on every running server
+// until that works: the cluster is ready when it can place one.
+func (c *Cluster) probe(deadline time.Time) {
+	c.t.Helper()
+	running := 0
+	for _, s := range c.Servers {
+		if s != nil && s.Running() {
+			running++
 		}
+	}
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		c.t.Fatalf("natstest: connect: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatalf("natstest: %v", err)
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_PROBE", Subjects: []string{"natstest.probe"}, Replicas: running, Storage: jetstream.MemoryStorage})
+		if err == nil {
+			err = js.DeleteStream(ctx, "NATSTEST_PROBE")
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: the cluster cannot place a stream on %d servers: %v", running, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the server offers no notification of this
 	}
 }
 

@@ -243,12 +243,13 @@ func (o *Outbox) Recover(ctx context.Context) error {
 	return o.recover(ctx, func(string) bool { return true })
 }
 
-// RecoverAccount loads the account's items left in the store, as Recover
-// does for all, once this daemon took the account over from another: what
-// that daemon may have handed to the upstream is in doubt.
-func (o *Outbox) RecoverAccount(ctx context.Context, account string) error {
+// RecoverAccount loads the account's items left in st (the account's part
+// of the store), as Recover does for all, once this daemon took the account
+// over from another: what that daemon may have handed to the upstream is
+// in doubt.
+func (o *Outbox) RecoverAccount(ctx context.Context, account string, st Store) error {
 	o.Drop(account)
-	return o.recover(ctx, func(a string) bool { return a == account })
+	return o.recoverFrom(ctx, st, func(a string) bool { return a == account })
 }
 
 // Drop forgets the account's queue, once another daemon holds the account:
@@ -271,7 +272,11 @@ func (o *Outbox) Drop(account string) {
 }
 
 func (o *Outbox) recover(ctx context.Context, mine func(account string) bool) error {
-	all, err := o.deps.Store.Pending(ctx)
+	return o.recoverFrom(ctx, o.deps.Store, mine)
+}
+
+func (o *Outbox) recoverFrom(ctx context.Context, st Store, mine func(account string) bool) error {
+	all, err := st.Pending(ctx)
 	if err != nil {
 		return fmt.Errorf("outbox: recover: %w", err)
 	}
@@ -310,7 +315,7 @@ func (o *Outbox) recover(ctx context.Context, mine func(account string) bool) er
 	}
 	o.mu.Unlock()
 	if len(dead) > 0 {
-		if _, err := o.deps.Store.Record(ctx, store.Changes{Dead: dead}); err != nil {
+		if _, err := st.Record(ctx, store.Changes{Dead: dead}); err != nil {
 			return fmt.Errorf("outbox: recover: %w", err)
 		}
 		for _, d := range dead {

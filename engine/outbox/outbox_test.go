@@ -407,7 +407,7 @@ func TestFencedAttemptIsNeverHandedOver(t *testing.T) {
 		Store: st, Sender: up, Sessions: online{}, Now: r.clk.Now,
 		Fence: func(string) error { return nil },
 	})
-	if err := holder.RecoverAccount(ctx, "shop"); err != nil {
+	if err := holder.RecoverAccount(ctx, "shop", st); err != nil {
 		t.Fatal(err)
 	}
 	if _, doubts := holder.Depth("shop"); doubts != 1 {

@@ -138,7 +138,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
-	st, err := js.CreateOrUpdateStream(cctx, jetstream.StreamConfig{
+	st, err := EnsureStream(cctx, js, jetstream.StreamConfig{
 		Name: opts.Stream, Subjects: []string{opts.Stream + ".>"}, Storage: jetstream.FileStorage,
 		Replicas: opts.Replicas, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
 		MaxMsgSize: 8 << 20, Duplicates: 2 * time.Minute,
@@ -146,7 +146,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: create stream %s (%d replicas): %w", opts.Stream, opts.Replicas, err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+	kv, err := EnsureKeyValue(cctx, js, jetstream.KeyValueConfig{
 		Bucket: opts.Stream + "_LEASES", History: 1, Storage: jetstream.FileStorage, Replicas: opts.Replicas,
 	})
 	if err != nil {
@@ -154,6 +154,53 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	}
 	s := &Store{js: js, stream: st, leases: kv, opts: opts, bounds: bounds, scopes: map[string]*scope{}, owner: map[uint64]*scope{}}
 	return s, nil
+}
+
+// attempt bounds each try of EnsureStream and EnsureKeyValue: a request
+// lost while the cluster elects a leader is tried again rather than waited
+// on.
+const attempt = 3 * time.Second
+
+// EnsureStream returns the stream cfg names, creating it when there is
+// none. Daemons starting together race to create it; the losers find it.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		st, err := js.Stream(ctx, cfg.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			st, err = js.CreateStream(ctx, cfg)
+		}
+		return st, err
+	})
+}
+
+// EnsureKeyValue returns the bucket cfg names, creating it when there is
+// none, as EnsureStream does.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		kv, err := js.KeyValue(ctx, cfg.Bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, cfg)
+		}
+		return kv, err
+	})
+}
+
+func ensure[T any](ctx context.Context, try func(context.Context) (T, error)) (T, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		v, err := try(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return v, err
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+	}
 }
 
 // Close implements store.Store. The connection belongs to the caller.
@@ -457,14 +504,57 @@ func (s *Store) room(n int) error {
 // Claim makes this daemon the account's only writer: it reads the account's
 // state and publishes a claim on its subject, after which every write of a
 // daemon that read it earlier fails with ErrFenced. The daemon calls it
-// once it holds the account's lease, before anything else.
-func (s *Store) Claim(ctx context.Context, account string) error {
+// once it holds the account's lease, before anything else. held is asked
+// before each try: a claim written after the lease ran out would fence its
+// new holder.
+func (s *Store) Claim(ctx context.Context, account string, held func() error) error {
 	sc := s.accountScope(account)
 	sc.mu.Lock()
 	sc.loaded = false // whatever was read before may be stale
 	sc.mu.Unlock()
-	_, err := s.write(ctx, sc, func(*store.Memory) (*event, error) { return &event{Op: opClaim}, nil })
+	_, err := s.write(ctx, sc, func(*store.Memory) (*event, error) {
+		if err := held(); err != nil {
+			return nil, fmt.Errorf("natsstore: claim %s: %w", account, err)
+		}
+		return &event{Op: opClaim}, nil
+	})
 	return err
+}
+
+// Of returns the part of the store that is one account's: what a daemon
+// that takes the account over reads to resume it, without reading the
+// other accounts it serves.
+func (s *Store) Of(account string) *Account {
+	return &Account{s: s, name: account}
+}
+
+// Account is one account's part of a Store.
+type Account struct {
+	s    *Store
+	name string
+}
+
+// Pending returns the account's outbox items, in ID order.
+func (a *Account) Pending(ctx context.Context) (out []store.Item, err error) {
+	err = a.s.read(ctx, a.s.accountScope(a.name), func(m *store.Memory) error {
+		out, err = m.Pending(ctx)
+		return err
+	})
+	return out, err
+}
+
+// Record applies delivery-state changes, as Store.Record.
+func (a *Account) Record(ctx context.Context, c store.Changes) (store.Recorded, error) {
+	return a.s.Record(ctx, c)
+}
+
+// Cooldowns returns the account's rule cooldowns still running at now.
+func (a *Account) Cooldowns(ctx context.Context, now time.Time) (out []store.CooldownMark, err error) {
+	err = a.s.read(ctx, a.s.accountScope(a.name), func(m *store.Memory) error {
+		out, err = m.Cooldowns(ctx, now)
+		return err
+	})
+	return out, err
 }
 
 // Forget drops the account's state from memory, once the account passed to

@@ -67,7 +67,7 @@ func TestClaimFencesThePreviousWriter(t *testing.T) {
 	if err := a.SaveAccount(ctx, "shop", store.Account{WcID: "wxid", WID: "w-1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Claim(ctx, "shop"); err != nil {
+	if err := b.Claim(ctx, "shop", func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	_, err = a.CommitPage(ctx, store.Commit{Account: "shop", KeyBuff: "k2", MsgIDs: []uint64{2}})

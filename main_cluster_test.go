@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/finderbot/finderbot/engine/lease"
+	"github.com/finderbot/finderbot/engine/natstest"
+	"github.com/finderbot/finderbot/engine/upstream/sim"
+)
+
+// call is one upstream call a daemon made, as the recording proxy in front
+// of the simulator saw it.
+type call struct {
+	node       string
+	path       string
+	wID        string
+	start, end time.Time
+}
+
+// recorder is a proxy per daemon in front of one simulator, recording who
+// called what when.
+type recorder struct {
+	target string
+	mu     sync.Mutex
+	calls  []call
+}
+
+func (r *recorder) proxy(node string) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		body, _ := io.ReadAll(req.Body)
+		var fields struct {
+			WID string `json:"wId"`
+		}
+		json.Unmarshal(body, &fields)
+		out, err := http.NewRequestWithContext(req.Context(), req.Method, r.target+req.URL.RequestURI(), bytes.NewReader(body))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		out.Header = req.Header.Clone()
+		resp, err := http.DefaultClient.Do(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+		r.mu.Lock()
+		r.calls = append(r.calls, call{node: node, path: req.URL.Path, wID: fields.WID, start: start, end: time.Now()})
+		r.mu.Unlock()
+	}))
+}
+
+func (r *recorder) snapshot() []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// clusterRig is a three-node JetStream cluster, a simulator, and the
+// daemons sharing its accounts.
+type clusterRig struct {
+	t        *testing.T
+	dir      string
+	nats     *natstest.Cluster
+	sim      *sim.Server
+	rec      *recorder
+	accounts int
+	ttl      time.Duration
+	holders  jetstream.KeyValue
+	daemons  map[string]*daemonProc
+}
+
+const clusterRules = `rules:
+  - name: answer
+    when: msg.Text startsWith "q " && !msg.FromSelf
+    actions:
+      - reply: "a {{ msg.Text }}"
+`
+
+func wcID(i int) string { return fmt.Sprintf("wxid_acct%04d", i) }
+
+// config writes node's configuration and returns its path.
+func (r *clusterRig) config(node string) string {
+	p := r.rec.proxy(node)
+	r.t.Cleanup(p.Close)
+	var b strings.Builder
+	fmt.Fprintf(&b, `state_dir: ./%s
+upstream: {base_url: %q, account: %s, password: %s, timeout: 2s}
+store: {kind: nats, url: %q, stream: FB, replicas: 3, node: %s, lease_ttl: %s, moves_per_second: 20}
+rules: [./rules]
+admin: {listen: 127.0.0.1:0}
+sync: {idle_interval: 300ms, busy_interval: 0s, max_backoff: 1s, online_check: 1m, concurrency: 64}
+send: {interval: 0s, burst: 1, jitter: 0s, retry_backoff: 100ms, max_retry_backoff: 1s}
+accounts:
+`, node, p.URL, sim.DefaultAccount, sim.DefaultPassword, r.nats.URL(), node, r.ttl)
+	for i := range r.accounts {
+		fmt.Fprintf(&b, "  - {name: acct%04d, wc_id: %s}\n", i, wcID(i))
+	}
+	path := filepath.Join(r.dir, node+".yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	return path
+}
+
+func (r *clusterRig) start(node string) *daemonProc {
+	d := runDaemon(r.t, r.config(node))
+	r.daemons[node] = d
+	return d
+}
+
+// holdings reads who holds which account from the lease bucket.
+func (r *clusterRig) holdings(ctx context.Context) map[string]string {
+	out := map[string]string{}
+	lister, err := r.holders.ListKeys(ctx)
+	if err != nil {
+		return out
+	}
+	for k := range lister.Keys() {
+		rec, _, _, ok, err := lease.Peek(ctx, r.holders, k)
+		if err == nil && ok {
+			out[k] = rec.Holder
+		}
+	}
+	return out
+}
+
+func count(h map[string]string, node string) int {
+	n := 0
+	for _, v := range h {
+		if v == node {
+			n++
+		}
+	}
+	return n
+}
+
+// poll waits until cond holds, failing the test after within.
+func poll(t *testing.T, what string, within time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	begin := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Since(begin) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		<-tick.C
+	}
+	return time.Since(begin)
+}
+
+// TestClusterAcceptance runs daemons sharing accounts through a three-node
+// JetStream cluster against the simulator while messages stream in: it
+// SIGKILLs a daemon, SIGSTOPs another past its lease, stops a NATS server
+// and adds a fourth daemon, then checks the simulator's record: every
+// message answered exactly once, no send with a stale wId, no login after
+// the first, and no account's sends made by two daemons at once.
+//
+// CI runs 30 accounts with a 3 s lease; FINDERBOT_CLUSTER_ACCOUNTS=300 runs
+// the issue's full size.
+func TestClusterAcceptance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster and four daemons")
+	}
+	t.Parallel()
+	accounts := 30
+	if n, err := strconv.Atoi(os.Getenv("FINDERBOT_CLUSTER_ACCOUNTS")); err == nil && n > 0 {
+		accounts = n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}}
+	r.nats = natstest.Start(t, 3)
+	r.sim = sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
+	t.Cleanup(r.sim.Close)
+	r.rec = &recorder{target: r.sim.URL}
+	if err := os.MkdirAll(filepath.Join(r.dir, "rules"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "rules", "answer.yaml"), []byte(clusterRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for n, d := range r.daemons {
+				lines := strings.Split(d.log(), "\n")
+				t.Logf("%s's log, the last lines:\n%s", n, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+			}
+		}
+	})
+	for _, n := range []string{"d1", "d2", "d3"} {
+		r.start(n)
+	}
+	js, err := jetstream.New(r.nats.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the lease bucket", 30*time.Second, func() bool {
+		r.holders, err = js.KeyValue(ctx, "FB_HOLDERS")
+		return err == nil
+	})
+	poll(t, "every account held and logged in", 60*time.Second, func() bool {
+		return len(r.holdings(ctx)) == accounts && len(r.sim.Instances()) >= accounts
+	})
+	poll(t, "the accounts spread evenly", 60*time.Second, func() bool {
+		h := r.holdings(ctx)
+		return count(h, "d1") >= accounts/3-1 && count(h, "d2") >= accounts/3-1 && count(h, "d3") >= accounts/3-1
+	})
+	h := r.holdings(ctx)
+	t.Logf("shares: d1 %d, d2 %d, d3 %d", count(h, "d1"), count(h, "d2"), count(h, "d3"))
+
+	// Messages stream in for the whole test.
+	var (
+		injMu    sync.Mutex
+		injected []string
+	)
+	stream, stopStream := context.WithCancel(ctx)
+	streamDone := make(chan struct{})
+	go func() {
+		defer close(streamDone)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-stream.Done():
+				return
+			case <-tick.C:
+			}
+			text := fmt.Sprintf("q %d", n)
+			if _, err := r.sim.Inject(wcID(n%accounts), sim.Text("", text)); err == nil {
+				injMu.Lock()
+				injected = append(injected, text)
+				injMu.Unlock()
+			}
+		}
+	}()
+	answered := func(min int) bool { return len(r.sim.Sent()) >= min }
+	poll(t, "the first replies", 30*time.Second, func() bool { return answered(accounts) })
+
+	// SIGKILL d1: its accounts go on elsewhere within twice the TTL.
+	h = r.holdings(ctx)
+	var lostAccounts []string
+	for k, v := range h {
+		if v == "d1" {
+			lostAccounts = append(lostAccounts, k)
+		}
+	}
+	killed := time.Now()
+	r.daemons["d1"].signal(t, syscall.SIGKILL)
+	took := poll(t, "d1's accounts taken over", 2*r.ttl+2*time.Second, func() bool {
+		h := r.holdings(ctx)
+		for _, k := range lostAccounts {
+			if h[k] == "" || h[k] == "d1" {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("SIGKILL: %d accounts of d1 taken over in %v (TTL %v)", len(lostAccounts), took.Round(time.Millisecond), r.ttl)
+
+	// SIGSTOP d2 past its TTL, then SIGCONT: it must send nothing for the
+	// accounts it lost.
+	h = r.holdings(ctx)
+	var paused []string
+	for k, v := range h {
+		if v == "d2" {
+			paused = append(paused, k)
+		}
+	}
+	r.daemons["d2"].signal(t, syscall.SIGSTOP)
+	poll(t, "d2's accounts taken over while it is stopped", 2*r.ttl+5*time.Second, func() bool {
+		h := r.holdings(ctx)
+		for _, k := range paused {
+			if h[k] == "" || h[k] == "d2" {
+				return false
+			}
+		}
+		return true
+	})
+	resumed := time.Now()
+	resumedAt := len(strings.Split(r.daemons["d2"].log(), "\n"))
+	r.daemons["d2"].signal(t, syscall.SIGCONT)
+
+	// A NATS server goes; the cluster goes on.
+	r.nats.Stop(2)
+	sentBefore := len(r.sim.Sent())
+	poll(t, "replies after a NATS server stopped", 30*time.Second, func() bool { return answered(sentBefore + accounts) })
+
+	// A fourth daemon takes a fair share, gradually.
+	r.start("d4")
+	poll(t, "d4 takes a fair share", 60*time.Second, func() bool {
+		h := r.holdings(ctx)
+		live := 3 // d2, d3, d4
+		return count(h, "d2") >= accounts/live-1 && count(h, "d3") >= accounts/live-1 && count(h, "d4") >= accounts/live-1
+	})
+	h = r.holdings(ctx)
+	t.Logf("shares after d4 joined: d2 %d, d3 %d, d4 %d", count(h, "d2"), count(h, "d3"), count(h, "d4"))
+
+	stopStream()
+	<-streamDone
+	injMu.Lock()
+	want := slices.Clone(injected)
+	injMu.Unlock()
+	poll(t, "every message answered", 60*time.Second, func() bool { return answered(len(want)) })
+	// Replies in doubt may still be settling: give the ones that would be
+	// sent twice the time to show.
+	time.Sleep(2 * time.Second) // nothing to wait on: a duplicate is the absence of an event
+
+	sent := r.sim.Sent()
+	replies := map[string]int{}
+	for _, s := range sent {
+		replies[s.Content]++
+	}
+	for _, q := range want {
+		if n := replies["a "+q]; n != 1 {
+			t.Errorf("%q answered %d times", q, n)
+		}
+	}
+	instances := r.sim.Instances()
+	if len(instances) != accounts {
+		t.Errorf("%d logins for %d accounts: a take-over logged in again", len(instances), accounts)
+	}
+	account := map[string]string{}
+	for _, in := range instances {
+		account[in.WID] = in.WcID
+	}
+	for _, s := range sent {
+		if in, ok := r.sim.Instance(s.WID); !ok || in.State != "online" {
+			t.Errorf("sent with a stale wId %s (%+v)", s.WID, in)
+		}
+	}
+	// No account's sends by two daemons at once, and none by d2 after it
+	// resumed for an account it had lost, unless it took it again.
+	retaken := map[string]time.Time{}
+	for _, line := range strings.Split(r.daemons["d2"].log(), "\n")[resumedAt:] {
+		if strings.Contains(line, "cluster: account taken") {
+			for _, f := range strings.Fields(line) {
+				if name, ok := strings.CutPrefix(f, "account="); ok {
+					retaken[lease.Key("acct", name)] = time.Now()
+				}
+			}
+		}
+	}
+	byAccount := map[string][]call{}
+	for _, c := range r.rec.snapshot() {
+		if c.path == "/privateSend" {
+			byAccount[account[c.wID]] = append(byAccount[account[c.wID]], c)
+		}
+	}
+	for acct, calls := range byAccount {
+		slices.SortFunc(calls, func(a, b call) int { return a.start.Compare(b.start) })
+		for i := 1; i < len(calls); i++ {
+			if calls[i].node != calls[i-1].node && calls[i].start.Before(calls[i-1].end) {
+				t.Errorf("%s served by %s and %s at once: %v", acct, calls[i-1].node, calls[i].node, calls[i].start)
+			}
+		}
+	}
+	pausedSet := map[string]bool{}
+	for _, k := range paused {
+		pausedSet[k] = true
+	}
+	late := 0
+	for _, c := range r.rec.snapshot() {
+		if c.node == "d2" && c.path == "/privateSend" && c.start.After(resumed) {
+			i := slices.IndexFunc(instances, func(in sim.InstanceInfo) bool { return in.WID == c.wID })
+			if i < 0 {
+				continue
+			}
+			n, _ := strconv.Atoi(strings.TrimPrefix(instances[i].WcID, "wxid_acct"))
+			key := lease.Key("acct", fmt.Sprintf("acct%04d", n))
+			if pausedSet[key] && retaken[key].IsZero() {
+				late++
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("d2 sent %d replies after SIGCONT for accounts it had lost", late)
+	}
+	var first time.Time
+	for _, c := range r.rec.snapshot() {
+		if c.path == "/privateSend" && c.node != "d1" && c.start.After(killed) && slices.Contains(lostAccounts, lease.Key("acct", "acct"+strings.TrimPrefix(account[c.wID], "wxid_acct"))) {
+			if first.IsZero() || c.start.Before(first) {
+				first = c.start
+			}
+		}
+	}
+	t.Logf("%d messages injected; first reply for a killed daemon's account %v after SIGKILL; %d sends in all", len(want), first.Sub(killed).Round(time.Millisecond), len(sent))
+}
