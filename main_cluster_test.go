@@ -320,6 +320,36 @@ func TestClusterAcceptance(t *testing.T) {
 	h = r.holdings(ctx)
 	t.Logf("shares after d4 joined: d2 %d, d3 %d, d4 %d", count(h, "d2"), count(h, "d3"), count(h, "d4"))
 
+	// The operator's view agrees: every account held, by the live
+	// daemons (an account may be between two of them for a moment).
+	var out []byte
+	poll(t, "cluster status shows every account held by d2, d3 and d4", 20*time.Second, func() bool {
+		out, err = finderbot(t, ctx, "cluster", "status", "--json", "--config", filepath.Join(r.dir, "d4.yaml")).Output()
+		if err != nil {
+			t.Fatalf("cluster status: %v", err)
+		}
+		var view struct {
+			Nodes []struct {
+				Node string `json:"node"`
+				Held int    `json:"held"`
+			} `json:"nodes"`
+			Replicas int `json:"replicas"`
+		}
+		if err := json.Unmarshal(out, &view); err != nil {
+			t.Fatalf("cluster status: %v\n%s", err, out)
+		}
+		shown := 0
+		for _, n := range view.Nodes {
+			if n.Node == "d1" {
+				return false
+			}
+			shown += n.Held
+		}
+		return shown == accounts && view.Replicas == 3
+	})
+	human, _ := finderbot(t, ctx, "cluster", "status", "--config", filepath.Join(r.dir, "d4.yaml")).Output()
+	t.Logf("finderbot cluster status:\n%s", human)
+
 	stopStream()
 	<-streamDone
 	injMu.Lock()
