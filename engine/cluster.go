@@ -65,6 +65,9 @@ type clusterMetrics struct {
 	fenced   prometheus.Counter
 }
 
+// takers bounds the accounts a daemon takes over at once.
+const takers = 32
+
 // Cluster buckets, after the stream's name.
 const (
 	holdersSuffix = "_HOLDERS"
@@ -319,19 +322,33 @@ func (c *cluster) balance(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
+	var want []string
 	for _, name := range free {
 		c.mu.Lock()
 		// An account left free for two scans is nobody's fair share: it
 		// is taken past the share, and handed over again later.
 		orphan := c.free[name] >= 2
 		c.mu.Unlock()
-		if mine >= share && !orphan {
-			continue
-		}
-		if c.take(ctx, name) {
-			mine++
+		if mine+len(want) < share || orphan {
+			want = append(want, name)
 		}
 	}
+	// Take-overs run side by side: after a daemon dies, its accounts wait
+	// for the slowest of them.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, takers)
+	for _, name := range want {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c.take(ctx, name)
+		}()
+	}
+	wg.Wait()
+	c.mu.Lock()
+	mine = len(c.held)
+	c.mu.Unlock()
 	if len(free) > 0 || mine <= share {
 		return
 	}
