@@ -440,3 +440,89 @@ func TestClusterAcceptance(t *testing.T) {
 	}
 	t.Logf("%d messages injected; first reply for a killed daemon's account %v after SIGKILL; %d sends in all", len(want), first.Sub(killed).Round(time.Millisecond), len(sent))
 }
+
+// TestFailoverTimes measures the time from a daemon's SIGKILL to the first
+// reply the other daemon makes for one of its accounts, and to the moment
+// every one of them has been answered again, over FINDERBOT_FAILOVER_RUNS
+// runs (two daemons, 20 accounts, a 3 s lease, messages every 20 ms), and
+// logs p50 and max. It is a measurement, not run unless asked.
+func TestFailoverTimes(t *testing.T) {
+	runs, _ := strconv.Atoi(os.Getenv("FINDERBOT_FAILOVER_RUNS"))
+	if runs <= 0 {
+		t.Skip("set FINDERBOT_FAILOVER_RUNS=N to measure")
+	}
+	var first, all []time.Duration
+	for run := range runs {
+		f, a := failoverOnce(t, run)
+		first, all = append(first, f), append(all, a)
+		t.Logf("run %d: first reply %v, every account %v after SIGKILL", run, f.Round(time.Millisecond), a.Round(time.Millisecond))
+	}
+	slices.Sort(first)
+	slices.Sort(all)
+	t.Logf("failover over %d runs (TTL 3s): first reply p50 %v max %v; every account p50 %v max %v", runs,
+		first[len(first)/2].Round(time.Millisecond), first[len(first)-1].Round(time.Millisecond),
+		all[len(all)/2].Round(time.Millisecond), all[len(all)-1].Round(time.Millisecond))
+}
+
+func failoverOnce(t *testing.T, run int) (first, all time.Duration) {
+	const accounts = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}}
+	r.nats = natstest.Start(t, 3)
+	r.sim = sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
+	defer r.sim.Close()
+	r.rec = &recorder{target: r.sim.URL}
+	os.MkdirAll(filepath.Join(r.dir, "rules"), 0o700)
+	os.WriteFile(filepath.Join(r.dir, "rules", "answer.yaml"), []byte(clusterRules), 0o600)
+	d1, d2 := r.start("d1"), r.start("d2")
+	defer d2.cmd.Process.Kill()
+	js, err := jetstream.New(r.nats.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the lease bucket", 30*time.Second, func() bool {
+		r.holders, err = js.KeyValue(ctx, "FB_HOLDERS")
+		return err == nil
+	})
+	poll(t, "an even split", 60*time.Second, func() bool {
+		h := r.holdings(ctx)
+		return count(h, "d1") == accounts/2 && count(h, "d2") == accounts/2 && len(r.sim.Instances()) == accounts
+	})
+	var victims []string
+	for k, v := range r.holdings(ctx) {
+		if v == "d1" {
+			victims = append(victims, strings.TrimPrefix(k, "acct.acct"))
+		}
+	}
+	stream, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; stream.Err() == nil; n++ {
+			r.sim.Inject(wcID(n%accounts), sim.Text("", fmt.Sprintf("q %d.%d", run, n)))
+			<-tick.C
+		}
+	}()
+	poll(t, "replies", 30*time.Second, func() bool { return len(r.sim.Sent()) > accounts })
+	killed := time.Now()
+	d1.signal(t, syscall.SIGKILL)
+	answered := map[string]time.Time{}
+	poll(t, "every account of d1 answered by d2", 30*time.Second, func() bool {
+		for _, s := range r.sim.Sent() {
+			n := strings.TrimPrefix(s.Account, "wxid_acct")
+			if s.Time.After(killed) && slices.Contains(victims, n) && answered[n].IsZero() {
+				answered[n] = s.Time
+			}
+		}
+		return len(answered) == len(victims)
+	})
+	for _, at := range answered {
+		if first == 0 || at.Sub(killed) < first {
+			first = at.Sub(killed)
+		}
+		all = max(all, at.Sub(killed))
+	}
+	return first, all
+}

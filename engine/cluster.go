@@ -47,6 +47,7 @@ type cluster struct {
 	held     map[string]*heldAccount // served here, by account
 	byKey    map[string]string       // lease key -> account
 	free     map[string]int          // scans in a row an account was found free
+	gave     map[string]time.Time    // accounts handed over, when
 	lastBeat time.Time
 }
 
@@ -64,6 +65,10 @@ type clusterMetrics struct {
 	renewals *prometheus.CounterVec
 	fenced   prometheus.Counter
 }
+
+// orphanScans is how many scans in a row (a tenth of the TTL apart) an
+// account must be found free before a daemon past its share takes it.
+const orphanScans = 5
 
 // takers bounds the accounts a daemon takes over at once.
 const takers = 32
@@ -135,7 +140,7 @@ func (d *Daemon) openCluster(sopts store.Options) error {
 		return kv, nil
 	}
 	c := &cluster{d: d, cfg: cfg, node: node, nc: nc, st: st,
-		held: map[string]*heldAccount{}, byKey: map[string]string{}, free: map[string]int{},
+		held: map[string]*heldAccount{}, byKey: map[string]string{}, free: map[string]int{}, gave: map[string]time.Time{},
 		moves: rate.NewLimiter(rate.Limit(cfg.MovesPerSecond), 1)}
 	if c.holders, err = bucket(holdersSuffix); err != nil {
 		return err
@@ -215,16 +220,14 @@ func (c *cluster) run(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
-		if time.Since(c.lastBeat) >= ttl/3 {
-			c.beat(ctx)
-		}
 		if time.Now().After(joined) {
 			c.balance(ctx)
 		}
 	}
 }
 
-// renew renews the leases every tenth of the TTL until ctx ends.
+// renew renews the leases, and writes the heartbeat, every tenth of the TTL
+// until ctx ends.
 func (c *cluster) renew(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.LeaseTTL / 10)
 	defer tick.Stop()
@@ -233,6 +236,9 @@ func (c *cluster) renew(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if time.Since(c.lastBeat) >= c.cfg.LeaseTTL/3 {
+			c.beat(ctx)
 		}
 		if err := c.leases.RenewAll(ctx); err != nil {
 			c.m.renewals.WithLabelValues("failed").Inc()
@@ -317,17 +323,25 @@ func (c *cluster) balance(ctx context.Context) {
 			continue
 		}
 		c.free[name]++
-		if _, ok := c.held[name]; !ok {
-			free = append(free, name)
+		if _, ok := c.held[name]; ok {
+			continue
 		}
+		// An account handed over is left to the daemon it was handed to
+		// for a TTL, so that two daemons never pass one to and fro.
+		if at, ok := c.gave[name]; ok && time.Since(at) < c.cfg.LeaseTTL {
+			continue
+		}
+		delete(c.gave, name)
+		free = append(free, name)
 	}
 	c.mu.Unlock()
 	var want []string
 	for _, name := range free {
 		c.mu.Lock()
-		// An account left free for two scans is nobody's fair share: it
-		// is taken past the share, and handed over again later.
-		orphan := c.free[name] >= 2
+		// An account left free for half a TTL (five scans) is nobody's
+		// fair share (the count of daemons is behind): it is taken past the
+		// share, and handed over again later.
+		orphan := c.free[name] >= orphanScans
 		c.mu.Unlock()
 		if mine+len(want) < share || orphan {
 			want = append(want, name)
@@ -466,6 +480,9 @@ func (c *cluster) handOver(ctx context.Context, name string) {
 	if err := l.Release(ctx); err != nil {
 		c.d.log.Warn("cluster: handing an account over", "account", name, "err", err)
 	}
+	c.mu.Lock()
+	c.gave[name] = time.Now()
+	c.mu.Unlock()
 	c.m.moves.WithLabelValues("handed_over").Inc()
 	c.d.log.Info("cluster: account handed over", "account", name, "node", c.node)
 }
