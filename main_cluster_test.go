@@ -112,10 +112,10 @@ upstream: {base_url: %q, account: %s, password: %s, timeout: 2s}
 store: {kind: nats, url: %q, stream: FB, replicas: 3, node: %s, lease_ttl: %s, moves_per_second: 20}
 rules: [./rules]
 admin: {listen: 127.0.0.1:0}
-sync: {idle_interval: 300ms, busy_interval: 0s, max_backoff: 1s, online_check: 1m, concurrency: 64}
+sync: {idle_interval: %s, busy_interval: 0s, max_backoff: 1s, online_check: 1m, concurrency: 64}
 send: {interval: 0s, burst: 1, jitter: 0s, retry_backoff: 100ms, max_retry_backoff: 1s}
 accounts:
-`, node, p.URL, sim.DefaultAccount, sim.DefaultPassword, r.nats.URL(), node, r.ttl)
+`, node, p.URL, sim.DefaultAccount, sim.DefaultPassword, r.nats.URL(), node, r.ttl, r.idle())
 	for i := range r.accounts {
 		fmt.Fprintf(&b, "  - {name: acct%04d, wc_id: %s}\n", i, wcID(i))
 	}
@@ -124,6 +124,13 @@ accounts:
 		r.t.Fatal(err)
 	}
 	return path
+}
+
+// idle is the accounts' pause between syncs: every account polls the
+// simulator, all of them on the same machine as the test, so the pause
+// grows with their number (10 ms an account, 300 ms at least).
+func (r *clusterRig) idle() time.Duration {
+	return max(300*time.Millisecond, time.Duration(r.accounts)*10*time.Millisecond)
 }
 
 func (r *clusterRig) start(node string) *daemonProc {
@@ -207,7 +214,10 @@ func TestClusterAcceptance(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for n, d := range r.daemons {
-				lines := strings.Split(d.log(), "\n")
+				// The cluster's lines, not every page and reply.
+				lines := slices.DeleteFunc(strings.Split(d.log(), "\n"), func(l string) bool {
+					return strings.Contains(l, "page synced") || strings.Contains(l, "action performed")
+				})
 				t.Logf("%s's log, the last lines:\n%s", n, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 			}
 		}
@@ -292,8 +302,13 @@ func TestClusterAcceptance(t *testing.T) {
 		}
 	}
 	r.daemons["d2"].signal(t, syscall.SIGSTOP)
+	lastLog := time.Now()
 	poll(t, "d2's accounts taken over while it is stopped", 2*r.ttl+5*time.Second, func() bool {
 		h := r.holdings(ctx)
+		if time.Since(lastLog) > 2*time.Second {
+			lastLog = time.Now()
+			t.Logf("shares while d2 is stopped: d2 %d, d3 %d, free %d", count(h, "d2"), count(h, "d3"), accounts-len(h))
+		}
 		for _, k := range paused {
 			if h[k] == "" || h[k] == "d2" {
 				return false
@@ -312,8 +327,13 @@ func TestClusterAcceptance(t *testing.T) {
 
 	// A fourth daemon takes a fair share, gradually.
 	r.start("d4")
+	lastLog = time.Now()
 	poll(t, "d4 takes a fair share", 60*time.Second, func() bool {
 		h := r.holdings(ctx)
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			t.Logf("shares while d4 joins: d2 %d, d3 %d, d4 %d, free %d", count(h, "d2"), count(h, "d3"), count(h, "d4"), accounts-len(h))
+		}
 		live := 3 // d2, d3, d4
 		return count(h, "d2") >= accounts/live-1 && count(h, "d3") >= accounts/live-1 && count(h, "d4") >= accounts/live-1
 	})

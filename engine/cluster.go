@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -141,7 +142,9 @@ func (d *Daemon) openCluster(sopts store.Options) error {
 	}
 	c := &cluster{d: d, cfg: cfg, node: node, nc: nc, st: st,
 		held: map[string]*heldAccount{}, byKey: map[string]string{}, free: map[string]int{}, gave: map[string]time.Time{},
-		moves: rate.NewLimiter(rate.Limit(cfg.MovesPerSecond), 1)}
+		// A scan comes every tenth of the TTL: its burst is what the rate
+		// allows in that time.
+		moves: rate.NewLimiter(rate.Limit(cfg.MovesPerSecond), max(1, int(math.Ceil(cfg.MovesPerSecond*cfg.LeaseTTL.Seconds()/10))))}
 	if c.holders, err = bucket(holdersSuffix); err != nil {
 		return err
 	}
