@@ -109,7 +109,7 @@ type scope struct {
 	last   uint64 // the subject's last sequence applied
 	mem    *store.Memory
 	at     atomic.Pointer[time.Time] // the time of the event being applied
-	ids    []uint64                  // the outbox ids in mem
+	ids    map[uint64]struct{}       // the outbox ids in mem
 	events uint64
 	// fenced is set once another daemon claimed the account, or wrote it
 	// since this one read it; writes fail until this daemon claims it.
@@ -228,7 +228,7 @@ func (s *Store) scope(subject, account string) *scope {
 	defer s.mu.Unlock()
 	sc := s.scopes[subject]
 	if sc == nil {
-		sc = &scope{subject: subject, account: account}
+		sc = &scope{subject: subject, account: account, ids: map[uint64]struct{}{}}
 		mo := s.opts.Store
 		// The replay enforces only the bounds that drop entries, so that
 		// applying an acknowledged event can never fail.
@@ -328,28 +328,46 @@ func (s *Store) apply(sc *scope, ev *event, seq uint64) (result, error) {
 	}
 	sc.last = seq
 	sc.events++
-	s.reindex(sc)
+	s.index(sc, ev, &r)
 	if err != nil {
 		return r, fmt.Errorf("natsstore: %s: event %d (%s) does not apply: %w", sc.subject, seq, ev.Op, err)
 	}
 	return r, nil
 }
 
-// reindex records which outbox items sc holds.
-func (s *Store) reindex(sc *scope) {
-	pending, _ := sc.mem.Pending(context.Background())
+// index records the outbox items ev added to sc and took out of it, so
+// that Record finds an item's account, and the outbox bound its count,
+// without reading the outbox.
+func (s *Store) index(sc *scope, ev *event, r *result) {
+	var added []store.Item
+	var gone []uint64
+	switch ev.Op {
+	case opPage:
+		added, gone = r.page.Items, r.page.Settled
+	case opEnqueue, opRevive:
+		added = r.items
+	case opRecord:
+		added = r.recorded.Added
+		gone = append(gone, ev.Changes.Remove...)
+		for _, d := range ev.Changes.Dead {
+			gone = append(gone, d.Item.ID)
+		}
+	default:
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range sc.ids {
-		if s.owner[id] == sc {
-			delete(s.owner, id)
-		}
-	}
-	s.items.Add(int64(len(pending) - len(sc.ids)))
-	sc.ids = sc.ids[:0]
-	for _, it := range pending {
-		sc.ids = append(sc.ids, it.ID)
+	for _, it := range added {
+		sc.ids[it.ID] = struct{}{}
 		s.owner[it.ID] = sc
+		s.items.Add(1)
+	}
+	for _, id := range gone {
+		if _, ok := sc.ids[id]; ok {
+			delete(sc.ids, id)
+			delete(s.owner, id)
+			s.items.Add(-1)
+		}
 	}
 }
 
@@ -565,13 +583,13 @@ func (s *Store) Forget(account string) {
 	defer sc.mu.Unlock()
 	s.mu.Lock()
 	delete(s.scopes, sc.subject)
-	for _, id := range sc.ids {
+	for id := range sc.ids {
 		if s.owner[id] == sc {
 			delete(s.owner, id)
 		}
 	}
 	s.items.Add(-int64(len(sc.ids)))
-	sc.ids = nil
+	clear(sc.ids)
 	s.mu.Unlock()
 }
 
