@@ -216,9 +216,14 @@ func TestClusterAcceptance(t *testing.T) {
 			for n, d := range r.daemons {
 				// The cluster's lines, not every page and reply.
 				lines := slices.DeleteFunc(strings.Split(d.log(), "\n"), func(l string) bool {
-					return strings.Contains(l, "page synced") || strings.Contains(l, "action performed")
+					return strings.Contains(l, "page synced") || strings.Contains(l, "action performed") || strings.ContainsAny(l, "█▀▄")
 				})
 				t.Logf("%s's log, the last lines:\n%s", n, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+				if os.Getenv("FINDERBOT_CLUSTER_STACKS") != "" {
+					d.cmd.Process.Signal(syscall.SIGQUIT)
+					d.waitExit(t, 10*time.Second)
+					t.Logf("%s's goroutines:\n%s", n, d.log())
+				}
 			}
 		}
 	})

@@ -224,7 +224,11 @@ func (c *cluster) run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		if time.Now().After(joined) {
-			c.balance(ctx)
+			// A scan that hangs (a listing lost on a busy server) must not
+			// stop the next ones.
+			sctx, cancel := context.WithTimeout(ctx, ttl)
+			c.balance(sctx, ctx)
+			cancel()
 		}
 	}
 }
@@ -243,7 +247,10 @@ func (c *cluster) renew(ctx context.Context) {
 		if time.Since(c.lastBeat) >= c.cfg.LeaseTTL/3 {
 			c.beat(ctx)
 		}
-		if err := c.leases.RenewAll(ctx); err != nil {
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.LeaseTTL/3)
+		err := c.leases.RenewAll(rctx)
+		cancel()
+		if err != nil {
 			c.m.renewals.WithLabelValues("failed").Inc()
 			if ctx.Err() == nil {
 				c.d.log.Warn("cluster: lease renewal failed", "err", err)
@@ -275,11 +282,19 @@ func keys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer lister.Stop()
 	var out []string
-	for k := range lister.Keys() {
-		out = append(out, k)
+	for {
+		select {
+		case k, ok := <-lister.Keys():
+			if !ok {
+				return out, nil
+			}
+			out = append(out, k)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("listing the keys of %s: %w", kv.Bucket(), ctx.Err())
+		}
 	}
-	return out, nil
 }
 
 // score ranks the daemons for an account (rendezvous hashing): each daemon
@@ -295,7 +310,10 @@ func score(node, account string) uint64 {
 
 // balance takes free accounts up to the fair share and hands over those
 // past it, a bounded number per second.
-func (c *cluster) balance(ctx context.Context) {
+//
+// ctx bounds the scan; life is the daemon's, which the accounts taken
+// keep.
+func (c *cluster) balance(ctx, life context.Context) {
 	nodeKeys, err := keys(ctx, c.nodes)
 	if err != nil {
 		c.d.log.Warn("cluster: cannot list the daemons", "err", err)
@@ -359,7 +377,7 @@ func (c *cluster) balance(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c.take(ctx, name)
+			c.take(ctx, life, name)
 		}()
 	}
 	wg.Wait()
@@ -389,7 +407,7 @@ func (c *cluster) balance(ctx context.Context) {
 // store, and starts serving it: its outbox as the store has it (what the
 // previous holder may have sent is in doubt), its login as stored (the
 // same wId: no new login when it is still online).
-func (c *cluster) take(ctx context.Context, name string) bool {
+func (c *cluster) take(ctx, life context.Context, name string) bool {
 	key := c.key(name)
 	l, err := c.leases.Acquire(ctx, key)
 	if errors.Is(err, lease.ErrHeld) {
@@ -409,7 +427,10 @@ func (c *cluster) take(ctx context.Context, name string) bool {
 	if err := c.resume(ctx, name, l); err != nil {
 		return fail(err)
 	}
-	hctx, cancel := context.WithCancel(ctx)
+	if err := l.Check(); err != nil { // lost while resuming
+		return fail(err)
+	}
+	hctx, cancel := context.WithCancel(life)
 	c.mu.Lock()
 	c.held[name] = &heldAccount{since: start, ctx: hctx, cancel: cancel}
 	c.byKey[key] = name
