@@ -49,6 +49,7 @@ type cluster struct {
 	byKey    map[string]string       // lease key -> account
 	free     map[string]int          // scans in a row an account was found free
 	gave     map[string]time.Time    // accounts handed over, when
+	sessions map[string]context.CancelFunc // sessions run here, by lease key
 	lastBeat time.Time
 }
 
@@ -141,7 +142,7 @@ func (d *Daemon) openCluster(sopts store.Options) error {
 		return kv, nil
 	}
 	c := &cluster{d: d, cfg: cfg, node: node, nc: nc, st: st,
-		held: map[string]*heldAccount{}, byKey: map[string]string{}, free: map[string]int{}, gave: map[string]time.Time{},
+		held: map[string]*heldAccount{}, byKey: map[string]string{}, free: map[string]int{}, gave: map[string]time.Time{}, sessions: map[string]context.CancelFunc{},
 		// A scan comes every tenth of the TTL: its burst is what the rate
 		// allows in that time.
 		moves: rate.NewLimiter(rate.Limit(cfg.MovesPerSecond), max(1, int(math.Ceil(cfg.MovesPerSecond*cfg.LeaseTTL.Seconds()/10))))}
@@ -516,6 +517,10 @@ func (c *cluster) handOver(ctx context.Context, name string) {
 func (c *cluster) lost(key string) {
 	c.mu.Lock()
 	name, ok := c.byKey[key]
+	if stop := c.sessions[key]; stop != nil {
+		stop()
+		c.d.log.Warn("cluster: lease lost; the session stops here", "lease", key, "node", c.node)
+	}
 	c.mu.Unlock()
 	if ok && c.stop(name) {
 		c.m.moves.WithLabelValues("lost").Inc()
@@ -539,6 +544,52 @@ func (c *cluster) releaseAll() error {
 	}
 	c.nodes.Delete(ctx, lease.Key("node", c.node))
 	return nil
+}
+
+// sessionKey is the lease of a token or app-key session.
+func sessionKey(name string) string { return lease.Key("sess", name) }
+
+// leased runs a session only while this daemon holds its lease: the
+// daemons take it in turns, one at a time, each going on from the tokens
+// in the store; a lost lease ends the run at once.
+func (c *cluster) leased(name string, run func(context.Context) error) func(context.Context) error {
+	key := sessionKey(name)
+	return func(ctx context.Context) error {
+		for ctx.Err() == nil {
+			l, err := c.leases.Acquire(ctx, key)
+			if err == nil {
+				hctx, cancel := context.WithCancel(ctx)
+				c.mu.Lock()
+				c.sessions[key] = cancel
+				c.mu.Unlock()
+				c.d.log.Info("cluster: session taken", "session", name, "node", c.node)
+				if err := run(hctx); err != nil && hctx.Err() == nil {
+					c.d.log.Warn("cluster: session stopped", "session", name, "err", err)
+				}
+				cancel()
+				c.mu.Lock()
+				delete(c.sessions, key)
+				c.mu.Unlock()
+				rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+				l.Release(rctx)
+				rcancel()
+			} else if !errors.Is(err, lease.ErrHeld) {
+				c.d.log.Warn("cluster: cannot take a session", "session", name, "err", err)
+			}
+			t := time.NewTimer(c.cfg.LeaseTTL / 3)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		return nil
+	}
+}
+
+// sessionFence is the fence of a session's logins and refreshes.
+func (c *cluster) sessionFence(name string) func() error {
+	return func() error { return c.leases.Check(sessionKey(name)) }
 }
 
 // status is the cluster part of /api/status.

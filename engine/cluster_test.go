@@ -8,6 +8,7 @@ import (
 
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/natstest"
+	"github.com/finderbot/finderbot/engine/session"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
 
@@ -91,5 +92,36 @@ func TestClusterSharesAccountsAndHandsThemOver(t *testing.T) {
 	}
 	if len(seen) != 2*len(accounts) {
 		t.Errorf("sent %s", describeSent(sent))
+	}
+}
+
+// TestClusterRunsASessionOnOneDaemon: a token session runs on the one daemon
+// holding its lease; when that daemon stops, the other takes it over with
+// the tokens in the store — the same access token, no new login.
+func TestClusterRunsASessionOnOneDaemon(t *testing.T) {
+	t.Parallel()
+	h := prepareHarness(t, sim.Options{AutoConfirm: true}, "a1")
+	h.cfg.Sessions = []config.Session{{Name: "crm", Kind: config.KindToken, BaseURL: h.sim.URL, Mobile: sim.DefaultMobile,
+		ValidateNo: config.Secret(sim.DefaultSMSCode), DeviceNumber: "dev1", RefreshMargin: 10 * time.Minute, CheckInterval: time.Minute}}
+	c := natstest.Start(t, 1)
+	d1 := clusterDaemon(t, h, c, "d1")
+	d2 := clusterDaemon(t, h, c, "d2")
+	online := func(d *Daemon) bool { st, _ := d.Session("crm").State(); return st == session.StateOnline }
+	waitUntil(t, h.ctx, "the session online on one daemon", func() bool { return online(d1) || online(d2) })
+	holder, other := d1, d2
+	if online(d2) {
+		holder, other = d2, d1
+	}
+	if online(other) {
+		t.Fatal("the session runs on both daemons")
+	}
+	token, err := holder.SessionToken(h.ctx, "crm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder.Close()
+	waitUntil(t, h.ctx, "the other daemon takes the session over", func() bool { return online(other) })
+	if got, _ := other.SessionToken(h.ctx, "crm"); got != token {
+		t.Fatalf("the take-over logged in again: token %q, want %q", got, token)
 	}
 }
