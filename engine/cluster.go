@@ -45,10 +45,10 @@ type cluster struct {
 	m       clusterMetrics
 
 	mu       sync.Mutex
-	held     map[string]*heldAccount // served here, by account
-	byKey    map[string]string       // lease key -> account
-	free     map[string]int          // scans in a row an account was found free
-	gave     map[string]time.Time    // accounts handed over, when
+	held     map[string]*heldAccount       // served here, by account
+	byKey    map[string]string             // lease key -> account
+	free     map[string]int                // scans in a row an account was found free
+	gave     map[string]time.Time          // accounts handed over, when
 	sessions map[string]context.CancelFunc // sessions run here, by lease key
 	lastBeat time.Time
 }
