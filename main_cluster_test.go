@@ -126,6 +126,37 @@ accounts:
 	return path
 }
 
+// newClusterRig starts a three-node JetStream cluster and a simulator, and
+// writes the rules; the test starts the daemons.
+func newClusterRig(t *testing.T, accounts int) *clusterRig {
+	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}}
+	r.nats = natstest.Start(t, 3)
+	r.sim = sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
+	t.Cleanup(r.sim.Close)
+	r.rec = &recorder{target: r.sim.URL}
+	if err := os.MkdirAll(filepath.Join(r.dir, "rules"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "rules", "answer.yaml"), []byte(clusterRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitBucket waits for the first daemon to create the lease bucket.
+func (r *clusterRig) waitBucket(ctx context.Context) {
+	js, err := jetstream.New(r.nats.Connect(r.t))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	poll(r.t, "the lease bucket", 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		r.holders, err = js.KeyValue(ctx, "FB_HOLDERS")
+		return err == nil
+	})
+}
+
 // idle is the accounts' pause between syncs: every account polls the
 // simulator, all of them on the same machine as the test, so the pause
 // grows with their number (10 ms an account, 300 ms at least).
@@ -140,7 +171,11 @@ func (r *clusterRig) start(node string) *daemonProc {
 }
 
 // holdings reads who holds which account from the lease bucket.
+// Each look has a deadline of its own: a JetStream request can go
+// unanswered while a busy cluster elects a leader, and the poll asks again.
 func (r *clusterRig) holdings(ctx context.Context) map[string]string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
 	out := map[string]string{}
 	lister, err := r.holders.ListKeys(ctx)
 	if err != nil {
@@ -200,17 +235,7 @@ func TestClusterAcceptance(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}}
-	r.nats = natstest.Start(t, 3)
-	r.sim = sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
-	t.Cleanup(r.sim.Close)
-	r.rec = &recorder{target: r.sim.URL}
-	if err := os.MkdirAll(filepath.Join(r.dir, "rules"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(r.dir, "rules", "answer.yaml"), []byte(clusterRules), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	r := newClusterRig(t, accounts)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for n, d := range r.daemons {
@@ -230,14 +255,7 @@ func TestClusterAcceptance(t *testing.T) {
 	for _, n := range []string{"d1", "d2", "d3"} {
 		r.start(n)
 	}
-	js, err := jetstream.New(r.nats.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll(t, "the lease bucket", 30*time.Second, func() bool {
-		r.holders, err = js.KeyValue(ctx, "FB_HOLDERS")
-		return err == nil
-	})
+	r.waitBucket(ctx)
 	poll(t, "every account held and logged in", 60*time.Second, func() bool {
 		return len(r.holdings(ctx)) == accounts && len(r.sim.Instances()) >= accounts
 	})
@@ -349,6 +367,7 @@ func TestClusterAcceptance(t *testing.T) {
 	// daemons (an account may be between two of them for a moment).
 	var out []byte
 	poll(t, "cluster status shows every account held by d2, d3 and d4", 20*time.Second, func() bool {
+		var err error
 		out, err = finderbot(t, ctx, "cluster", "status", "--json", "--config", filepath.Join(r.dir, "d4.yaml")).Output()
 		if err != nil {
 			t.Fatalf("cluster status: %v", err)
@@ -493,23 +512,10 @@ func failoverOnce(t *testing.T, run int) (first, all time.Duration) {
 	const accounts = 20
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}}
-	r.nats = natstest.Start(t, 3)
-	r.sim = sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
-	defer r.sim.Close()
-	r.rec = &recorder{target: r.sim.URL}
-	os.MkdirAll(filepath.Join(r.dir, "rules"), 0o700)
-	os.WriteFile(filepath.Join(r.dir, "rules", "answer.yaml"), []byte(clusterRules), 0o600)
+	r := newClusterRig(t, accounts)
 	d1, d2 := r.start("d1"), r.start("d2")
 	defer d2.cmd.Process.Kill()
-	js, err := jetstream.New(r.nats.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll(t, "the lease bucket", 30*time.Second, func() bool {
-		r.holders, err = js.KeyValue(ctx, "FB_HOLDERS")
-		return err == nil
-	})
+	r.waitBucket(ctx)
 	poll(t, "an even split", 60*time.Second, func() bool {
 		h := r.holdings(ctx)
 		return count(h, "d1") == accounts/2 && count(h, "d2") == accounts/2 && len(r.sim.Instances()) == accounts
