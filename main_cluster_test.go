@@ -391,8 +391,11 @@ func TestClusterAcceptance(t *testing.T) {
 		}
 		return shown == accounts && view.Replicas == 3
 	})
-	human, _ := finderbot(t, ctx, "cluster", "status", "--config", filepath.Join(r.dir, "d4.yaml")).Output()
-	t.Logf("finderbot cluster status:\n%s", human)
+	human, _ := finderbot(t, ctx, "cluster", "status", "--accounts", "--config", filepath.Join(r.dir, "d4.yaml")).Output()
+	if !strings.Contains(string(human), "LAST WRITE") {
+		t.Errorf("cluster status --accounts:\n%s", human)
+	}
+	t.Logf("finderbot cluster status --accounts:\n%s", human)
 
 	stopStream()
 	<-streamDone

@@ -15,6 +15,7 @@ import (
 
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/lease"
+	"github.com/finderbot/finderbot/engine/store/natsstore"
 )
 
 // ClusterView is what `finderbot cluster status` shows: the daemons alive on
@@ -60,10 +61,16 @@ type AccountView struct {
 	// Revision is the lease's revision: it grows at every renewal and
 	// every change of hands.
 	Revision uint64 `json:"revision,omitempty"`
+	// LastWrite is the time since the account's state last changed (a
+	// page committed, a delivery recorded), by the server's clock: an
+	// account whose holder falls behind shows it here. Read with
+	// --accounts only.
+	LastWrite time.Duration `json:"last_write,omitempty"`
 }
 
-// ReadCluster reads the cluster of the configuration at cfgPath.
-func ReadCluster(ctx context.Context, cfgPath string) (ClusterView, error) {
+// ReadCluster reads the cluster of the configuration at cfgPath; with
+// writes, each account's last write too (a request per account).
+func ReadCluster(ctx context.Context, cfgPath string, writes bool) (ClusterView, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return ClusterView{}, err
@@ -137,6 +144,11 @@ func ReadCluster(ctx context.Context, cfgPath string) (ClusterView, error) {
 				n.MaxLeaseAge = max(n.MaxLeaseAge, av.LeaseAge)
 			}
 		}
+		if writes {
+			if m, err := st.GetLastMsgForSubject(ctx, natsstore.Subject(cfg.Store.Stream, ac.Name)); err == nil {
+				av.LastWrite = now.Sub(m.Time).Round(time.Millisecond)
+			}
+		}
 		view.Accounts = append(view.Accounts, av)
 	}
 	for _, n := range nodes {
@@ -155,7 +167,7 @@ func listKeys(ctx context.Context, kv jetstream.KeyValue) []string {
 // PrintCluster is `finderbot cluster status`: the daemons, their shares and
 // lease ages, and with accounts each account's holder.
 func PrintCluster(ctx context.Context, cfgPath string, out io.Writer, accounts, asJSON bool) error {
-	view, err := ReadCluster(ctx, cfgPath)
+	view, err := ReadCluster(ctx, cfgPath, accounts)
 	if err != nil {
 		return err
 	}
@@ -185,9 +197,9 @@ func PrintCluster(ctx context.Context, cfgPath string, out io.Writer, accounts, 
 	if accounts {
 		fmt.Fprintln(out)
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ACCOUNT\tHOLDER\tLEASE AGE\tREVISION")
+		fmt.Fprintln(tw, "ACCOUNT\tHOLDER\tLEASE AGE\tREVISION\tLAST WRITE")
 		for _, a := range view.Accounts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", a.Account, cmp.Or(a.Holder, "-"), a.LeaseAge, a.Revision)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Account, cmp.Or(a.Holder, "-"), a.LeaseAge, a.Revision, a.LastWrite)
 		}
 		tw.Flush()
 	}

@@ -220,7 +220,7 @@ func (s *Store) accountScope(account string) *scope {
 	if account == "" {
 		return s.scope(s.opts.Stream+".ev.glob", "")
 	}
-	return s.scope(s.subject("acct", account), account)
+	return s.scope(Subject(s.opts.Stream, account), account)
 }
 
 func (s *Store) scope(subject, account string) *scope {
@@ -1037,11 +1037,8 @@ func (s *Store) Lease(ctx context.Context, key, holder string, ttl time.Duration
 // and session leases.
 func (s *Store) Leases() jetstream.KeyValue { return s.leases }
 
-// Events returns how many events this daemon applied to the account's
-// state and the last sequence applied, for the operator.
-func (s *Store) Events(account string) (n, last uint64) {
-	sc := s.accountScope(account)
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return sc.events, sc.last
+// Subject returns the subject of the account's events, for tools that read
+// the stream.
+func Subject(stream, account string) string {
+	return stream + ".ev." + lease.Key("acct", account)
 }
