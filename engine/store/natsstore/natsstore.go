@@ -203,7 +203,8 @@ func ensure[T any](ctx context.Context, try func(context.Context) (T, error)) (T
 	}
 }
 
-// Close implements store.Store. The connection belongs to the caller.
+// Close implements store.Store: later calls fail with ErrClosed. The
+// connection belongs to the caller.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	s.closed = true
@@ -428,10 +429,22 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 	return nil
 }
 
+// ErrClosed is returned by every call after Close.
+var ErrClosed = errors.New("natsstore: the store is closed")
+
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // read runs f on sc's state, loading it first.
 func (s *Store) read(ctx context.Context, sc *scope, f func(*store.Memory) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.isClosed() {
+		return ErrClosed
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
@@ -451,6 +464,9 @@ func (s *Store) read(ctx context.Context, sc *scope, f func(*store.Memory) error
 func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) (*event, error)) (result, error) {
 	if err := ctx.Err(); err != nil {
 		return result{}, err
+	}
+	if s.isClosed() {
+		return result{}, ErrClosed
 	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
