@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"syscall"
@@ -22,13 +23,11 @@ import (
 
 	"github.com/finderbot/finderbot/engine"
 	"github.com/finderbot/finderbot/engine/admin"
+	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 	"github.com/finderbot/finderbot/plugins"
 	"github.com/finderbot/finderbot/rules"
 )
-
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
-var version = "dev"
 
 func main() {
 	plugins.RunShimIfRequested() // a plugin's supervisor, started by the daemon
@@ -78,6 +77,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "finderbot",
 		Short:         "Automate WeChat Finder private messages with rules and plugins",
+		Version:       buildVersion(debug.ReadBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
@@ -88,6 +88,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 			}
 		},
 	}
+	root.SetVersionTemplate("finderbot {{.Version}}\n")
 	root.AddCommand(
 		run,
 		newLoginCmd(),
@@ -101,6 +102,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 		newStatusCmd(),
 		newDeadLettersCmd(),
 		newReloadCmd(),
+		newHealthzCmd(),
 		newVersionCmd(),
 	)
 	return root
@@ -113,7 +115,7 @@ func newRunCmd(hup <-chan os.Signal) *cobra.Command {
 		Short: "Run the daemon: keep the accounts online, sync messages, run the rules, send the answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.ErrOrStderr(), hup)
+			return engine.Run(cmd.Context(), cfgPath, cmd.ErrOrStderr(), cmd.OutOrStdout(), hup)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file")
@@ -126,12 +128,14 @@ func newSimCmd() *cobra.Command {
 		autoConfirm bool
 		noSeed      bool
 		quiet       bool
+		statePath   string
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
 		Short: "Serve a simulated wkteam upstream (plus the token and app-key login APIs) for trying finderbot",
-		Long: `sim serves an in-memory copy of the upstream APIs finderbot talks to, seeded with the real
-Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists its control API.`,
+		Long: `sim serves a copy of the upstream APIs finderbot talks to, seeded with the real Finder page
+of the upstream documentation. Drive it with curl; GET /_sim/ lists its control API. With --state
+it keeps its accounts, instances and messages in a file and resumes from it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelInfo
@@ -140,6 +144,14 @@ Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists 
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			opts := sim.Options{AutoConfirm: autoConfirm, NoSeed: noSeed, Logger: logger}
+			if statePath != "" {
+				st, err := sim.OpenState(statePath)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				opts.State = st
+			}
 			return sim.Run(cmd.Context(), listen, opts, cmd.OutOrStdout())
 		},
 	}
@@ -147,6 +159,47 @@ Finder page of the upstream documentation. Drive it with curl; GET /_sim/ lists 
 	cmd.Flags().BoolVar(&autoConfirm, "auto-confirm", true, "confirm login QR scans at once (false: confirm with POST /_sim/confirm)")
 	cmd.Flags().BoolVar(&noSeed, "no-seed", false, "start accounts with no messages instead of the seed page")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "log warnings only")
+	cmd.Flags().StringVar(&statePath, "state", "", "keep the simulator's state in this file and resume from it (default: in memory)")
+	cmd.AddCommand(newSimInjectCmd())
+	return cmd
+}
+
+func newSimInjectCmd() *cobra.Command {
+	var cfgPath, statePath, wcID, from string
+	cmd := &cobra.Command{
+		Use:   "inject TEXT",
+		Short: "Have a stranger write TEXT to a simulated account, whether the daemon runs or not",
+		Long: `inject adds a text message to the Finder messages of an account of the simulated upstream
+whose state is in the state directory of --config (base_url: sim), or in --state. While a daemon
+(or finderbot sim --state) serves that simulator, the message goes through it; otherwise it is
+written into the state, and the daemon answers it when it starts again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := statePath
+			if path == "" {
+				cfg, err := config.Load(cfgPath)
+				if err != nil {
+					return err
+				}
+				if cfg.Upstream.BaseURL != config.SimURL {
+					return fmt.Errorf("%s: upstream.base_url is %q, not sim: there is no simulator to inject into", cfgPath, cfg.Upstream.BaseURL)
+				}
+				path = filepath.Join(cfg.StateDir, engine.SimStateFile)
+			}
+			acct, msgs, err := sim.InjectFile(cmd.Context(), path, wcID, sim.Text(from, args[0]))
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				fmt.Fprintf(cmd.OutOrStdout(), "injected into %s: %q from %s (NewMsgId %d)\n", acct, m.Content, m.From, m.ID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration whose state directory holds the simulator")
+	cmd.Flags().StringVar(&statePath, "state", "", "the simulator's state file, instead of the one of --config")
+	cmd.Flags().StringVar(&wcID, "wcid", "", "the WeChat account (default: the only one)")
+	cmd.Flags().StringVar(&from, "from", "", "the sender's user name (default: the account's stranger)")
 	return cmd
 }
 
@@ -154,7 +207,7 @@ func newPluginsCmd() *cobra.Command {
 	var dir, lockPath string
 	cmd := &cobra.Command{
 		Use:   "plugins",
-		Short: "Pin and list out-of-process plugins",
+		Short: "Pin, list and write out-of-process plugins",
 	}
 	cmd.PersistentFlags().StringVar(&dir, "dir", "plugins", "the plugin directory")
 	cmd.PersistentFlags().StringVar(&lockPath, "lock", "", "the lock file of pinned checksums (default: plugins.lock in --dir)")
@@ -178,7 +231,23 @@ func newPluginsCmd() *cobra.Command {
 	}
 	ls.Flags().BoolVar(&dev, "dev", false, "also run unpinned or changed plugins (plugin development only)")
 	ls.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each action's parameters")
-	cmd.AddCommand(lock, ls)
+	var moduleDir string
+	create := &cobra.Command{
+		Use:   "new NAME [--dir DIR]",
+		Short: "Write a new plugin module: main.go, its test, a README, go.mod and the SDK's source",
+		Long: `new writes a Go module for a new plugin named NAME into DIR (default ./NAME): main.go
+with one action, main_test.go testing it through sdktest, README.md, go.mod and go.sum, and
+in internal/finderbot-sdk the source of the SDK this finderbot was built with, which go.mod
+builds against. go test ./... and go build then work there with nothing but the Go module
+proxy. DIR must not exist or be empty.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return plugins.RunNew(cmd.OutOrStdout(), args[0], moduleDir, buildVersion(debug.ReadBuildInfo()))
+		},
+	}
+	// This --dir is the new module's, and hides the plugin directory's.
+	create.Flags().StringVar(&moduleDir, "dir", "", "the directory of the new module (default ./NAME)")
+	cmd.AddCommand(lock, ls, create)
 	return cmd
 }
 
@@ -200,14 +269,17 @@ func (f *ruleFlags) options() (rules.Options, error) {
 
 func newCheckCmd() *cobra.Command {
 	var (
-		f       ruleFlags
-		cfgPath string
+		f            ruleFlags
+		cfgPath      string
+		explainIndex bool
 	)
 	cmd := &cobra.Command{
 		Use:   "check PATH... | check --config FILE",
 		Short: "Compile and lint rule files (files or directories); exit 1 with every problem found",
 		Long: `check compiles and lints rule files. With --config it checks the rules of a configuration
-against its plugins too: every plugin action a rule calls must exist in a plugin that can run.`,
+against its plugins too: every plugin action a rule calls must exist in a plugin that can run.
+With --explain-index it also prints how the rule index holds the rules: which are looked up by
+what, and which are evaluated for every message and why, the rules that make a large set slow.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case cfgPath == "" && len(args) == 0:
@@ -221,7 +293,7 @@ against its plugins too: every plugin action a rule calls must exist in a plugin
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfgPath != "" {
-				ok, err := engine.Check(cmd.Context(), cfgPath, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				ok, err := engine.Check(cmd.Context(), cfgPath, explainIndex, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				if err == nil && !ok {
 					err = exitCode(1)
 				}
@@ -231,7 +303,11 @@ against its plugins too: every plugin action a rule calls must exist in a plugin
 			if err != nil {
 				return err
 			}
-			if !rules.Check(cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args...) {
+			check := rules.Check
+			if explainIndex {
+				check = rules.CheckExplainIndex
+			}
+			if !check(cmd.OutOrStdout(), cmd.ErrOrStderr(), opts, args...) {
 				return exitCode(1)
 			}
 			return nil
@@ -239,6 +315,7 @@ against its plugins too: every plugin action a rule calls must exist in a plugin
 	}
 	f.add(cmd)
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "check the rules of this configuration against its plugins")
+	cmd.Flags().BoolVar(&explainIndex, "explain-index", false, "also print which rules the index looks up by what, and which it evaluates for every message and why")
 	return cmd
 }
 
@@ -504,17 +581,37 @@ and exits 1.`,
 	return cmd
 }
 
+func newHealthzCmd() *cobra.Command {
+	var (
+		f       adminFlags
+		ready   bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "healthz",
+		Short: "Ask the running daemon whether it is alive (or, with --ready, whether every account is online); exit 1 if not",
+		Long: `healthz calls the admin API's /healthz (or /readyz) and prints the answer. It is the
+HEALTHCHECK of the container image, which has no curl: finderbot healthz --addr 127.0.0.1:9090.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			return admin.PrintHealth(ctx, f.target(cmd), cmd.OutOrStdout(), ready)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().BoolVar(&ready, "ready", false, "ask /readyz: are all accounts online")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
+	return cmd
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the finderbot version",
+		Short: "Print the finderbot module version and the VCS revision it was built from",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			v := version
-			if info, ok := debug.ReadBuildInfo(); ok && v == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-				v = info.Main.Version
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "finderbot %s\n", v)
+			fmt.Fprintf(cmd.OutOrStdout(), "finderbot %s\n", buildVersion(debug.ReadBuildInfo()))
 		},
 	}
 }

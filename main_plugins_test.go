@@ -183,3 +183,31 @@ func TestCheckRefusesMixedArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginsNew runs `finderbot plugins new` as a user does: into --dir,
+// and refusing a bad name or a directory that holds something.
+func TestPluginsNew(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mod := filepath.Join(dir, "mine")
+	stdout, stderr, code := runFinderbot(t, "plugins", "new", "greeter", "--dir", mod)
+	if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "wrote the plugin greeter in "+mod+":\n") {
+		t.Errorf("plugins new --dir: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(mod, "main.go")); err != nil {
+		t.Error(err)
+	}
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"a bad name":         {[]string{"plugins", "new", "my.bot", "--dir", filepath.Join(dir, "x")}, `finderbot: plugins: new: "my.bot" is not a valid plugin name`},
+		"a directory in use": {[]string{"plugins", "new", "greeter", "--dir", mod}, "finderbot: plugins: new: " + mod + " is not empty (it holds "},
+		"no name":            {[]string{"plugins", "new"}, "finderbot: accepts 1 arg(s), received 0"},
+	} {
+		stdout, stderr, code := runFinderbot(t, tc.args...)
+		if code != 1 || stdout != "" || !strings.HasPrefix(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%s: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and one line starting %q", name, code, stdout, stderr, tc.want)
+		}
+	}
+}

@@ -61,7 +61,13 @@ func runDaemon(t *testing.T, cfg string) *daemonProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	cmd := finderbot(t, ctx, "run", "--config", cfg)
+	return startProc(t, finderbot(t, ctx, "run", "--config", cfg))
+}
+
+// startProc starts cmd, whose standard error the returned daemonProc reads
+// line by line, and kills it when the test ends.
+func startProc(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

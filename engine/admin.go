@@ -29,21 +29,35 @@ func (d *Daemon) Status() admin.Status {
 		a.mu.Unlock()
 		st.Accounts = append(st.Accounts, as)
 	}
-	for _, sc := range d.cfg.Sessions {
-		s := d.sessions[sc.Name]
-		state, detail := s.State()
-		st.Sessions = append(st.Sessions, admin.SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
-	}
+	st.Sessions, st.Plugins = d.sessionStatus(), d.pluginStatus()
 	if d.cluster != nil {
 		st.Cluster = d.cluster.status()
 	}
-	if d.pluginManager != nil {
-		for _, p := range d.pluginManager.List() {
-			st.Plugins = append(st.Plugins, admin.PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts,
-				OutputDroppedLines: p.DroppedLines, OutputDroppedBytes: p.DroppedBytes})
-		}
-	}
 	return st
+}
+
+// sessionStatus is the state of every session.
+func (d *Daemon) sessionStatus() []admin.SessionStatus {
+	var out []admin.SessionStatus
+	for _, sc := range d.cfg.Sessions {
+		s := d.sessions[sc.Name]
+		state, detail := s.State()
+		out = append(out, admin.SessionStatus{Name: sc.Name, Kind: s.Kind(), State: state, Detail: detail})
+	}
+	return out
+}
+
+// pluginStatus is the state of every plugin.
+func (d *Daemon) pluginStatus() []admin.PluginStatus {
+	if d.pluginManager == nil {
+		return nil
+	}
+	var out []admin.PluginStatus
+	for _, p := range d.pluginManager.List() {
+		out = append(out, admin.PluginStatus{Name: p.Name, Version: p.Version, State: string(p.State), Problem: p.Problem, Restarts: p.Restarts,
+			OutputDroppedLines: p.DroppedLines, OutputDroppedBytes: p.DroppedBytes})
+	}
+	return out
 }
 
 // AdminAddr returns the address the admin listener is bound to, or "".
@@ -122,12 +136,15 @@ func (b adminBackend) RetryDeadLetter(ctx context.Context, id uint64) (store.Ite
 	if err != nil {
 		return store.Item{}, err
 	}
+	b.d.deadCounts.changed()
 	b.d.outbox.Add([]store.Item{it})
 	return it, nil
 }
 
 func (b adminBackend) DropDeadLetter(ctx context.Context, id uint64) error {
-	return b.d.store.DropDeadLetter(ctx, id)
+	err := b.d.store.DropDeadLetter(ctx, id)
+	b.d.deadCounts.changed()
+	return err
 }
 
 func (b adminBackend) InboundDeadLetters(ctx context.Context, limit int) ([]store.InboundDeadLetter, error) {

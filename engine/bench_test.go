@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	runtimemetrics "runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -221,21 +222,79 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// settle waits until no account has an action queued or in doubt, then a
+// few seconds more for the echoes of the last replies to come back: what
+// follows measures idle polling, not the seed pages' answers.
+func settle(b *testing.B, d *Daemon) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		busy := 0
+		for _, name := range d.order {
+			if queued, inDoubt := d.outbox.Depth(name); queued+inDoubt > 0 {
+				busy++
+			}
+		}
+		if busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d accounts still have actions queued after 2 minutes", busy)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
+}
+
+// steadyLiveBytes is the median of five readings of liveBytes a second
+// apart: a single reading moves by a tenth with what the pollers allocate
+// while the collection runs, which it counts as live.
+func steadyLiveBytes() uint64 {
+	var r [5]uint64
+	for i := range r {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		r[i] = liveBytes()
+	}
+	slices.Sort(r[:])
+	return r[len(r)/2]
+}
+
+// totalAlloc is the bytes allocated on the heap since the process began.
+func totalAlloc() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
+
+// liveBytes is the memory the live objects and the goroutine stacks take:
+// the heap that the last of two collections marked live. HeapAlloc would
+// count too what the pollers allocated while the collection ran, as much
+// as the collection was long, and HeapInuse how full the spans happen to
+// be.
 func liveBytes() uint64 {
 	runtime.GC()
 	runtime.GC()
+	s := []runtimemetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	runtimemetrics.Read(s)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse + ms.StackInuse
+	return s[0].Value.Uint64() + ms.StackInuse
 }
 
 // BenchmarkIdleAccounts runs 10,000 online accounts that poll /syncFinder
 // once a second against a simulated upstream in another process, over
-// loopback, with nothing to sync. It reports the daemon's CPU in cores and
-// its memory per account.
+// loopback, with nothing to sync: the clock starts once the seed pages'
+// answers are settled. It reports the daemon's CPU in cores and its memory
+// per account. FINDERBOT_BENCH_PROFILE=DIR writes CPU and heap profiles of
+// the idle window into DIR.
 func BenchmarkIdleAccounts(b *testing.B) {
 	const accounts = 10_000
 	const window = 10 * time.Second
+	profiles := os.Getenv("FINDERBOT_BENCH_PROFILE")
+	if profiles != "" {
+		runtime.MemProfileRate = 512
+	}
 	// admin=on serves the admin API and the browser console, which nobody
 	// looks at: they must cost nothing then.
 	for _, admin := range []struct{ name, listen string }{{"admin=off", ""}, {"admin=on", "127.0.0.1:0"}} {
@@ -243,20 +302,28 @@ func BenchmarkIdleAccounts(b *testing.B) {
 			for range b.N {
 				base := liveBytes()
 				_, stop := startIdleAccounts(b, accounts, admin.listen)
-				perAccount := float64(liveBytes()-base) / accounts
-				if os.Getenv("FINDERBOT_BENCH_PROFILE") != "" {
-					var ms runtime.MemStats
-					runtime.ReadMemStats(&ms)
-					b.Logf("goroutines %d, heap in use %d MiB, stacks %d MiB", runtime.NumGoroutine(), ms.HeapInuse>>20, ms.StackInuse>>20)
-					f, _ := os.Create("/tmp/idle_heap.out")
-					pprof.WriteHeapProfile(f)
-					f.Close()
+				var cpuProfile *os.File
+				if profiles != "" {
+					cpuProfile, _ = os.Create(filepath.Join(profiles, "idle_cpu_"+admin.name+".out"))
+					pprof.StartCPUProfile(cpuProfile)
 				}
+				a0 := totalAlloc()
 				c0, t0 := cpuTime(), time.Now()
 				time.Sleep(window)
 				cores := float64(cpuTime()-c0) / float64(time.Since(t0))
+				allocRate := float64(totalAlloc()-a0) / time.Since(t0).Seconds()
+				if profiles != "" {
+					pprof.StopCPUProfile()
+					cpuProfile.Close()
+					runtime.GC()
+					f, _ := os.Create(filepath.Join(profiles, "idle_heap_"+admin.name+".out"))
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				perAccount := float64(steadyLiveBytes()-base) / accounts
 				stop()
 				b.ReportMetric(cores, "cores")
+				b.ReportMetric(allocRate/(1<<20), "alloc-MiB/s")
 				b.ReportMetric(perAccount/1024, "KiB/account")
 			}
 		})
@@ -291,8 +358,7 @@ func startIdleAccounts(b *testing.B, n int, adminListen string) (*Daemon, func()
 			b.Fatal(err)
 		}
 	}
-	// Let the seed pages drain and the loops settle into idle polling.
-	time.Sleep(3 * time.Second)
+	settle(b, d)
 	return d, func() {
 		d.Close()
 		cancel()

@@ -17,8 +17,10 @@ import (
 // Beside the rule language's own problems, that is each plugin action whose
 // plugin is missing, refused (its dev mode honoured) or cannot start, or
 // lacks the action. Check reports whether the rules are sound; the error is
-// for a configuration or plugin directory that cannot be read.
-func Check(ctx context.Context, path string, stdout, stderr io.Writer) (bool, error) {
+// for a configuration or plugin directory that cannot be read. With
+// explainIndex, sound rules are followed by how the index holds them
+// (rules.Set.ExplainIndex).
+func Check(ctx context.Context, path string, explainIndex bool, stdout, stderr io.Writer) (bool, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return false, err
@@ -40,5 +42,9 @@ func Check(ctx context.Context, path string, stdout, stderr io.Writer) (bool, er
 		}
 		opts.PluginProblem = plugins.CheckAction(infos, cfg.Plugins.Dir)
 	}
-	return rules.Check(stdout, stderr, opts, cfg.Rules...), nil
+	check := rules.Check
+	if explainIndex {
+		check = rules.CheckExplainIndex
+	}
+	return check(stdout, stderr, opts, cfg.Rules...), nil
 }

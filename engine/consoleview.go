@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 
 	"github.com/finderbot/finderbot/engine/admin"
 	"github.com/finderbot/finderbot/engine/console"
@@ -42,33 +43,35 @@ type consoleBackend struct {
 
 var _ console.Backend = (*consoleBackend)(nil)
 
+// Overview reads each account once, in one pass, and what the outbox and
+// the rates hold for all of them at once: a browser on the Overview asks
+// again at every change, and a daemon may hold ten thousand accounts.
 func (c *consoleBackend) Overview(ctx context.Context) console.Overview {
-	st := c.d.Status()
-	dead := map[string]int{}
-	if letters, err := c.d.store.DeadLetters(ctx, 0); err == nil {
-		for _, dl := range letters {
-			dead[dl.Item.Account]++
-		}
+	d := c.d
+	dead := d.deadCounts.get(ctx, d.store)
+	backlogs := d.outbox.Backlogs(d.order)
+	in, out := d.rates.PerMinuteAll() // in the order of d.order
+	ov := console.Overview{Started: d.started, Accounts: make([]console.Account, len(d.order))}
+	for i, name := range d.order {
+		a := d.accounts[name]
+		state, detail, wcID := a.keeper.Brief()
+		acc := console.Account{Name: name, State: state, Detail: detail, WcID: wcID,
+			InPerMin: in[i], OutPerMin: out[i], Outbox: backlogs[i].Queued, InDoubt: backlogs[i].InDoubt, DeadLetters: dead[name]}
+		a.mu.Lock()
+		acc.LastSync = a.lastSync
+		a.mu.Unlock()
+		ov.Accounts[i] = acc
 	}
-	ov := console.Overview{Started: st.Started, Accounts: make([]console.Account, 0, len(st.Accounts))}
-	for _, a := range st.Accounts {
-		in, out := c.rates(a.Name)
-		ov.Accounts = append(ov.Accounts, console.Account{
-			Name: a.Name, State: a.State, Detail: a.Detail, WcID: a.WcID, LastSync: a.LastSync,
-			InPerMin: in, OutPerMin: out, Outbox: a.OutboxDepth, InDoubt: a.InDoubt, DeadLetters: dead[a.Name],
-		})
-	}
-	for _, s := range st.Sessions {
+	for _, s := range d.sessionStatus() {
 		ov.Sessions = append(ov.Sessions, console.Session{Name: s.Name, Kind: s.Kind, State: s.State, Detail: s.Detail})
 	}
-	for _, p := range st.Plugins {
+	for _, p := range d.pluginStatus() {
 		ov.Plugins = append(ov.Plugins, console.Plugin{Name: p.Name, Version: p.Version, State: p.State, Problem: p.Problem, Restarts: p.Restarts})
 	}
 	return ov
 }
 
-// rates are an account's messages in and replies out in the last minute.
-func (c *consoleBackend) rates(account string) (in, out float64) { return c.d.Rates(account) }
+func (c *consoleBackend) AccountNames(context.Context) []string { return slices.Clone(c.d.order) }
 
 func (c *consoleBackend) Logins(context.Context) []console.Login {
 	states := c.d.Logins()

@@ -36,7 +36,8 @@ import (
 type Options struct {
 	// Logger receives the daemon's log (default: discard).
 	Logger *slog.Logger
-	// QR receives login QR codes drawn as text (usually the terminal).
+	// QR receives login QR codes drawn as text (usually the terminal),
+	// each in one Write.
 	QR io.Writer
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -69,6 +70,8 @@ type Daemon struct {
 	metrics *metrics
 	events  *events.Bus     // what people watching the daemon are told
 	rates   *rates.Accounts // messages in and out over the last minute
+	// deadCounts are the dead letters per account for the console.
+	deadCounts deadLetterCounts
 
 	accounts      map[string]*account
 	order         []string
@@ -172,6 +175,9 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	for i, ac := range cfg.Accounts {
 		names[i] = ac.Name
 	}
+	// The accounts in the configuration's order, which the rates keep
+	// too: the console reads both for every account, by position.
+	d.order = names
 	d.rates = rates.NewAccounts(opts.Now, names...)
 	defer func() {
 		if err != nil {
@@ -261,7 +267,6 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 		a.poller = d.newPoller(ac.Name)
 		d.accounts[ac.Name] = a
 		d.sessions[ac.Name] = a.keeper
-		d.order = append(d.order, ac.Name)
 	}
 	if err := d.buildSessions(hc); err != nil {
 		return nil, err

@@ -45,6 +45,7 @@ func (d *Daemon) publishPlugin(plugin string, state plugins.State, problem strin
 // publishDeadLetter tells the bus of an action given up on; the outbox
 // calls it (outbox.Observer.Dead).
 func (d *Daemon) publishDeadLetter(dl store.DeadLetter) {
+	d.deadCounts.changed()
 	it := dl.Item
 	what := it.Kind
 	if it.Rule != "" {

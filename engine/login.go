@@ -24,6 +24,7 @@ func Login(ctx context.Context, path, name string, in io.Reader, out io.Writer) 
 	}
 	cfg.Log.Level = "warn" // the terminal is for the questions
 	states := make(chan string, 16)
+	out = &lockedWriter{w: out} // the log's warnings and the QR code share the terminal
 	d, err := New(cfg, Options{Logger: NewLogger(out, cfg.Log), QR: out})
 	if err != nil {
 		return err

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
 
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/redact"
@@ -19,17 +22,30 @@ import (
 // daemon until ctx is cancelled (SIGINT/SIGTERM in main), reloads the rules
 // whenever reload delivers (SIGHUP; main registers it before anything else,
 // so that one sent during start-up is applied once the daemon runs), and
-// stops within the configured shutdown_timeout. Logs go to logOut; login QR
-// codes are drawn on qrOut. An error that stops the daemon from starting is
-// returned as one line, for the caller to print once; so is a shutdown that
-// did not finish in time, naming what it was still waiting for.
+// stops within the configured shutdown_timeout. Logs go to logOut. Login
+// QR codes are drawn on logOut too when the log is text, each in one
+// piece: no log line is written while one is drawn. With log.format json
+// they are drawn on qrOut instead, so that logOut holds JSON lines only.
+// An error that stops the daemon from starting is returned as one line,
+// for the caller to print once; so is a shutdown that did not finish in
+// time, naming what it was still waiting for.
+//
+// Under systemd (Type=notify, NOTIFY_SOCKET set) Run reports READY=1 once
+// the daemon has started — store open, admin API listening, plugins
+// started, every account's login under way — and STOPPING=1 when it
+// begins to shut down.
 func Run(ctx context.Context, path string, logOut, qrOut io.Writer, reload <-chan os.Signal) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return oneLine(err)
 	}
-	log := NewLogger(logOut, cfg.Log)
-	d, err := New(cfg, Options{Logger: log, QR: qrOut})
+	logW := &lockedWriter{w: logOut}
+	var qrW io.Writer = logW
+	if cfg.Log.Format == "json" {
+		qrW = &lockedWriter{w: qrOut}
+	}
+	log := NewLogger(logW, cfg.Log)
+	d, err := New(cfg, Options{Logger: log, QR: qrW})
 	if err != nil {
 		return oneLine(err)
 	}
@@ -37,6 +53,11 @@ func Run(ctx context.Context, path string, logOut, qrOut io.Writer, reload <-cha
 		d.Close()
 		return oneLine(err)
 	}
+	status := fmt.Sprintf("running: accounts %d, admin API off", len(d.order))
+	if addr := d.AdminAddr(); addr != "" {
+		status = fmt.Sprintf("running: accounts %d, admin API on %s", len(d.order), addr)
+	}
+	notify(log, daemon.SdNotifyReady+"\nSTATUS="+status)
 	for {
 		select {
 		case <-reload:
@@ -56,6 +77,7 @@ func Run(ctx context.Context, path string, logOut, qrOut io.Writer, reload <-cha
 // whatever is stuck, saying what it was stuck on.
 func shutdown(log *slog.Logger, d *Daemon, timeout time.Duration) error {
 	log.Info("shutting down", "timeout", timeout)
+	notify(log, daemon.SdNotifyStopping)
 	closed := make(chan error, 1)
 	go func() { closed <- d.Close() }()
 	t := time.NewTimer(timeout)
@@ -131,4 +153,26 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(redact.NewHandler(h, redact.New()))
+}
+
+// notify tells systemd about the daemon's state when it runs the daemon
+// as a Type=notify service; elsewhere it does nothing.
+func notify(log *slog.Logger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.Warn("cannot notify systemd", "state", state, "err", err)
+	}
+}
+
+// lockedWriter serialises the writes of the log and of the QR codes that
+// share one stream: each Write goes out whole, so a QR code, drawn in one
+// Write, is never cut by a log line.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -4,22 +4,41 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
 
+// SimStateFile is the file, in the state directory, where the in-process
+// simulated upstream (base_url: sim) keeps its state, so that a restarted
+// daemon finds its simulated account still logged in and the messages
+// injected meanwhile (finderbot sim inject) waiting.
+const SimStateFile = "sim.json"
+
 // startSim serves the simulated upstream on a loopback port for the life of
-// the daemon (base_url: sim), with QR scans confirmed automatically, and
-// returns its URL. One simulator serves every API configured as "sim".
+// the daemon (base_url: sim), with QR scans confirmed automatically and its
+// state kept in the state directory, and returns its URL. One simulator
+// serves every API configured as "sim".
 func (d *Daemon) startSim() (string, error) {
 	if d.simURL != "" {
 		return d.simURL, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	st, err := sim.OpenState(filepath.Join(d.cfg.StateDir, SimStateFile))
 	if err != nil {
 		return "", fmt.Errorf("engine: start the simulated upstream: %w", err)
 	}
-	u := sim.New(sim.Options{AutoConfirm: true, Logger: d.log.With("component", "sim")})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		st.Close()
+		return "", fmt.Errorf("engine: start the simulated upstream: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	if err := st.SetURL(url); err != nil {
+		ln.Close()
+		st.Close()
+		return "", fmt.Errorf("engine: start the simulated upstream: %w", err)
+	}
+	u := sim.New(sim.Options{AutoConfirm: true, Logger: d.log.With("component", "sim"), State: st})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -28,10 +47,11 @@ func (d *Daemon) startSim() (string, error) {
 			d.log.Error("simulated upstream stopped", "err", err)
 		}
 	}()
-	d.closers = append(d.closers, func() error { cancel(); <-done; return nil })
+	// The state is released only once nothing can change it any more.
+	d.closers = append(d.closers, func() error { cancel(); <-done; return st.Close() })
 	d.sim = u
-	d.simURL = "http://" + ln.Addr().String()
-	d.log.Info("simulated upstream started", "url", d.simURL)
+	d.simURL = url
+	d.log.Info("simulated upstream started", "url", d.simURL, "state", st.Path())
 	return d.simURL, nil
 }
 

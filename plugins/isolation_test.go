@@ -137,7 +137,12 @@ func TestNoOrphans(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg := plugins.Config{Dir: pluginDir(t, true, "probe"), CallTimeout: 200 * time.Millisecond, HangLimit: 2, RestartBackoff: time.Millisecond}
+			// Calls get seconds on a loaded machine; the case of a plugin that
+			// hangs gets a short deadline, so that it is killed soon.
+			cfg := plugins.Config{Dir: pluginDir(t, true, "probe"), CallTimeout: 10 * time.Second, HangLimit: 2, RestartBackoff: time.Millisecond}
+			if name == "plugin hangs and is killed" {
+				cfg.CallTimeout = 300 * time.Millisecond
+			}
 			m, _ := startManager(t, cfg, newMemHost())
 			pids := []int{pidOf(t, m, "probe")}
 			out, err := call(m, "probe", "spawn", nil)

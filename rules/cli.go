@@ -28,12 +28,6 @@ func (s *Set) Summary() string {
 	for _, r := range s.all {
 		files[r.File] = true
 	}
-	plural := func(n int, one string) string {
-		if n == 1 {
-			return "1 " + one
-		}
-		return fmt.Sprintf("%d %ss", n, one)
-	}
 	return fmt.Sprintf("%s (%d message, %d cron, %d event) from %s", plural(len(s.all), "rule"),
 		len(s.message), len(s.crons), len(s.event), plural(len(files), "file"))
 }
@@ -41,6 +35,17 @@ func (s *Set) Summary() string {
 // Check loads the rule files at paths and writes either every problem or a
 // summary. It reports whether the rules are sound, for `finderbot check`.
 func Check(stdout, stderr io.Writer, opts Options, paths ...string) bool {
+	return checkRules(stdout, stderr, opts, false, paths)
+}
+
+// CheckExplainIndex is Check that also writes, for sound rules, how the
+// index holds them (Set.ExplainIndex), for `finderbot check
+// --explain-index`.
+func CheckExplainIndex(stdout, stderr io.Writer, opts Options, paths ...string) bool {
+	return checkRules(stdout, stderr, opts, true, paths)
+}
+
+func checkRules(stdout, stderr io.Writer, opts Options, explainIndex bool, paths []string) bool {
 	set, err := Load(opts, paths...)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -55,6 +60,9 @@ func Check(stdout, stderr io.Writer, opts Options, paths ...string) bool {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "ok: %s\n", set.Summary())
+	if explainIndex {
+		set.ExplainIndex(stdout)
+	}
 	return true
 }
 

@@ -20,9 +20,11 @@ import (
 // cond is a compiled condition. Identical conditions share one cond.
 type cond struct {
 	program *vm.Program
-	// needs are what the condition requires of a message, as options for
-	// the index; empty when nothing indexable is required.
-	needs []*need
+	// guard is the condition as far as Go decides it without the VM; the
+	// index reads its requirements off it. exact is set when the guard
+	// decides the whole condition.
+	guard *guard
+	exact bool
 	// always is set when the condition is the constant true.
 	always bool
 }
@@ -53,7 +55,7 @@ type positionedError struct {
 func (e *positionedError) Error() string { return e.msg }
 
 // compile parses, type-checks, optimises and compiles code. analyse asks for
-// the index constraints of a condition.
+// a condition's guard, which the index reads its constraints off.
 func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	if c, ok := x.cache[code]; ok {
 		return c, nil
@@ -67,7 +69,8 @@ func (x *exprConf) compile(code string, analyse bool) (*cond, error) {
 	}
 	c := &cond{}
 	if analyse {
-		c.needs = analyze(tree.Node)
+		c.guard = lower(tree.Node)
+		c.exact = c.guard.exact()
 	}
 	if err := optimizer.Optimize(&tree.Node, x.config); err != nil {
 		var fe *file.Error

@@ -12,8 +12,9 @@
 //
 //   - Match: which message rules fire for this message, and with which
 //     rendered actions. An index over the constraints each condition places
-//     on msg.Text and msg.Type means a message is only checked against the
-//     rules that could match it.
+//     on the message, its account and the clock means a message is only
+//     checked against the rules that could match it, each first by the
+//     parts of its condition Go decides without expr's VM.
 //   - MatchEvent: which event rules fire for a session event.
 //   - Fire: what a cron rule does when its schedule comes due.
 //

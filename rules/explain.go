@@ -59,13 +59,13 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 	if account == "" {
 		account = msg.Account
 	}
-	var boxed any = s.env(msg, account, now)
 	e := newEvaluator()
+	e.setEnv(s.env(msg, account, now))
+	boxed := e.boxedEnv()
+	e.probe.fill(msg, account, "", e.env.Now)
 	cands := map[int32]bool{}
-	for _, id := range s.index.candidates(nil, msg.Text, msg.Type) {
-		cands[id] = true
-	}
-	for _, id := range s.index.always {
+	looked, _, always := s.index.candidates(nil, nil, &e.probe)
+	for _, id := range append(looked, always...) {
 		cands[id] = true
 	}
 	x := newExprConf(newConfig(s.opts.Location, DefaultMaxNodes, false))
@@ -79,7 +79,7 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 			continue
 		}
 		if !t.Candidate {
-			t.Need = s.chosenNeed(int32(i))
+			t.Need = s.chosenNeed(int32(i), &e.probe)
 		}
 		ok, err := s.test(e, r, boxed)
 		switch {
@@ -87,7 +87,7 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 			t.Err = err
 		case ok:
 			t.Matched = true
-			t.Actions, t.Err = s.render(e, nil, r, boxed)
+			t.Actions, t.Err = s.render(e, nil, r)
 			if r.Stop {
 				stoppedBy = r.Name
 			}
@@ -99,17 +99,15 @@ func (s *Set) Explain(msg *sdk.Message, account string, now time.Time) []Trace {
 	return out
 }
 
-// chosenNeed describes the index constraint that ruled out rule id.
-func (s *Set) chosenNeed(id int32) string {
-	r := s.message[id]
-	if r.cond == nil || len(r.cond.needs) == 0 {
-		return ""
-	}
-	// Report every option: the message failed the one the index chose, and
-	// since the rule did not match, it may fail the others too.
-	parts := make([]string, 0, len(r.cond.needs))
-	for _, n := range r.cond.needs {
-		parts = append(parts, n.String())
+// chosenNeed describes the index requirements of rule id that the message
+// fails.
+func (s *Set) chosenNeed(id int32, p *probe) string {
+	opts := s.index.plans[id].options
+	var parts []string
+	for _, n := range opts {
+		if !n.holds(p) {
+			parts = append(parts, n.String())
+		}
 	}
 	return strings.Join(parts, "; ")
 }

@@ -42,6 +42,11 @@ type Options struct {
 	// Stats, when set, counts each rule's matches and failures; give
 	// the same one to every reload so that the counts run on.
 	Stats *Stats
+
+	// legacyIndex indexes only msg.Text and msg.Type and evaluates every
+	// candidate by the VM, as the index did before guards, so that
+	// benchmarks measure the two side by side.
+	legacyIndex bool
 }
 
 // Failure is a rule whose condition or template could not be evaluated.

@@ -9,6 +9,7 @@ import (
 
 	json "github.com/goccy/go-json"
 
+	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/sdk"
 )
 
@@ -25,7 +26,7 @@ type ReplayOptions struct {
 
 // DecodeReply decodes a recorded /syncFinder reply: either the whole reply
 // ({"code": "1000", "message": ..., "data": {...}}) or its data object.
-func DecodeReply(data []byte) (*sdk.Page, error) {
+func DecodeReply(data []byte) (*upstream.Page, error) {
 	var env struct {
 		Code    *json.RawMessage `json:"code"`
 		Message string           `json:"message"`
@@ -35,7 +36,7 @@ func DecodeReply(data []byte) (*sdk.Page, error) {
 		return nil, fmt.Errorf("rules: replay: %w", err)
 	}
 	if env.Code == nil {
-		return sdk.DecodePage(data)
+		return upstream.DecodePage(data)
 	}
 	code := strings.Trim(string(*env.Code), `"`)
 	if code != "1000" && code != "0" {
@@ -44,13 +45,13 @@ func DecodeReply(data []byte) (*sdk.Page, error) {
 	if len(env.Data) == 0 || bytes.Equal(env.Data, []byte("null")) {
 		return nil, fmt.Errorf("rules: replay: the recorded reply has no data")
 	}
-	return sdk.DecodePage(env.Data)
+	return upstream.DecodePage(env.Data)
 }
 
 // Replay runs every message of a recorded page through the set, the way the
 // daemon would (cooldowns included), and writes per message the rules that
 // fired and their actions.
-func Replay(w io.Writer, set *Set, page *sdk.Page, o ReplayOptions) {
+func Replay(w io.Writer, set *Set, page *upstream.Page, o ReplayOptions) {
 	cd := NewCooldowns(0)
 	fired := 0
 	for i := range page.Messages {

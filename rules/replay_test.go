@@ -15,7 +15,7 @@ func TestReplaySeedPage(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var out bytes.Buffer
-			err := ReplayFile(&out, Options{}, []string{"../examples/rules"}, "../sdk/testdata/seed_page.json", ReplayOptions{Account: "shop", Explain: explain})
+			err := ReplayFile(&out, Options{}, []string{"../examples/rules"}, "../engine/upstream/sim/seed_page.json", ReplayOptions{Account: "shop", Explain: explain})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -26,7 +26,7 @@ func TestReplaySeedPage(t *testing.T) {
 
 func TestDecodeReply(t *testing.T) {
 	t.Parallel()
-	seed, err := os.ReadFile("../sdk/testdata/seed_page.json")
+	seed, err := os.ReadFile("../engine/upstream/sim/seed_page.json")
 	if err != nil {
 		t.Fatal(err)
 	}

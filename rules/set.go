@@ -138,7 +138,8 @@ type Set struct {
 	event   []*Rule
 	cron    map[string]*Rule
 	crons   []CronRule
-	index   *index
+	index   *index    // of message
+	events  *index    // of event
 	pool    sync.Pool // *evaluator
 	// warnings are doubtful but legal constructs, for `finderbot check`.
 	warnings []Problem
@@ -165,7 +166,12 @@ func (c *compiler) set() *Set {
 			s.crons = append(s.crons, CronRule{Name: r.Name, Spec: r.Spec, Schedule: r.Schedule, Location: r.Location})
 		}
 	}
-	s.index = buildIndex(s.message)
+	dims := allDims
+	if c.opts.legacyIndex {
+		dims = legacyDims
+	}
+	s.index = buildIndex(s.message, dims)
+	s.events = buildIndex(s.event, dims)
 	s.pool.New = func() any { return newEvaluator() }
 	return s
 }
@@ -195,7 +201,25 @@ func (s *Set) Location() *time.Location { return s.opts.Location }
 type evaluator struct {
 	vm    vm.VM
 	cands []int32
+	kws   []int32
+	probe probe
 	sb    strings.Builder
+	// env is what the rules see of the message at hand; boxed is env
+	// as the VM takes it, made when a rule first runs the VM: a rule its
+	// guard decides costs no copy to the heap.
+	env   Env
+	boxed any
+}
+
+func (e *evaluator) setEnv(env Env) {
+	e.env, e.boxed = env, nil
+}
+
+func (e *evaluator) boxedEnv() any {
+	if e.boxed == nil {
+		e.boxed = e.env
+	}
+	return e.boxed
 }
 
 func newEvaluator() *evaluator {
@@ -221,23 +245,36 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 		account = msg.Account
 	}
 	// One copy of the environment per message, shared by every rule.
-	var env any = s.env(msg, account, now)
+	e.setEnv(s.env(msg, account, now))
 	conv := msg.Session
 	if conv == "" {
 		conv = msg.From
 	}
 	if !indexed {
-		for _, r := range s.message {
-			var stop bool
-			dst, stop = s.try(e, dst, r, env, conv, now, cd)
-			if stop {
-				break
-			}
-		}
-		return dst
+		return s.naive(e, dst, s.message, conv, now, cd)
 	}
-	e.cands = s.index.candidates(e.cands[:0], msg.Text, msg.Type)
-	cands, always := e.cands, s.index.always
+	e.probe.fill(msg, account, "", e.env.Now)
+	return s.indexed(e, dst, s.message, s.index, conv, now, cd)
+}
+
+// naive evaluates every rule, the index's reference.
+func (s *Set) naive(e *evaluator, dst []Action, rules []*Rule, conv string, now time.Time, cd CooldownView) []Action {
+	for _, r := range rules {
+		var stop bool
+		dst, stop = s.try(e, dst, r, nil, conv, now, cd)
+		if stop {
+			break
+		}
+	}
+	return dst
+}
+
+// indexed evaluates the rules the index finds for e.probe, in order, each
+// guard before its VM run.
+func (s *Set) indexed(e *evaluator, dst []Action, rules []*Rule, ix *index, conv string, now time.Time, cd CooldownView) []Action {
+	var always []int32
+	e.cands, e.kws, always = ix.candidates(e.cands[:0], e.kws[:0], &e.probe)
+	cands := e.cands
 	// Merge the two sorted lists of rule numbers.
 	for len(cands) > 0 || len(always) > 0 {
 		var id int32
@@ -250,7 +287,11 @@ func (s *Set) match(e *evaluator, dst []Action, msg *sdk.Message, account string
 			id, cands, always = cands[0], cands[1:], always[1:]
 		}
 		var stop bool
-		dst, stop = s.try(e, dst, s.message[id], env, conv, now, cd)
+		var h *hot
+		if !s.opts.legacyIndex {
+			h = &ix.hot[id]
+		}
+		dst, stop = s.try(e, dst, rules[id], h, conv, now, cd)
 		if stop {
 			break
 		}
@@ -286,9 +327,11 @@ func fillMsg(m *sdk.Message, loc *time.Location) {
 }
 
 // try evaluates one rule and appends its actions when it fires. It reports
-// whether evaluation must stop.
-func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
-	ok, err := s.test(e, r, env)
+// whether evaluation must stop. With h, the guard of a candidate goes first,
+// read against e.probe: it rules the rule out, decides it alone, or leaves
+// it to the VM.
+func (s *Set) try(e *evaluator, dst []Action, r *Rule, h *hot, conv string, now time.Time, cd CooldownView) ([]Action, bool) {
+	ok, err := s.guarded(e, r, h)
 	if err != nil {
 		s.fail(r, err)
 		return dst, false
@@ -305,12 +348,27 @@ func (s *Set) try(e *evaluator, dst []Action, r *Rule, env any, conv string, now
 		return dst, r.Stop
 	}
 	n := len(dst)
-	dst, err = s.render(e, dst, r, env)
+	dst, err = s.render(e, dst, r)
 	if err != nil {
 		s.fail(r, err)
 		return dst[:n], false
 	}
 	return dst, r.Stop
+}
+
+// guarded evaluates a rule's condition, deciding by its guard when it can.
+func (s *Set) guarded(e *evaluator, r *Rule, h *hot) (bool, error) {
+	if h != nil && h.guard != nil {
+		switch h.guard.eval(&e.probe) {
+		case tFalse:
+			return false, nil
+		case tTrue:
+			if h.exact {
+				return true, nil
+			}
+		}
+	}
+	return s.test(e, r, e.boxedEnv())
 }
 
 // test evaluates a rule's condition.
@@ -337,18 +395,18 @@ func (s *Set) fail(r *Rule, err error) {
 	}
 }
 
-// render appends r's actions, rendered against env.
-func (s *Set) render(e *evaluator, dst []Action, r *Rule, env any) ([]Action, error) {
+// render appends r's actions, rendered against e's environment.
+func (s *Set) render(e *evaluator, dst []Action, r *Rule) ([]Action, error) {
 	for i := range r.actions {
 		a := &r.actions[i]
 		out := Action{Rule: r.Name, Kind: a.kind}
 		var err error
 		switch a.kind {
 		case KindReply:
-			out.Text, err = s.exec(e, &a.text, env)
+			out.Text, err = s.exec(e, &a.text)
 		case KindSend:
-			if out.To, err = s.exec(e, &a.to, env); err == nil {
-				out.Text, err = s.exec(e, &a.text, env)
+			if out.To, err = s.exec(e, &a.to); err == nil {
+				out.Text, err = s.exec(e, &a.text)
 			}
 		case KindPlugin:
 			out.Plugin, out.Name = a.plugin, a.name
@@ -356,7 +414,7 @@ func (s *Set) render(e *evaluator, dst []Action, r *Rule, env any) ([]Action, er
 				out.Params = make(map[string]string, len(a.params))
 				for _, p := range a.params {
 					var v string
-					if v, err = s.exec(e, &p.value, env); err != nil {
+					if v, err = s.exec(e, &p.value); err != nil {
 						break
 					}
 					out.Params[p.key] = v
@@ -372,7 +430,7 @@ func (s *Set) render(e *evaluator, dst []Action, r *Rule, env any) ([]Action, er
 }
 
 // exec renders a template.
-func (s *Set) exec(e *evaluator, t *template, env any) (string, error) {
+func (s *Set) exec(e *evaluator, t *template) (string, error) {
 	if t.static {
 		return t.literal, nil
 	}
@@ -381,7 +439,7 @@ func (s *Set) exec(e *evaluator, t *template, env any) (string, error) {
 		if p.program == nil {
 			e.sb.WriteString(p.lit)
 		} else {
-			v, err := e.vm.Run(p.program, env)
+			v, err := e.vm.Run(p.program, e.boxedEnv())
 			if err != nil {
 				return "", evalErr(err)
 			}
@@ -449,7 +507,12 @@ func writeValue(b *strings.Builder, v any) {
 // per session.
 func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd CooldownView) []Action {
 	e := s.pool.Get().(*evaluator)
-	defer s.pool.Put(e)
+	dst = s.matchEvent(e, dst, ev, now, cd, true)
+	s.pool.Put(e)
+	return dst
+}
+
+func (s *Set) matchEvent(e *evaluator, dst []Action, ev *Event, now time.Time, cd CooldownView, indexed bool) []Action {
 	env := Env{Now: now.In(s.opts.Location), Account: ev.Account, Event: *ev}
 	if ev.Message != nil {
 		env.Msg = *ev.Message
@@ -457,15 +520,12 @@ func (s *Set) MatchEvent(dst []Action, ev *Event, now time.Time, cd CooldownView
 		env.Event.Message = &noMessage
 	}
 	fillMsg(&env.Msg, s.opts.Location)
-	var boxed any = env
-	for _, r := range s.event {
-		var stop bool
-		dst, stop = s.try(e, dst, r, boxed, ev.Session, now, cd)
-		if stop {
-			break
-		}
+	e.setEnv(env)
+	if !indexed {
+		return s.naive(e, dst, s.event, ev.Session, now, cd)
 	}
-	return dst
+	e.probe.fill(&e.env.Msg, ev.Account, ev.Type, e.env.Now)
+	return s.indexed(e, dst, s.event, s.events, ev.Session, now, cd)
 }
 
 // Fire runs the named cron rule as at time at, for account, and appends its
@@ -482,7 +542,8 @@ func (s *Set) Fire(dst []Action, name, account string, at time.Time) ([]Action, 
 	env := Env{Now: at.In(s.opts.Location), Account: account}
 	fillMsg(&env.Msg, s.opts.Location)
 	env.Event.Message = &noMessage
-	dst, _ = s.try(e, dst, r, env, "", at, nil)
+	e.setEnv(env)
+	dst, _ = s.try(e, dst, r, nil, "", at, nil)
 	return dst, nil
 }
 

@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/finderbot/finderbot/sdk/internal/pluginpb"
 )
@@ -260,6 +261,18 @@ func cutError(s string) string {
 	}
 	kept := cutString(s, MaxErrorText)
 	return fmt.Sprintf("%s… (%d more bytes cut)", kept, len(s)-len(kept))
+}
+
+// cutString returns at most the first n bytes of s, cut before a rune that
+// would not fit so that valid UTF-8 stays valid.
+func cutString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := 0; i < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return s[:n]
 }
 
 func sendToProto(s Send) *pluginpb.Send {

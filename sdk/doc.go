@@ -1,11 +1,8 @@
 // Package sdk is everything a finderbot plugin author imports: the Finder
-// message model that rules and plugins see, and (with the plugin runtime) the
-// types a plugin exchanges with the daemon.
-//
-// Messages arrive from the upstream's /syncFinder endpoint as pages. DecodePage
-// turns the JSON "data" object of such a reply into a Page of Messages, keeping
-// every field a rule or plugin may need and the page's keyBuff cursor exactly
-// as it was received.
+// message model that rules and plugins see, and the types a plugin exchanges
+// with the daemon. It is a Go module of its own,
+// github.com/finderbot/finderbot/sdk, so that a plugin depends on the plugin
+// protocol (go-plugin, gRPC, protobuf) and on nothing of the daemon.
 //
 // # Writing a plugin
 //
@@ -138,7 +135,11 @@
 //
 // The plugin runs with the plugin directory as its working directory.
 //
+// `finderbot plugins new NAME` writes a new plugin module that does all of
+// this, against the source of this SDK (see Source).
+//
 // Names in this package that mention go-plugin (Handshake, HostPluginSets,
 // Dispense, RemotePlugin, WithTestServer) are the daemon's and sdktest's side
-// of the protocol; plugins do not need them.
+// of the protocol, and Source is `finderbot plugins new`'s; plugins do not
+// need them.
 package sdk

@@ -151,38 +151,3 @@ type Image struct {
 	// including the ones above.
 	Attrs map[string]string `json:"attrs,omitempty"`
 }
-
-// Page is one /syncFinder reply: the messages it carried, in order, the
-// items that could not be read as messages, and the cursor to pass on the
-// next call.
-type Page struct {
-	// Messages are the page's items in the order received, less the
-	// skipped ones. A page may repeat messages seen on an earlier page, or
-	// earlier on the same page; deduplication is the caller's job.
-	Messages []Message `json:"messages"`
-	// Skipped are the items that could not be turned into a Message, in
-	// the order received. They do not stop the sync: the caller reports
-	// them and moves on to KeyBuff like for any other page.
-	Skipped []SkippedItem `json:"skipped,omitempty"`
-	// KeyBuff is the opaque cursor, byte-exact as received. Store it as is
-	// and send it back on the next call.
-	KeyBuff string `json:"keyBuff"`
-}
-
-// SkippedItem is a page item that could not be turned into a Message: its
-// NewMsgId is missing, 0 or not an unsigned 64-bit integer, or the item does
-// not decode at all. Without a usable id the daemon could neither deduplicate
-// the message nor settle the replies it causes, so it is reported instead of
-// delivered.
-type SkippedItem struct {
-	// Index is the item's position in the page's list, counting from 0 and
-	// counting every item, skipped or not.
-	Index int `json:"index"`
-	// Reason says what is wrong with the item, for example "NewMsgId is
-	// missing" or "NewMsgId does not decode: 1.5 is not an unsigned 64-bit
-	// integer".
-	Reason string `json:"reason"`
-	// Raw is the item's JSON as received, cut to at most 1 KiB on a UTF-8
-	// boundary.
-	Raw string `json:"raw"`
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -71,6 +72,27 @@ func PrintStatus(ctx context.Context, t Target, out io.Writer, asJSON bool) erro
 	}
 	WriteStatus(out, c.Addr(), st, time.Now())
 	return nil
+}
+
+// PrintHealth is `finderbot healthz`: it asks the daemon whether it is
+// alive (GET /healthz) or, with ready, whether every account is online
+// (GET /readyz), and prints the answer. Any other answer, or none, is an
+// error, for a container's HEALTHCHECK in an image with no curl.
+func PrintHealth(ctx context.Context, t Target, out io.Writer, ready bool) error {
+	c, err := t.Client()
+	if err != nil {
+		return err
+	}
+	path := "/healthz"
+	if ready {
+		path = "/readyz"
+	}
+	body, err := c.raw(ctx, http.MethodGet, path)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%s%s: %s", c.Addr(), path, body)
+	return err
 }
 
 // WriteStatus writes st, the status of the daemon at addr, as tables for a

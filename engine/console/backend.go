@@ -12,6 +12,9 @@ import (
 type Backend interface {
 	// Overview is the state of every account, session and plugin.
 	Overview(ctx context.Context) Overview
+	// AccountNames are the names of the accounts, in the daemon's order,
+	// for the pages that pick one: cheaper to ask than the Overview.
+	AccountNames(ctx context.Context) []string
 	// Logins is the login state of every account and session.
 	Logins(ctx context.Context) []Login
 	// LoginQR is the QR code the named login waits to have scanned, as PNG

@@ -95,7 +95,7 @@ func TestLivePartCatchesUpWhenTheStreamOpens(t *testing.T) {
 	b := browsertest.Start(t, srv.URL, "zh-CN")
 
 	b.Open("/login")
-	b.WaitText(".state", "logged_out")
+	b.WaitText(".state", "未登录")
 	select {
 	case <-l.subscribing:
 	case <-time.After(browsertest.WaitTimeout):

@@ -246,7 +246,7 @@ func TestOverviewOfManyAccounts(t *testing.T) {
 	if first < 0 || second < 0 || first > second || second > strings.Index(body, "shop-0000") {
 		t.Errorf("the account waiting for a scan, then the one with dead letters, must come first (at %d, %d)", first, second)
 	}
-	for _, want := range []string{"共 5000 个账号:", "needs_scan</span> 1", "online</span> 4999", "还有 4900 个未列出", `<label for="q">`} {
+	for _, want := range []string{"共 5000 个账号:", "等待扫码</span> 1", "在线</span> 4999", "还有 4900 个未列出", `<label for="q">`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the overview does not say %q", want)
 		}

@@ -79,6 +79,14 @@ func (f *fake) Overview(context.Context) Overview {
 	}
 }
 
+func (f *fake) AccountNames(ctx context.Context) []string {
+	var names []string
+	for _, a := range f.Overview(ctx).Accounts {
+		names = append(names, a.Name)
+	}
+	return names
+}
+
 func (f *fake) Logins(context.Context) []Login {
 	return []Login{
 		{Name: "shop", Kind: "wkteam", State: "waiting_for_scan", QR: true, QRExpires: time.Now().Add(2 * time.Minute),

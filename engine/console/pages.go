@@ -80,11 +80,24 @@ const maxOverviewRows = 100
 // first.
 type overviewView struct {
 	Overview
+	Rows   []overviewRow // the accounts listed
 	Query  string
 	States []stateCount
 	All    int // accounts of the daemon
 	Total  int // of those, the ones matching the query
 	Hidden int // of those, the ones not listed
+}
+
+// overviewRow is a listed account with its figures formatted here, not in
+// the template: a template's function calls go through reflection, and the
+// Overview is served again at every change a browser hears of.
+// Its fields are its own, not an embedded Account's: the template finds
+// an embedded field by a search that allocates at every use.
+type overviewRow struct {
+	Name, State, Detail, WcID    string
+	SyncAgo, SyncISO, SyncClock  string
+	In, Out                      string
+	Outbox, InDoubt, DeadLetters int
 }
 
 type stateCount struct {
@@ -97,42 +110,96 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
 	ov := c.b.Overview(r.Context())
 	d := overviewView{Overview: ov, Query: q, All: len(ov.Accounts)}
 	counts := map[string]int{}
-	// Pointers, and the rank computed once: ten thousand accounts sort in
-	// a few milliseconds.
-	type ranked struct {
-		a    *Account
-		rank int
-	}
-	matching := make([]ranked, 0, len(ov.Accounts))
+	// The first maxOverviewRows in the page's order are picked in one pass
+	// without sorting the rest: ten thousand accounts cost as many
+	// comparisons with the worst one kept so far, most of them failing.
+	top := make(rankedHeap, 0, maxOverviewRows)
 	for i := range ov.Accounts {
 		a := &ov.Accounts[i]
 		counts[a.State]++
-		if q == "" || strings.Contains(a.Name, q) || strings.Contains(a.WcID, q) {
-			matching = append(matching, ranked{a, attention(*a)})
+		if q != "" && !strings.Contains(a.Name, q) && !strings.Contains(a.WcID, q) {
+			continue
 		}
+		d.Total++
+		top.offer(ranked{a, attention(*a)}, maxOverviewRows)
 	}
 	for st, n := range counts {
 		d.States = append(d.States, stateCount{st, n})
 	}
 	slices.SortFunc(d.States, func(a, b stateCount) int { return cmp.Compare(a.State, b.State) })
-	slices.SortFunc(matching, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(b.rank, a.rank), cmp.Compare(a.a.Name, b.a.Name))
-	})
-	d.Total = len(matching)
-	if len(matching) > maxOverviewRows {
-		d.Hidden = len(matching) - maxOverviewRows
-		matching = matching[:maxOverviewRows]
+	slices.SortFunc(top, func(a, b ranked) int { return b.order(a) })
+	d.Hidden = d.Total - len(top)
+	d.Rows = make([]overviewRow, len(top))
+	for i, m := range top {
+		a := m.a
+		row := overviewRow{Name: a.Name, State: a.State, Detail: a.Detail, WcID: a.WcID, SyncAgo: v.Ago(a.LastSync),
+			In: strconv.FormatFloat(a.InPerMin, 'f', 1, 64), Out: strconv.FormatFloat(a.OutPerMin, 'f', 1, 64),
+			Outbox: a.Outbox, InDoubt: a.InDoubt, DeadLetters: a.DeadLetters}
+		if !a.LastSync.IsZero() {
+			row.SyncISO, row.SyncClock = a.LastSync.Format(time.RFC3339), clock(a.LastSync)
+		}
+		d.Rows[i] = row
 	}
-	d.Accounts = make([]Account, len(matching))
-	for i, m := range matching {
-		d.Accounts[i] = *m.a
-	}
+	d.Accounts = nil // the rows are what the page lists
 	v.Title, v.Data = v.T("title.overview"), d
 	v.Fragment = "/fragments/overview"
 	if q != "" {
 		v.Fragment += "?q=" + url.QueryEscape(q)
 	}
 	c.show(w, r, v, http.StatusOK, "overview")
+}
+
+// ranked is an account with its attention rank, computed once.
+type ranked struct {
+	a    *Account
+	rank int
+}
+
+// order compares r with o in the Overview's order: it is positive when r
+// comes first (more attention, then the name).
+func (r ranked) order(o ranked) int {
+	return cmp.Or(cmp.Compare(r.rank, o.rank), cmp.Compare(o.a.Name, r.a.Name))
+}
+
+// rankedHeap keeps the first n accounts offered, in the Overview's order,
+// as a heap whose root is the last of them.
+type rankedHeap []ranked
+
+// offer keeps r when it is among the first n so far.
+func (h *rankedHeap) offer(r ranked, n int) {
+	s := *h
+	if len(s) < n {
+		s = append(s, r)
+		// Up: a parent comes later in the page than its children.
+		for i := len(s) - 1; i > 0; {
+			p := (i - 1) / 2
+			if s[p].order(s[i]) <= 0 {
+				break
+			}
+			s[p], s[i] = s[i], s[p]
+			i = p
+		}
+		*h = s
+		return
+	}
+	if n == 0 || r.order(s[0]) <= 0 {
+		return // not before the last one kept
+	}
+	s[0] = r
+	for i := 0; ; {
+		l, last := 2*i+1, i
+		if l < len(s) && s[l].order(s[last]) < 0 {
+			last = l
+		}
+		if r := l + 1; r < len(s) && s[r].order(s[last]) < 0 {
+			last = r
+		}
+		if last == i {
+			return
+		}
+		s[i], s[last] = s[last], s[i]
+		i = last
+	}
 }
 
 // attention ranks how much an account needs a person: offline first, then
@@ -195,13 +262,7 @@ func (c *console) submitCode(w http.ResponseWriter, r *http.Request, v *view) {
 }
 
 // accountNames are the names of the accounts, for the pages that pick one.
-func (c *console) accountNames(r *http.Request) []string {
-	var names []string
-	for _, a := range c.b.Overview(r.Context()).Accounts {
-		names = append(names, a.Name)
-	}
-	return names
-}
+func (c *console) accountNames(r *http.Request) []string { return c.b.AccountNames(r.Context()) }
 
 func (c *console) conversations(w http.ResponseWriter, r *http.Request, v *view) {
 	d := struct {

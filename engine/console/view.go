@@ -36,6 +36,15 @@ type view struct {
 // T is the UI text of key in the request's language.
 func (v *view) T(key string, args ...any) string { return v.lang.text(key, args...) }
 
+// State is a state's name in the request's language; a state the UI has
+// no words for is shown as the daemon names it.
+func (v *view) State(state string) string {
+	if t, ok := messages[v.lang]["state."+state]; ok {
+		return t
+	}
+	return state
+}
+
 // other is the language the switch offers.
 func (v *view) other() lang {
 	if v.lang == langEN {

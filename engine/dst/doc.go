@@ -11,7 +11,7 @@
 //
 // Upstream answers with the real types of package upstream (its errors
 // included) and renders every /syncFinder page as JSON that the real
-// decoder, sdk.DecodePage, decodes; the faults are the shapes the real
+// decoder, upstream.DecodePage, decodes; the faults are the shapes the real
 // client can see, each documented on Faults with whether the upstream
 // accepted the send.
 package dst

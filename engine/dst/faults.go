@@ -74,11 +74,11 @@ type Faults struct {
 	// NewMsgId twice in a row).
 	Duplicate float64
 	// JunkNoID inserts an item without a NewMsgId into the page. It is a
-	// text from JunkFrom, in no account's log. Whatever sdk.DecodePage makes
+	// text from JunkFrom, in no account's log. Whatever upstream.DecodePage makes
 	// of it is what SyncFinder returns.
 	JunkNoID float64
 	// JunkBadID inserts an item whose NewMsgId is the string "x". When
-	// sdk.DecodePage fails the page on it, SyncFinder returns that failure
+	// upstream.DecodePage fails the page on it, SyncFinder returns that failure
 	// as an *upstream.MalformedError, as the real client does.
 	JunkBadID float64
 

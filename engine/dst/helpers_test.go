@@ -12,7 +12,7 @@ import (
 // finderAPI is the part of *upstream.Client the daemon calls; both the
 // real client and the model must have exactly these methods.
 type finderAPI interface {
-	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error)
+	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*upstream.Page, error)
 	PrivateSend(ctx context.Context, token string, req upstream.PrivateSendRequest) (*upstream.Sent, error)
 	GetSessionID(ctx context.Context, token string, req upstream.SessionIDRequest) (string, error)
 	SendText(ctx context.Context, token string, req upstream.SendTextRequest) (*upstream.Sent, error)

@@ -26,7 +26,6 @@ import (
 	"github.com/finderbot/finderbot/engine/store/natsstore"
 	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
-	"github.com/finderbot/finderbot/sdk"
 )
 
 var (
@@ -222,7 +221,7 @@ type world struct {
 
 // syncInFlight is a page fetched and not yet committed.
 type syncInFlight struct {
-	page  *sdk.Page
+	page  *upstream.Page
 	start time.Time
 	err   error
 }
@@ -715,7 +714,7 @@ func (s *faultyStore) Record(ctx context.Context, c store.Changes) (store.Record
 // after a call returned, before the daemon could act on the answer.
 type crashingUpstream struct{ w *world }
 
-func (u crashingUpstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error) {
+func (u crashingUpstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*upstream.Page, error) {
 	p, err := u.w.up.SyncFinder(ctx, token, wID, keyBuff)
 	u.w.maybeCrash()
 	return p, err

@@ -6,25 +6,24 @@ import (
 	"slices"
 
 	"github.com/finderbot/finderbot/engine/upstream"
-	"github.com/finderbot/finderbot/sdk"
 )
 
 const endpointSync = "/syncFinder"
 
 // SyncFinder serves the next page of account wID's log after keyBuff (""
 // for the start): between 1 and Faults.MaxPage messages, the rng picks,
-// rendered as the JSON of a real page and decoded by sdk.DecodePage. Any
+// rendered as the JSON of a real page and decoded by upstream.DecodePage. Any
 // keyBuff this Upstream issued for wID is accepted; any other is refused
 // (code "1001"), and an unknown wID is refused as offline. token is not
 // checked.
-func (u *Upstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error) {
+func (u *Upstream) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*upstream.Page, error) {
 	c := Call{Endpoint: endpointSync, WID: wID, Time: u.clock.Now()}
 	p, err := u.syncFinder(ctx, wID, keyBuff, &c)
 	u.record(c, err)
 	return p, err
 }
 
-func (u *Upstream) syncFinder(ctx context.Context, wID, keyBuff string, c *Call) (*sdk.Page, error) {
+func (u *Upstream) syncFinder(ctx context.Context, wID, keyBuff string, c *Call) (*upstream.Page, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, transportError(endpointSync, false, err)
 	}
@@ -96,9 +95,9 @@ func (u *Upstream) syncFinder(ctx context.Context, wID, keyBuff string, c *Call)
 
 	data := renderPage(items, encodeKeyBuff(wID, next))
 	u.lastData = data
-	p, err := sdk.DecodePage(data)
+	p, err := upstream.DecodePage(data)
 	if err != nil {
-		// The real client's words for a page sdk.DecodePage refuses.
+		// The real client's words for a page upstream.DecodePage refuses.
 		return nil, &upstream.MalformedError{Endpoint: endpointSync, Reason: "data is not a page", Err: err}
 	}
 	return p, nil

@@ -232,7 +232,7 @@ func TestDuplicateIsAdjacent(t *testing.T) {
 }
 
 // TestJunkItems checks that junk reaches the JSON and that SyncFinder
-// answers exactly what sdk.DecodePage makes of it: today a bad id fails
+// answers exactly what upstream.DecodePage makes of it: today a bad id fails
 // the page, which the model reports as the real client does; a decoder
 // that learns to skip junk changes the answer here with no change to the
 // model.
@@ -258,21 +258,21 @@ func TestJunkItems(t *testing.T) {
 			if items, withID := bytes.Count(data, []byte(`"syncKeyType"`)), bytes.Count(data, []byte(`"NewMsgId"`)); name == "no id" && items != withID+1 {
 				t.Fatalf("%d items and %d NewMsgIds, want one item without", items, withID)
 			}
-			direct, derr := sdk.DecodePage(data)
+			direct, derr := upstream.DecodePage(data)
 			switch {
 			case derr != nil:
 				var me *upstream.MalformedError
 				if !errors.As(err, &me) || me.Endpoint != "/syncFinder" || me.Err == nil || me.Err.Error() != derr.Error() {
 					t.Fatalf("DecodePage fails with %v; SyncFinder returned %v, want it as a MalformedError", derr, err)
 				}
-				t.Logf("sdk.DecodePage fails the page: %v", derr)
+				t.Logf("upstream.DecodePage fails the page: %v", derr)
 			case err != nil:
 				t.Fatalf("SyncFinder: %v, but DecodePage accepts the page", err)
 			default:
 				if !slices.Equal(ids(p.Messages), ids(direct.Messages)) || p.KeyBuff != direct.KeyBuff {
 					t.Fatalf("SyncFinder page %v differs from DecodePage's %v", ids(p.Messages), ids(direct.Messages))
 				}
-				t.Logf("sdk.DecodePage keeps %d of the items", len(direct.Messages))
+				t.Logf("upstream.DecodePage keeps %d of the items", len(direct.Messages))
 			}
 		})
 	}

@@ -28,7 +28,7 @@ type Upstream struct {
 	calls    []Call
 
 	// lastData is the "data" object of the last page rendered, so tests
-	// can see the JSON that went through sdk.DecodePage.
+	// can see the JSON that went through upstream.DecodePage.
 	lastData []byte
 }
 

@@ -467,6 +467,24 @@ func (o *Outbox) Depth(account string) (queued, inDoubt int) {
 	return 0, 0
 }
 
+// Backlog is what an account has queued, and how much of it is in doubt.
+type Backlog struct{ Queued, InDoubt int }
+
+// Backlogs returns Depth of each of accounts, read at one moment under one
+// lock: a page listing ten thousand accounts must not take the lock the
+// workers need ten thousand times.
+func (o *Outbox) Backlogs(accounts []string) []Backlog {
+	out := make([]Backlog, len(accounts))
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, a := range accounts {
+		if q := o.accounts[a]; q != nil {
+			out[i] = Backlog{q.depth, q.doubts}
+		}
+	}
+	return out
+}
+
 // popLocked removes e, the head of conv. The caller holds o.mu.
 func (o *Outbox) popLocked(q *queue, conv string, e *entry) {
 	if es := q.convs[conv]; len(es) > 0 && es[0] == e {

@@ -165,6 +165,9 @@ func TestAcceptedButAnswerSpoiltIsNeverResent(t *testing.T) {
 			if q, d := r.ob.Depth("shop"); len(up.accepted) != 1 || q != 1 || d != 1 {
 				t.Fatalf("accepted %q, depth %d, in doubt %d; want one send, in doubt", up.accepted, q, d)
 			}
+			if b := r.ob.Backlogs([]string{"home", "shop"}); b[0] != (Backlog{}) || b[1] != (Backlog{Queued: 1, InDoubt: 1}) {
+				t.Fatalf("backlogs of home and shop: %+v", b)
+			}
 			r.echo(t, 0)
 			r.caughtUp()
 			r.drain()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
 	"github.com/finderbot/finderbot/sdk"
 )
@@ -45,7 +46,7 @@ func TestPageGoesIntoTheConversationLog(t *testing.T) {
 	ownNoSession := sdk.Message{ID: 3, Type: sdk.TypeText, Text: "typed on the phone", From: "me@finder", To: "u2", FromSelf: true, Time: at.Add(2 * time.Second)}
 	other := text(4, "u2", "随便")
 	other.Session, other.Time = "", at.Add(3*time.Second) // no session: the conversation is the other party
-	page := &sdk.Page{KeyBuff: "k1", Messages: []sdk.Message{hello, own, ownNoSession, other}}
+	page := &upstream.Page{KeyBuff: "k1", Messages: []sdk.Message{hello, own, ownNoSession, other}}
 	if _, err := p.Commit(ctx, page, at); err == nil {
 		t.Fatal("the failing commit succeeded")
 	}

@@ -16,13 +16,14 @@ import (
 
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
 	"github.com/finderbot/finderbot/sdk"
 )
 
 // Syncer is what the poller needs of the upstream.
 type Syncer interface {
-	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error)
+	SyncFinder(ctx context.Context, token, wID, keyBuff string) (*upstream.Page, error)
 }
 
 // Store is what the poller needs of the store.
@@ -129,7 +130,7 @@ func (p *Poller) Poll(ctx context.Context, token, wID string) (Result, error) {
 // Fetch fetches the page after the cursor and returns it with the time the
 // call began; Commit commits it. Poll is the two in a row; nothing else may
 // run on the poller between them.
-func (p *Poller) Fetch(ctx context.Context, token, wID string) (*sdk.Page, time.Time, error) {
+func (p *Poller) Fetch(ctx context.Context, token, wID string) (*upstream.Page, time.Time, error) {
 	if !p.loaded {
 		cursor, err := p.deps.Store.Cursor(ctx, p.account)
 		if err != nil {
@@ -143,7 +144,7 @@ func (p *Poller) Fetch(ctx context.Context, token, wID string) (*sdk.Page, time.
 }
 
 // Commit processes a page whose fetch began at start and commits it.
-func (p *Poller) Commit(ctx context.Context, page *sdk.Page, start time.Time) (Result, error) {
+func (p *Poller) Commit(ctx context.Context, page *upstream.Page, start time.Time) (Result, error) {
 	received := p.deps.Now()
 	res := Result{Messages: len(page.Messages) + len(page.Skipped)}
 	commit := store.Commit{Account: p.account, KeyBuff: page.KeyBuff}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
 	"github.com/finderbot/finderbot/sdk"
 )
@@ -81,7 +82,7 @@ func TestCooldownIsRecordedOnlyWithItsPage(t *testing.T) {
 	st := &failingStore{Memory: store.NewMemory(store.Options{}), fail: true}
 	sk := &sink{}
 	p := newPoller(t, st, sk)
-	page := &sdk.Page{KeyBuff: "k1", Messages: []sdk.Message{text(1, "u1", "在吗")}}
+	page := &upstream.Page{KeyBuff: "k1", Messages: []sdk.Message{text(1, "u1", "在吗")}}
 	if _, err := p.Commit(ctx, page, time.Now()); err == nil {
 		t.Fatal("the failing commit succeeded")
 	}
@@ -92,7 +93,7 @@ func TestCooldownIsRecordedOnlyWithItsPage(t *testing.T) {
 		t.Fatalf("items = %+v, want the one answer", sk.items)
 	}
 	// And the committed cooldown holds: the next message is not answered.
-	if _, err := p.Commit(ctx, &sdk.Page{KeyBuff: "k2", Messages: []sdk.Message{text(2, "u1", "在吗")}}, time.Now()); err != nil {
+	if _, err := p.Commit(ctx, &upstream.Page{KeyBuff: "k2", Messages: []sdk.Message{text(2, "u1", "在吗")}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if len(sk.items) != 1 {
@@ -111,7 +112,7 @@ func TestRepeatedIDInOnePageIsAnsweredOnce(t *testing.T) {
 	sk := &sink{}
 	p := newPoller(t, store.NewMemory(store.Options{}), sk)
 	m := text(7, "u1", "哈喽")
-	if _, err := p.Commit(context.Background(), &sdk.Page{KeyBuff: "k", Messages: []sdk.Message{m, m}}, time.Now()); err != nil {
+	if _, err := p.Commit(context.Background(), &upstream.Page{KeyBuff: "k", Messages: []sdk.Message{m, m}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if len(sk.items) != 1 {
@@ -129,8 +130,8 @@ func TestUnreadableItemsAreSkippedAlone(t *testing.T) {
 	st := store.NewMemory(store.Options{})
 	sk := &sink{}
 	p := newPoller(t, st, sk)
-	page := &sdk.Page{KeyBuff: "k1", Messages: []sdk.Message{text(0, "u1", "哈喽"), text(8, "u2", "哈喽")},
-		Skipped: []sdk.SkippedItem{{Index: 2, Reason: "NewMsgId does not decode", Raw: `{"NewMsgId":"x"}`}}}
+	page := &upstream.Page{KeyBuff: "k1", Messages: []sdk.Message{text(0, "u1", "哈喽"), text(8, "u2", "哈喽")},
+		Skipped: []upstream.SkippedItem{{Index: 2, Reason: "NewMsgId does not decode", Raw: `{"NewMsgId":"x"}`}}}
 	res, err := p.Commit(ctx, page, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +148,7 @@ func TestUnreadableItemsAreSkippedAlone(t *testing.T) {
 	}
 	// A later item without an id is skipped again, and a later message
 	// with an id answered.
-	if _, err := p.Commit(ctx, &sdk.Page{KeyBuff: "k2", Messages: []sdk.Message{text(0, "u3", "哈喽"), text(9, "u3", "哈喽")}}, time.Now()); err != nil {
+	if _, err := p.Commit(ctx, &upstream.Page{KeyBuff: "k2", Messages: []sdk.Message{text(0, "u3", "哈喽"), text(9, "u3", "哈喽")}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if len(sk.items) != 2 {
@@ -162,7 +163,7 @@ func TestOnlyAnEmptyPageIsCaughtUp(t *testing.T) {
 	ctx := context.Background()
 	sk := &sink{}
 	p := newPoller(t, store.NewMemory(store.Options{}), sk)
-	page := &sdk.Page{KeyBuff: "k1", Messages: []sdk.Message{text(1, "u1", "x")}}
+	page := &upstream.Page{KeyBuff: "k1", Messages: []sdk.Message{text(1, "u1", "x")}}
 	for range 2 {
 		if _, err := p.Commit(ctx, page, time.Now()); err != nil {
 			t.Fatal(err)
@@ -171,7 +172,7 @@ func TestOnlyAnEmptyPageIsCaughtUp(t *testing.T) {
 	if sk.caughtUp != 0 {
 		t.Fatalf("caught up after pages with messages")
 	}
-	if _, err := p.Commit(ctx, &sdk.Page{KeyBuff: "k1"}, time.Now()); err != nil {
+	if _, err := p.Commit(ctx, &upstream.Page{KeyBuff: "k1"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if sk.caughtUp != 1 {

@@ -8,7 +8,7 @@ import (
 
 // TestIdleWindowHoldsNoBuckets keeps an idle account cheap: a window that
 // was only read, however often and however far apart, allocates none of
-// its sixty buckets; the first event does, and a minute without events
+// its buckets; the first event does, and a minute without events
 // drops them again.
 func TestIdleWindowHoldsNoBuckets(t *testing.T) {
 	t.Parallel()
@@ -33,7 +33,7 @@ func TestIdleWindowHoldsNoBuckets(t *testing.T) {
 
 // TestBucketSaturates adds more in one second than a bucket holds: the
 // count stops at the bucket's bound instead of wrapping to a small number,
-// and expires with its second like any other.
+// and expires with its bucket like any other.
 func TestBucketSaturates(t *testing.T) {
 	t.Parallel()
 	var w Window
@@ -43,8 +43,8 @@ func TestBucketSaturates(t *testing.T) {
 	if got := w.Count(now); got != math.MaxUint32 {
 		t.Fatalf("count = %d, want %d", got, uint64(math.MaxUint32))
 	}
-	w.Add(now.Add(time.Second), 2)
+	w.Add(now.Add(Step), 2)
 	if got := w.Count(now.Add(60 * time.Second)); got != 2 {
-		t.Fatalf("after the saturated second expired: %d, want 2", got)
+		t.Fatalf("after the saturated bucket expired: %d, want 2", got)
 	}
 }

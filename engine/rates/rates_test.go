@@ -17,7 +17,7 @@ func TestWindowCountsTheLastMinute(t *testing.T) {
 		want uint64
 	}
 	tests := map[string][]step{
-		"forgets each second as it leaves": {
+		"forgets each bucket of five seconds as it leaves": {
 			{at: 0, add: 1}, {at: 30 * time.Second, add: 2},
 			{at: 59 * time.Second, want: 3}, {at: 60 * time.Second, want: 2},
 			{at: 89*time.Second + 999*time.Millisecond, want: 2}, {at: 90 * time.Second, want: 0},
@@ -105,11 +105,11 @@ func TestAccountsOnTheRealClock(t *testing.T) {
 		if in, out := a.PerMinute("shop"); in != 10 || out != 2 {
 			t.Fatalf("after 30s: %v in, %v out; want 10, 2", in, out)
 		}
-		// 75s after the first: those of 18, 21, 24 and 27s are left (the
-		// one of 15s is 60s old).
+		// 75s after the first: those of 21, 24 and 27s are left (the
+		// bucket of 15 and 18s, 15s to 20s, is 60s old).
 		time.Sleep(45 * time.Second)
-		if in, out := a.PerMinute("shop"); in != 4 || out != 2 {
-			t.Fatalf("after 75s: %v in, %v out; want 4, 2", in, out)
+		if in, out := a.PerMinute("shop"); in != 3 || out != 2 {
+			t.Fatalf("after 75s: %v in, %v out; want 3, 2", in, out)
 		}
 		time.Sleep(time.Hour)
 		if in, out := a.PerMinute("shop"); in != 0 || out != 0 {
@@ -144,5 +144,27 @@ func TestAddDoesNotAllocate(t *testing.T) {
 		w.Add(now, 1)
 	}); allocs != 0 {
 		t.Fatalf("Add allocates %.1f times", allocs)
+	}
+}
+
+// TestPerMinuteAllAgreesWithPerMinute: the figures of every account at
+// once are each account's own, in the order given, a name given twice
+// sharing its windows.
+func TestPerMinuteAllAgreesWithPerMinute(t *testing.T) {
+	t.Parallel()
+	now := t0
+	a := NewAccounts(func() time.Time { return now }, "shop", "home", "shop", "idle")
+	a.In("shop", 3)
+	a.Out("shop", 1)
+	a.In("home", 2)
+	in, out := a.PerMinuteAll()
+	for i, name := range []string{"shop", "home", "shop", "idle"} {
+		wantIn, wantOut := a.PerMinute(name)
+		if in[i] != wantIn || out[i] != wantOut {
+			t.Errorf("%d (%s): %v in, %v out; want %v, %v", i, name, in[i], out[i], wantIn, wantOut)
+		}
+	}
+	if in[0] != 3 || out[0] != 1 || in[1] != 2 || in[3] != 0 {
+		t.Errorf("PerMinuteAll = %v, %v", in, out)
 	}
 }

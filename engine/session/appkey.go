@@ -103,7 +103,7 @@ func (s *AppKeySession) Run(ctx context.Context) error {
 				s.log.Warn(msg)
 				s.setState(StateWaiting, msg)
 			}
-			if !sleepOn(ctx, clock, lease.Until.Sub(now)+time.Second) {
+			if !waitSaying(ctx, clock, lease.Until.Sub(now)+time.Second, nil, s.log, "waiting for the app key's lease", "holder", lease.Holder) {
 				break
 			}
 			continue
@@ -130,7 +130,7 @@ func (s *AppKeySession) Run(ctx context.Context) error {
 				s.log.Warn("app-key login failed", "err", err, "retry_in", wait)
 				s.setState(StateBackingOff, err.Error())
 				s.emit(EventFailed, err.Error(), nil)
-				if !sleepOrWake(ctx, clock, wait, s.wake) {
+				if !waitSaying(ctx, clock, wait, s.wake, s.log, "waiting before the next login attempt") {
 					break
 				}
 				continue

@@ -91,7 +91,7 @@ func (s *TokenSession) Run(ctx context.Context) error {
 		s.log.Warn("session call failed", "err", err, "retry_in", wait)
 		s.setState(StateBackingOff, err.Error())
 		s.emit(EventFailed, err.Error(), nil)
-		return sleepOrWake(ctx, clock, wait, s.wake)
+		return waitSaying(ctx, clock, wait, s.wake, s.log, "waiting before the next login attempt")
 	}
 	var refreshAt, checkAt time.Time
 	schedule := func() {

@@ -6,6 +6,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -133,8 +134,10 @@ type Options struct {
 	OnlineCheck time.Duration
 	// MinBackoff and MaxBackoff bound the pause between failed logins.
 	MinBackoff, MaxBackoff time.Duration
-	// QR receives the login QR code drawn as text; nil draws nothing.
-	// Either way the code is in Login while it waits for a scan.
+	// QR receives the login QR code drawn as text, in one Write (DrawQR),
+	// so that a writer the log shares can keep log lines out of it; nil
+	// draws nothing. Either way the code is in Login while it waits for a
+	// scan.
 	QR io.Writer
 	// QRLifetime is how long a QR code can be scanned (default
 	// DefaultQRLifetime), for Login's QRExpires.
@@ -171,12 +174,15 @@ type Keeper struct {
 	gen     uint64
 	state   string
 	detail  string
-	facts   loginFacts    // what a person needs to act on state
+	facts   *loginFacts   // what a person needs to act on state; nil for none
 	changed chan struct{} // closed and replaced at every change
 	suspect uint64        // generation reported offline by a call
 
 	codes chan string
-	wake  chan struct{} // cuts a backoff short (LoginNow)
+	// wake cuts a backoff short (LoginNow). It exists only while the
+	// keeper backs off: made afresh, with nothing pending, at each
+	// backoff, since an idle account should not carry it.
+	wake chan struct{}
 }
 
 // NewKeeper returns a Keeper for one account.
@@ -205,7 +211,6 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 		state:   StateLoggedOut,
 		changed: make(chan struct{}),
 		codes:   make(chan string, 1),
-		wake:    make(chan struct{}, 1),
 	}
 }
 
@@ -215,8 +220,12 @@ func NewKeeper(api API, tokens *Tokens, st store.Store, opts Options) *Keeper {
 func (k *Keeper) Login() LoginState {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	var f loginFacts
+	if k.facts != nil {
+		f = *k.facts
+	}
 	return LoginState{Name: k.opts.Name, Kind: KindWkteam, State: k.state, Detail: k.detail,
-		QR: k.facts.qr, QRExpires: k.facts.qrExpires, SliderURL: k.facts.slider,
+		QR: f.qr, QRExpires: f.qrExpires, SliderURL: f.slider,
 		AwaitsVerifyCode: k.state == StateNeedsCode, Online: k.cur != nil}
 }
 
@@ -225,11 +234,20 @@ func (k *Keeper) Login() LoginState {
 // keeper is not pausing: online, in the middle of an attempt (waiting for
 // a scan or a code included), or with no LoginLoop running.
 func (k *Keeper) LoginNow() bool {
-	if st, _ := k.State(); st != StateBackingOff {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.state != StateBackingOff || k.wake == nil {
 		return false
 	}
 	wakeUp(k.wake)
 	return true
+}
+
+// backoffWake is the channel that cuts the current backoff short.
+func (k *Keeper) backoffWake() <-chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.wake
 }
 
 // Name returns the account name.
@@ -263,6 +281,17 @@ func (k *Keeper) State() (state, detail string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.state, k.detail
+}
+
+// Brief returns State and the wcId of the online instance ("" when
+// offline) in one look, for a page that lists thousands of accounts.
+func (k *Keeper) Brief() (state, detail, wcID string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.cur != nil {
+		wcID = k.cur.WcID
+	}
+	return k.state, k.detail, wcID
 }
 
 // Wait blocks until the account is online and returns the instance.
@@ -317,12 +346,21 @@ func (k *Keeper) setState(state, detail string) { k.setStateFacts(state, detail,
 
 // setStateFacts changes the state with the facts that go with it.
 func (k *Keeper) setStateFacts(state, detail string, facts loginFacts) {
-	if state == StateBackingOff {
-		drain(k.wake)
-	}
 	k.mu.Lock()
-	changed := k.state != state || k.detail != detail || k.facts != facts
-	k.state, k.detail, k.facts = state, detail, facts
+	var had loginFacts
+	if k.facts != nil {
+		had = *k.facts
+	}
+	changed := k.state != state || k.detail != detail || had != facts
+	k.state, k.detail, k.facts = state, detail, nil
+	if facts != (loginFacts{}) {
+		k.facts = &facts
+	}
+	// A wake-up asked for before this backoff is not for it.
+	k.wake = nil
+	if state == StateBackingOff {
+		k.wake = make(chan struct{}, 1)
+	}
 	if changed {
 		close(k.changed)
 		k.changed = make(chan struct{})
@@ -369,7 +407,7 @@ func (k *Keeper) LoginLoop(ctx context.Context) (Instance, error) {
 		k.log.Warn("login failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 		k.setState(StateBackingOff, err.Error())
 		k.emit(EventFailed, err.Error(), nil)
-		if !sleep(ctx, wait, k.wake) {
+		if !waitSaying(ctx, RealClock(), wait, k.backoffWake(), k.log, "waiting before the next login attempt") {
 			k.setState(StateLoggedOut, "stopped")
 			return Instance{}, ctx.Err()
 		}
@@ -516,17 +554,22 @@ func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) 
 	if err != nil {
 		return Instance{}, err
 	}
+	expires := time.Now().Add(k.opts.QRLifetime)
 	k.log.Warn("scan the QR code with WeChat to log in", "qr_code_url", login.QRCodeURL, "wid", login.WID)
-	k.setStateFacts(StateNeedsScan, login.QRCodeURL, loginFacts{qr: login.QRCodeURL, qrExpires: time.Now().Add(k.opts.QRLifetime)})
+	k.setStateFacts(StateNeedsScan, login.QRCodeURL, loginFacts{qr: login.QRCodeURL, qrExpires: expires})
 	k.emit(EventNeedsScan, "scan the QR code to log in", map[string]string{"qr_code_url": login.QRCodeURL})
 	if k.opts.QR != nil {
-		fmt.Fprintf(k.opts.QR, "Account %s: scan with WeChat, or open %s\n", k.opts.Name, login.QRCodeURL)
-		qrterminal.GenerateHalfBlock(login.QRCodeURL, qrterminal.L, k.opts.QR)
+		k.opts.QR.Write(DrawQR(k.opts.Name, login.QRCodeURL))
 	}
+	// Until the first answer, the wait is for the scan; the steps after
+	// it (slider, verify code) say so themselves.
+	scanned := sync.OnceFunc(remindUntil(RealClock(), expires, k.log, "waiting for the QR code to be scanned", "qr_code_url", login.QRCodeURL))
+	defer scanned()
 	req := upstream.LoginInfoRequest{WID: login.WID}
 	for {
 		waitStart := time.Now()
 		out, err := k.api.GetIPadLoginInfo(ctx, token, req)
+		scanned()
 		if err != nil {
 			return Instance{}, err
 		}
@@ -563,6 +606,17 @@ func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) 
 	}
 }
 
+// DrawQR returns the text a terminal shows for account's login QR code
+// encoding url: a line saying what to do, then the code. It is written
+// with one Write, so that a writer that serialises writes never lets a log
+// line cut through the code.
+func DrawQR(account, url string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Account %s: scan with WeChat, or open %s\n", account, url)
+	qrterminal.GenerateHalfBlock(url, qrterminal.L, &b)
+	return b.Bytes()
+}
+
 // backoff returns an exponential pause with full jitter for the n-th
 // consecutive failure.
 func backoff(minD, maxD time.Duration, n int) time.Duration {
@@ -572,19 +626,4 @@ func backoff(minD, maxD time.Duration, n int) time.Duration {
 	}
 	d = min(d, maxD)
 	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits d, or until wake asks it to stop early; it returns false
-// when ctx ends first.
-func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-wake:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

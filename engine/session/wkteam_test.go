@@ -134,6 +134,9 @@ func TestStoredInstanceIsReusedThenSecondLogin(t *testing.T) {
 	if err != nil || got.WID != inst.WID {
 		t.Fatalf("reuse: %+v, %v; want wId %s", got, err, inst.WID)
 	}
+	if state, _, wcID := again.Brief(); state != StateOnline || wcID != inst.WcID {
+		t.Fatalf("Brief online: %s, wcId %q; want online, %s", state, wcID, inst.WcID)
+	}
 
 	// Once the instance is kicked, Check notices, and the next login goes
 	// through /secondLogin with the known wcId: a new wId, no QR code.
@@ -146,6 +149,9 @@ func TestStoredInstanceIsReusedThenSecondLogin(t *testing.T) {
 	}
 	if _, ok := again.Current(); ok {
 		t.Fatal("a kicked instance is still current")
+	}
+	if state, _, wcID := again.Brief(); state == StateOnline || wcID != "" {
+		t.Fatalf("Brief of a kicked instance: %s, wcId %q", state, wcID)
 	}
 	next, err := again.LoginLoop(f.ctx)
 	if err != nil {

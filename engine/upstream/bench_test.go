@@ -39,7 +39,7 @@ type stdReply struct {
 
 // decodeSyncStd is the same decode done with encoding/json: envelope, page,
 // and the same Message values (XML parsing included).
-func decodeSyncStd(body []byte) (*sdk.Page, error) {
+func decodeSyncStd(body []byte) (*Page, error) {
 	var r stdReply
 	if err := stdjson.Unmarshal(body, &r); err != nil {
 		return nil, err
@@ -47,7 +47,7 @@ func decodeSyncStd(body []byte) (*sdk.Page, error) {
 	if r.Code != CodeOK || r.Data == nil {
 		return nil, fmt.Errorf("refused")
 	}
-	p := &sdk.Page{KeyBuff: r.Data.KeyBuff, Messages: make([]sdk.Message, len(r.Data.List))}
+	p := &Page{KeyBuff: r.Data.KeyBuff, Messages: make([]sdk.Message, len(r.Data.List))}
 	for i := range r.Data.List {
 		c := &r.Data.List[i].Content
 		m := &p.Messages[i]
@@ -121,7 +121,7 @@ func BenchmarkSyncFinderDecode(b *testing.B) {
 		b.Fatal(err)
 	}
 	bodies := map[string][]byte{"seed": sim.SeedPage(), "text100": textReply(100)}
-	decoders := map[string]func([]byte) (*sdk.Page, error){"finderbot": c.decodeSync, "encoding_json": decodeSyncStd}
+	decoders := map[string]func([]byte) (*Page, error){"finderbot": c.decodeSync, "encoding_json": decodeSyncStd}
 	for _, page := range []string{"seed", "text100"} {
 		for _, dec := range []string{"finderbot", "encoding_json"} {
 			body, decode := bodies[page], decoders[dec]

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/finderbot/finderbot/engine/upstream/sim"
-	"github.com/finderbot/finderbot/sdk"
 )
 
 func TestSplitEnvelope(t *testing.T) {
@@ -40,7 +39,7 @@ func TestSplitEnvelope(t *testing.T) {
 }
 
 // generalSync decodes a /syncFinder reply without the fast path.
-func generalSync(body []byte) (*sdk.Page, error) {
+func generalSync(body []byte) (*Page, error) {
 	env, err := decodeEnvelope(syncFinderEndpoint, body)
 	if err != nil {
 		return nil, err
@@ -48,7 +47,7 @@ func generalSync(body []byte) (*sdk.Page, error) {
 	if env.Code.S != CodeOK || !env.hasData() {
 		return nil, &MalformedError{Endpoint: syncFinderEndpoint, Reason: "refused or null"}
 	}
-	return sdk.DecodePage(env.Data)
+	return DecodePage(env.Data)
 }
 
 // FuzzDecodeSync checks that the reply decoder never panics and that its

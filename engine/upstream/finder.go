@@ -16,7 +16,7 @@ const syncFinderEndpoint = "/syncFinder"
 // instance wID: POST /syncFinder {wId, keyBuff}. keyBuff is "" on the first
 // call and then the Page.KeyBuff of the previous page, byte-exact. A page
 // may repeat messages already seen; deduplication is the caller's job.
-func (c *Client) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*sdk.Page, error) {
+func (c *Client) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*Page, error) {
 	body := struct {
 		WID     string `json:"wId"`
 		KeyBuff string `json:"keyBuff"`
@@ -30,11 +30,11 @@ func (c *Client) SyncFinder(ctx context.Context, token, wID, keyBuff string) (*s
 
 // decodeSync decodes a whole /syncFinder reply: the envelope, then its data
 // as a page.
-func (c *Client) decodeSync(body []byte) (*sdk.Page, error) {
+func (c *Client) decodeSync(body []byte) (*Page, error) {
 	// Fast path: one scan of the page. Anything unusual, including every
 	// error, goes through the general path, which explains it.
 	if code, _, data, ok := splitEnvelope(body); ok && code == CodeOK {
-		if p, err := sdk.DecodePage(data); err == nil {
+		if p, err := DecodePage(data); err == nil {
 			return p, nil
 		}
 	}
@@ -48,7 +48,7 @@ func (c *Client) decodeSync(body []byte) (*sdk.Page, error) {
 	if !env.hasData() {
 		return nil, &MalformedError{Endpoint: syncFinderEndpoint, Reason: "data is null"}
 	}
-	p, err := sdk.DecodePage(env.Data)
+	p, err := DecodePage(env.Data)
 	if err != nil {
 		return nil, &MalformedError{Endpoint: syncFinderEndpoint, Reason: "data is not a page", Err: err}
 	}

@@ -69,6 +69,9 @@ func (a *appKeyAPI) login(w http.ResponseWriter, r *http.Request) {
 	a.tokens[token], a.current[req.AppKey] = t, t
 	a.logins[req.AppKey]++
 	a.mu.Unlock()
+	if !a.u.saved(w) {
+		return
+	}
 	a.u.log.Info("app-key login", "appKey", req.AppKey)
 	intReply(w, intCodeOK, "ok", marshal(struct {
 		Token string `json:"token"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -95,7 +96,7 @@ func (u *Upstream) ConfirmScanAs(wID, wcID string) error {
 		return fmt.Errorf("sim: instance %q: no scan is pending", wID)
 	}
 	u.log.Info("scan confirmed", "wId", wID, "wcId", wcID)
-	return nil
+	return u.save()
 }
 
 // ScriptLogin sets the steps instance wID goes through after its scan,
@@ -146,7 +147,7 @@ func (u *Upstream) Kick(wID string) error {
 	in.state = stateOffline
 	in.mu.Unlock()
 	u.log.Info("instance kicked", "wId", wID)
-	return nil
+	return u.save()
 }
 
 // ExpireToken expires a token of any of the three APIs (a member
@@ -162,6 +163,7 @@ func (u *Upstream) ExpireToken(token string) bool {
 	ok := m != nil || u.mobile.expire(token) || u.appkey.expire(token)
 	if ok {
 		u.log.Info("token expired")
+		u.saveOrLog()
 	}
 	return ok
 }
@@ -181,12 +183,13 @@ func (u *Upstream) MemberToken(account string) string {
 // status.
 func (u *Upstream) AddMember(m Member) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	if old := u.members[m.Account]; old != nil {
 		old.Member = m
-		return
+	} else {
+		u.members[m.Account] = &member{Member: m}
 	}
-	u.members[m.Account] = &member{Member: m}
+	u.mu.Unlock()
+	u.saveOrLog()
 }
 
 // Sent returns every message sent so far through /privateSend and
@@ -200,8 +203,17 @@ func (u *Upstream) Sent() []Sent {
 // ClearSent forgets the messages sent so far.
 func (u *Upstream) ClearSent() {
 	u.sentMu.Lock()
-	defer u.sentMu.Unlock()
 	u.sent = nil
+	u.sentMu.Unlock()
+	u.saveOrLog()
+}
+
+// saveOrLog saves the state after a change made through a Go call that
+// returns no error, logging a failure.
+func (u *Upstream) saveOrLog() {
+	if err := u.save(); err != nil {
+		u.log.Error("cannot save the simulator state", "err", err)
+	}
 }
 
 // WaitSent waits until at least n messages have been sent, and returns
@@ -235,6 +247,7 @@ const controlHelp = `finderbot simulated upstream: control API (JSON in, JSON ou
 
 GET    /_sim/state                 members, instances (wId, wcId, state, keyBuff), faults
 POST   /_sim/inject                {"wcId"|"wId": "...", "text": "哈喽"}                  a text from a stranger
+                                   (neither wcId nor wId: the only account)
                                    {"wcId"|"wId": "...", "messages": [{"type": "text"|"image"|"system"|<MsgType>,
                                      "content": "...", "from": "...", "to": "...", "session": "...",
                                      "fromSelf": false, "id": "<NewMsgId>"}]}
@@ -323,12 +336,8 @@ func (u *Upstream) controlRoutes(m *http.ServeMux) {
 	})
 	m.HandleFunc("GET /_sim/state", func(w http.ResponseWriter, r *http.Request) {
 		u.mu.RLock()
-		members := make([]string, 0, len(u.members))
-		for name := range u.members {
-			members = append(members, name)
-		}
+		members := slices.Sorted(maps.Keys(u.members))
 		u.mu.RUnlock()
-		sort.Strings(members)
 		ctlOK(w, map[string]any{"members": members, "instances": u.Instances(), "faults": u.Faults()})
 	})
 	m.HandleFunc("POST /_sim/inject", func(w http.ResponseWriter, r *http.Request) {
@@ -351,8 +360,12 @@ func (u *Upstream) controlRoutes(m *http.ServeMux) {
 			wcID = id
 		}
 		if wcID == "" {
-			ctlFail(w, http.StatusBadRequest, `give "wcId" or "wId"`)
-			return
+			id, err := u.onlyAccount()
+			if err != nil {
+				ctlFail(w, http.StatusBadRequest, `give "wcId" or "wId": `+err.Error())
+				return
+			}
+			wcID = id
 		}
 		var msgs []Message
 		if req.Text != "" {

@@ -166,16 +166,7 @@ func (u *Upstream) accountLocked(wcID string) *account {
 	if a := u.accounts[wcID]; a != nil {
 		return a
 	}
-	h := sha256.Sum256([]byte(wcID))
-	hx := hex.EncodeToString(h[:])
-	g := sha256.Sum256([]byte("stranger\x00" + wcID))
-	a := &account{
-		wcID:       wcID,
-		nickName:   "模拟用户 " + wcID,
-		finderName: "v2_060000231003b20faec8" + hx[:54] + "@finder",
-		stranger:   "fv1_" + hex.EncodeToString(g[:]) + "@findermsgstranger",
-		uin:        int64(h[0])<<24 | int64(h[1])<<16 | int64(h[2])<<8 | int64(h[3]),
-	}
+	a := newAccount(wcID)
 	if !u.opts.NoSeed {
 		seed := seedItems()
 		a.msgs = append(make([]*stored, 0, len(seed)+8), seed...)
@@ -183,6 +174,21 @@ func (u *Upstream) accountLocked(wcID string) *account {
 	}
 	u.accounts[wcID] = a
 	return a
+}
+
+// newAccount returns account wcID with no messages; its names derive from
+// wcID alone, so that they survive a restart without being stored.
+func newAccount(wcID string) *account {
+	h := sha256.Sum256([]byte(wcID))
+	hx := hex.EncodeToString(h[:])
+	g := sha256.Sum256([]byte("stranger\x00" + wcID))
+	return &account{
+		wcID:       wcID,
+		nickName:   "模拟用户 " + wcID,
+		finderName: "v2_060000231003b20faec8" + hx[:54] + "@finder",
+		stranger:   "fv1_" + hex.EncodeToString(g[:]) + "@findermsgstranger",
+		uin:        int64(h[0])<<24 | int64(h[1])<<16 | int64(h[2])<<8 | int64(h[3]),
+	}
 }
 
 // add fills in the messages' defaults, appends them to the stream and
@@ -297,7 +303,11 @@ func (u *Upstream) Inject(wcID string, msgs ...Message) ([]Message, error) {
 	u.mu.Lock()
 	a := u.accountLocked(wcID)
 	u.mu.Unlock()
-	return a.add(u, msgs...), nil
+	out := a.add(u, msgs...)
+	if err := u.save(); err != nil {
+		return nil, fmt.Errorf("sim: inject: %w", err)
+	}
+	return out, nil
 }
 
 // junkItems returns FaultBadID's items for account a: a text from its
@@ -386,7 +396,11 @@ func (u *Upstream) syncFinder(w http.ResponseWriter, r *http.Request) {
 	b.WriteString(kb)
 	b.WriteString(`"}}`)
 	in.mu.Lock()
+	moved := in.keyBuff != kb
 	in.keyBuff = kb
 	in.mu.Unlock()
+	if moved && !u.saved(w) {
+		return
+	}
 	writeBody(w, http.StatusOK, jsonCType, b.Bytes())
 }

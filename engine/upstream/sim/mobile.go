@@ -117,6 +117,9 @@ func (a *mobileAPI) login(w http.ResponseWriter, r *http.Request) {
 		}{"", req.CompanyType, user.id, req.Mobile, "用户" + req.Mobile[max(0, len(req.Mobile)-4):], "", req.Mobile},
 	})
 	a.mu.Unlock()
+	if !a.u.saved(w) {
+		return
+	}
 	a.u.log.Info("mobile login", "mobile", req.Mobile)
 	intReply(w, intCodeOK, "success", data)
 }
@@ -131,26 +134,32 @@ func (a *mobileAPI) refreshToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := a.u.clock.Now()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	s := a.refresh[req.RefreshToken]
+	refusal := ""
 	switch {
 	case s == nil:
-		intReply(w, intCodeAuth, "refreshToken无效,请重新登录", nil)
-		return
+		refusal = "refreshToken无效,请重新登录"
 	case s.refreshDead || !now.Before(s.refreshExp):
-		intReply(w, intCodeAuth, "refreshToken已过期,请重新登录", nil)
-		return
+		refusal = "refreshToken已过期,请重新登录"
 	case !s.kickedAt.IsZero():
-		intReply(w, intCodeAuth, "账号已在其他设备登录,请重新登录", nil)
-		return
+		refusal = "账号已在其他设备登录,请重新登录"
 	case req.AccessToken != s.access:
-		intReply(w, intCodeAuth, "accessToken与refreshToken不匹配", nil)
+		refusal = "accessToken与refreshToken不匹配"
+	}
+	if refusal != "" {
+		a.mu.Unlock()
+		intReply(w, intCodeAuth, refusal, nil)
 		return
 	}
 	delete(a.access, s.access)
 	s.access, s.accessExp, s.accessDead = randHex(16), now.Add(a.u.opts.AccessTokenTTL), false
 	a.access[s.access] = s
-	intReply(w, intCodeOK, "success", marshal(tokenJSON{stamp(s.accessExp), s.access}))
+	data := marshal(tokenJSON{stamp(s.accessExp), s.access})
+	a.mu.Unlock()
+	if !a.u.saved(w) {
+		return
+	}
+	intReply(w, intCodeOK, "success", data)
 }
 
 func (a *mobileAPI) checkLoginStatus(w http.ResponseWriter, r *http.Request) {
@@ -185,14 +194,16 @@ func (a *mobileAPI) checkLoginStatus(w http.ResponseWriter, r *http.Request) {
 func (u *Upstream) KickDevice(mobile string) bool {
 	a := u.mobile
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	user := a.users[mobile]
 	if user == nil || user.current == nil {
+		a.mu.Unlock()
 		return false
 	}
 	user.current.kickedAt = u.clock.Now()
 	user.current = nil
+	a.mu.Unlock()
 	u.log.Info("device kicked", "mobile", mobile)
+	u.saveOrLog()
 	return true
 }
 

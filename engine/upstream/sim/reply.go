@@ -141,3 +141,16 @@ func bearer(r *http.Request) string {
 	}
 	return t
 }
+
+// saved saves the simulator's state after a change and reports whether it
+// may answer: a change it could not save is answered with a 500, as the
+// client must not believe what would not survive a restart.
+func (u *Upstream) saved(w http.ResponseWriter) bool {
+	err := u.save()
+	if err == nil {
+		return true
+	}
+	u.log.Error("cannot save the simulator state", "err", err)
+	writeBody(w, http.StatusInternalServerError, "text/plain; charset=utf-8", []byte(err.Error()+"\n"))
+	return false
+}

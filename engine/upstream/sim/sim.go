@@ -11,7 +11,8 @@
 // from Go or over its control API under /_sim/: inject messages, list what
 // was sent, confirm a QR scan, kick an instance offline, expire tokens and
 // inject faults. Its clock is a Clock, so tests control token expiry and
-// the login long poll.
+// the login long poll. Its state lives in memory, or, with Options.State,
+// in a file it resumes from (see OpenState and InjectFile).
 package sim
 
 import (
@@ -124,6 +125,9 @@ type Options struct {
 	// Logger receives one line per login, send and control action; nil
 	// discards them.
 	Logger *slog.Logger
+	// State, when set, is the file the simulator starts from and saves
+	// every change to (see OpenState); nil keeps everything in memory.
+	State *State
 }
 
 // Upstream is the simulated upstream. It is an http.Handler; use NewServer
@@ -215,6 +219,9 @@ func New(opts Options) *Upstream {
 	u.nextID.Store(1<<60 + randUint64()%(1<<59))
 	u.mobile = newMobileAPI(u)
 	u.appkey = newAppKeyAPI(u)
+	if opts.State != nil && opts.State.snap != nil {
+		u.restore(opts.State.snap)
+	}
 	u.routes()
 	return u
 }
@@ -288,11 +295,18 @@ func (s *Server) Close() {
 }
 
 // Run listens on addr, prints how to use the simulator to out, and serves
-// until ctx is done. It is `finderbot sim`.
+// until ctx is done. It is `finderbot sim`. With opts.State, its URL is
+// recorded for InjectFile to find.
 func Run(ctx context.Context, addr string, opts Options, out io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
+	}
+	if opts.State != nil {
+		if err := opts.State.SetURL("http://" + ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
 	}
 	u := New(opts)
 	fmt.Fprint(out, u.Banner("http://"+ln.Addr().String()))

@@ -158,6 +158,9 @@ func (u *Upstream) memberLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	token, status := m.token, m.Status
 	u.mu.Unlock()
+	if !u.saved(w) {
+		return
+	}
 	u.log.Info("member login", "account", req.Account)
 	wkOK(w, marshal(struct {
 		CallbackURL   *string `json:"callbackUrl"`
@@ -198,6 +201,9 @@ func (u *Upstream) iPadLogin(w http.ResponseWriter, r *http.Request) {
 	u.mu.Unlock()
 	if u.opts.AutoConfirm {
 		in.confirm("")
+	}
+	if !u.saved(w) {
+		return
 	}
 	u.log.Info("qr code issued", "wId", in.wID, "wcId", req.WcID, "auto_confirm", u.opts.AutoConfirm)
 	wkOK(w, marshal(struct {
@@ -292,6 +298,9 @@ func (u *Upstream) getIPadLoginInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	if !u.completeLogin(in) {
 		wkFail(w, msgOffline)
+		return
+	}
+	if !u.saved(w) {
 		return
 	}
 	u.log.Info("logged in", "wId", in.wID, "wcId", in.wcIDNow())
@@ -423,6 +432,9 @@ func (u *Upstream) secondLogin(w http.ResponseWriter, r *http.Request) {
 	u.instances[in.wID] = in
 	u.takeOverLocked(acct, in.wID)
 	u.mu.Unlock()
+	if !u.saved(w) {
+		return
+	}
 	u.log.Info("second login", "wId", in.wID, "wcId", req.WcID)
 	wkOK(w, u.profile(in))
 }
@@ -563,6 +575,9 @@ func (u *Upstream) privateSend(w http.ResponseWriter, r *http.Request) {
 	}
 	u.recordSent(Sent{Endpoint: "/privateSend", WID: req.WID, Account: acct.wcID, ToUserName: req.ToUserName,
 		MyUserName: req.MyUserName, SessionID: req.SessionID, Content: req.Content, NewMsgID: id, Time: now})
+	if !u.saved(w) {
+		return
+	}
 	wkOK(w, sentReceipt(id, seq, now, req.ToUserName))
 }
 
@@ -590,6 +605,9 @@ func (u *Upstream) sendText(w http.ResponseWriter, r *http.Request) {
 	now := u.clock.Now()
 	id := u.newID()
 	u.recordSent(Sent{Endpoint: "/sendText", WID: req.WID, Account: acct.wcID, WcID: req.WcID, Content: req.Content, NewMsgID: id, Time: now})
+	if !u.saved(w) {
+		return
+	}
 	wkOK(w, sentReceipt(id, int64(id%1e9), now, req.WcID))
 }
 

@@ -8,7 +8,7 @@
 //	apt-get install -y protobuf-compiler
 //	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 //	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.1
-//	go generate ./sdk/...
+//	cd sdk && go generate ./...
 package pluginpb
 
 //go:generate protoc --proto_path=. --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto

@@ -1,4 +1,4 @@
-package sdk
+package upstream
 
 import (
 	"errors"
@@ -9,7 +9,44 @@ import (
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/finderbot/finderbot/sdk"
 )
+
+// Page is one /syncFinder reply: the messages it carried, in order, the
+// items that could not be read as messages, and the cursor to pass on the
+// next call.
+type Page struct {
+	// Messages are the page's items in the order received, less the
+	// skipped ones. A page may repeat messages seen on an earlier page, or
+	// earlier on the same page; deduplication is the caller's job.
+	Messages []sdk.Message `json:"messages"`
+	// Skipped are the items that could not be turned into a Message, in
+	// the order received. They do not stop the sync: the caller reports
+	// them and moves on to KeyBuff like for any other page.
+	Skipped []SkippedItem `json:"skipped,omitempty"`
+	// KeyBuff is the opaque cursor, byte-exact as received. Store it as is
+	// and send it back on the next call.
+	KeyBuff string `json:"keyBuff"`
+}
+
+// SkippedItem is a page item that could not be turned into a Message: its
+// NewMsgId is missing, 0 or not an unsigned 64-bit integer, or the item does
+// not decode at all. Without a usable id the daemon could neither deduplicate
+// the message nor settle the replies it causes, so it is reported instead of
+// delivered.
+type SkippedItem struct {
+	// Index is the item's position in the page's list, counting from 0 and
+	// counting every item, skipped or not.
+	Index int `json:"index"`
+	// Reason says what is wrong with the item, for example "NewMsgId is
+	// missing" or "NewMsgId does not decode: 1.5 is not an unsigned 64-bit
+	// integer".
+	Reason string `json:"reason"`
+	// Raw is the item's JSON as received, cut to at most 1 KiB on a UTF-8
+	// boundary.
+	Raw string `json:"raw"`
+}
 
 // MaxPageItems bounds the number of items DecodePage accepts in one page. The
 // upstream sends a few dozen at most; a page past this is refused rather than
@@ -90,17 +127,17 @@ func DecodePage(data []byte) (*Page, error) {
 			return decodePageByItem(data)
 		}
 	}
-	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, len(w.List))}
+	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]sdk.Message, len(w.List))}
 	for i := range w.List {
 		fromWire(&p.Messages[i], &w.List[i].Content)
 	}
 	return p, nil
 }
 
-var errNoKeyBuff = errors.New("sdk: decode sync page: keyBuff is missing")
+var errNoKeyBuff = errors.New("upstream: decode sync page: keyBuff is missing")
 
 func tooManyItems(n int) error {
-	return fmt.Errorf("sdk: decode sync page: %d items, more than the limit of %d", n, MaxPageItems)
+	return fmt.Errorf("upstream: decode sync page: %d items, more than the limit of %d", n, MaxPageItems)
 }
 
 // rawPage is a page whose items are left undecoded, so that each can fail on
@@ -115,7 +152,7 @@ type rawPage struct {
 func decodePageByItem(data []byte) (*Page, error) {
 	var w rawPage
 	if err := json.Unmarshal(data, &w); err != nil {
-		return nil, fmt.Errorf("sdk: decode sync page: %w", err)
+		return nil, fmt.Errorf("upstream: decode sync page: %w", err)
 	}
 	if w.KeyBuff == nil {
 		return nil, errNoKeyBuff
@@ -123,12 +160,12 @@ func decodePageByItem(data []byte) (*Page, error) {
 	if len(w.List) > MaxPageItems {
 		return nil, tooManyItems(len(w.List))
 	}
-	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, 0, len(w.List))}
+	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]sdk.Message, 0, len(w.List))}
 	for i, raw := range w.List {
 		var item wireItem
 		err := json.Unmarshal(raw, &item)
 		if err == nil && item.Content.Msg.NewMsgID != 0 {
-			p.Messages = append(p.Messages, Message{})
+			p.Messages = append(p.Messages, sdk.Message{})
 			fromWire(&p.Messages[len(p.Messages)-1], &item.Content)
 			continue
 		}
@@ -246,16 +283,16 @@ func (p *Page) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-func fromWire(m *Message, c *wireContent) {
+func fromWire(m *sdk.Message, c *wireContent) {
 	w := &c.Msg
 	seq := c.Seq
 	if seq == 0 {
 		seq = w.MsgSeq
 	}
-	*m = Message{
+	*m = sdk.Message{
 		ID:       w.NewMsgID,
 		Seq:      seq,
-		Type:     TypeOf(w.MsgType),
+		Type:     sdk.TypeOf(w.MsgType),
 		RawType:  w.MsgType,
 		Content:  w.Content.String,
 		From:     w.FromUserName.String,
@@ -267,14 +304,14 @@ func fromWire(m *Message, c *wireContent) {
 	}
 	var err error
 	switch m.Type {
-	case TypeText:
+	case sdk.TypeText:
 		m.Text = m.Content
-	case TypeSystem:
-		if w.MsgType == RawSysMsg {
-			m.Sys, err = ParseSysMsg(m.Content)
+	case sdk.TypeSystem:
+		if w.MsgType == sdk.RawSysMsg {
+			m.Sys, err = sdk.ParseSysMsg(m.Content)
 		}
-	case TypeImage:
-		m.Image, err = ParseImage(m.Content)
+	case sdk.TypeImage:
+		m.Image, err = sdk.ParseImage(m.Content)
 	}
 	if err != nil {
 		m.ParseError = err.Error()

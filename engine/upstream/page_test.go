@@ -1,4 +1,4 @@
-package sdk
+package upstream
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/finderbot/finderbot/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -18,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // seedData returns the "data" object of the seed /syncFinder reply.
 func seedData(tb testing.TB) []byte {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "seed_page.json"))
+	raw, err := os.ReadFile(filepath.Join("sim", "seed_page.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func TestDecodeSeedPage(t *testing.T) {
 	for _, m := range p.Messages {
 		counts[m.Type]++
 	}
-	if counts[TypeText] != 6 || counts[TypeImage] != 2 || counts[TypeSystem] != 11 {
+	if counts[sdk.TypeText] != 6 || counts[sdk.TypeImage] != 2 || counts[sdk.TypeSystem] != 11 {
 		t.Errorf("types = %v, want 6 text, 2 image, 11 system", counts)
 	}
 	if want := "CgUIARDaCQoECAIQAAoECAMQAAoECAQQAAoECAUQAAoECAYQAAoECAcQAAoECAgQAAoECAkQABAA"; p.KeyBuff != want {
@@ -52,7 +54,7 @@ func TestDecodeSeedPage(t *testing.T) {
 	}
 
 	hello := find(t, p, 1767797523284146072)
-	if hello.Text != "哈喽" || hello.Type != TypeText || hello.FromSelf {
+	if hello.Text != "哈喽" || hello.Type != sdk.TypeText || hello.FromSelf {
 		t.Errorf("哈喽 message decoded as %+v", hello)
 	}
 	if want := "fv1_cb68e6952228400339575a83b40f5a12cdfae818b3164eb999b609e90e139d0a@findermsgstranger"; hello.From != want {
@@ -70,7 +72,7 @@ func TestDecodeSeedPage(t *testing.T) {
 
 	// 9008843899058959155 is past 2^53: a float64 would round it.
 	img := find(t, p, 9008843899058959155)
-	if img.Type != TypeImage || img.Image == nil || !img.FromSelf {
+	if img.Type != sdk.TypeImage || img.Image == nil || !img.FromSelf {
 		t.Fatalf("image message decoded as %+v", img)
 	}
 	if img.Image.AESKey != "8fb3dc8e7dc7c9964273629fd2694392" || img.Image.Length != 113874 ||
@@ -100,7 +102,7 @@ func TestDecodeSeedPage(t *testing.T) {
 	golden(t, "seed_page.golden.json", p)
 }
 
-func find(t *testing.T, p *Page, id uint64) *Message {
+func find(t *testing.T, p *Page, id uint64) *sdk.Message {
 	t.Helper()
 	for i := range p.Messages {
 		if p.Messages[i].ID == id {
@@ -129,7 +131,7 @@ func golden(t *testing.T, name string, v any) {
 		t.Fatalf("%v (run go test -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the decoded page; run go test ./sdk -update and review the diff", path)
+		t.Errorf("%s differs from the decoded page; run go test ./engine/upstream -run TestDecodeSeedPage -update and review the diff", path)
 	}
 }
 
@@ -139,16 +141,16 @@ func TestDecodePageErrors(t *testing.T) {
 		in   string
 		want string
 	}{
-		"not json":                  {`{"list": [`, "sdk: decode sync page"},
-		"not an object":             {`[]`, "sdk: decode sync page"},
-		"no keyBuff":                {`{"list": []}`, "sdk: decode sync page: keyBuff is missing"},
-		"keyBuff not a string":      {`{"list": [], "keyBuff": 3}`, "sdk: decode sync page"},
-		"list not array":            {`{"list": 3, "keyBuff": ""}`, "sdk: decode sync page"},
-		"item not json":             {`{"list": [{"content": x}], "keyBuff": ""}`, "sdk: decode sync page"},
+		"not json":                  {`{"list": [`, "upstream: decode sync page"},
+		"not an object":             {`[]`, "upstream: decode sync page"},
+		"no keyBuff":                {`{"list": []}`, "upstream: decode sync page: keyBuff is missing"},
+		"keyBuff not a string":      {`{"list": [], "keyBuff": 3}`, "upstream: decode sync page"},
+		"list not array":            {`{"list": 3, "keyBuff": ""}`, "upstream: decode sync page"},
+		"item not json":             {`{"list": [{"content": x}], "keyBuff": ""}`, "upstream: decode sync page"},
 		"too many items":            {`{"list": [` + strings.Repeat(`{},`, MaxPageItems) + `{}], "keyBuff": ""}`, "10001 items, more than the limit of 10000"},
-		"bad item and no keyBuff":   {`{"list": [{"content":{"msg":{"NewMsgId":"x"}}}]}`, "sdk: decode sync page: keyBuff is missing"},
+		"bad item and no keyBuff":   {`{"list": [{"content":{"msg":{"NewMsgId":"x"}}}]}`, "upstream: decode sync page: keyBuff is missing"},
 		"bad item and too many":     {`{"list": [` + strings.Repeat(`"x",`, MaxPageItems) + `"x"], "keyBuff": ""}`, "10001 items, more than the limit of 10000"},
-		"id 0 and keyBuff not text": {`{"list": [{}], "keyBuff": []}`, "sdk: decode sync page"},
+		"id 0 and keyBuff not text": {`{"list": [{}], "keyBuff": []}`, "upstream: decode sync page"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -175,7 +177,7 @@ func TestDecodePageKeepsUnknownAndBadXML(t *testing.T) {
 	if len(p.Messages) != 3 || p.KeyBuff != "a+b/c==" {
 		t.Fatalf("page = %+v", p)
 	}
-	if m := p.Messages[0]; m.ID != 18446744073709551615 || m.Type != TypeUnknown || m.RawType != 9999 || m.Seq != 7 || m.Content != "?" {
+	if m := p.Messages[0]; m.ID != 18446744073709551615 || m.Type != sdk.TypeUnknown || m.RawType != 9999 || m.Seq != 7 || m.Content != "?" {
 		t.Errorf("unknown message = %+v", m)
 	}
 	if m := p.Messages[1]; m.Sys != nil || !strings.Contains(m.ParseError, "does not match") {
@@ -331,7 +333,7 @@ func decodePageStd(data []byte) (*Page, error) {
 	if err := stdjson.Unmarshal(data, &w); err != nil {
 		return nil, err
 	}
-	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]Message, len(w.List))}
+	p := &Page{KeyBuff: *w.KeyBuff, Messages: make([]sdk.Message, len(w.List))}
 	for i := range w.List {
 		fromWire(&p.Messages[i], &w.List[i].Content)
 	}
