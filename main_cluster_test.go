@@ -304,7 +304,7 @@ func TestClusterAcceptance(t *testing.T) {
 	}
 	killed := time.Now()
 	r.daemons["d1"].signal(t, syscall.SIGKILL)
-	took := poll(t, "d1's accounts taken over", 2*r.ttl+2*time.Second, func() bool {
+	took := poll(t, "d1's accounts taken over within twice the TTL", 2*r.ttl, func() bool {
 		h := r.holdings(ctx)
 		for _, k := range lostAccounts {
 			if h[k] == "" || h[k] == "d1" {
