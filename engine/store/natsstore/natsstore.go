@@ -44,6 +44,8 @@ package natsstore
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -493,9 +495,29 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 		if err := json.Unmarshal(data, &decoded); err != nil {
 			return result{}, fmt.Errorf("natsstore: decode %s event: %w", ev.Op, err)
 		}
-		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-		ack, err := s.js.Publish(pctx, sc.subject, data, jetstream.WithExpectLastSequencePerSubject(sc.last), jetstream.WithExpectStream(s.opts.Stream))
-		cancel()
+		// The message id lets a writer whose acknowledgement was lost
+		// find its write: the server checks the expected sequence before
+		// duplicates, so the id is looked for on the subject itself.
+		msgID := newMsgID()
+		var ack *jetstream.PubAck
+		for try := 0; ; try++ {
+			pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+			ack, err = s.js.Publish(pctx, sc.subject, data, jetstream.WithMsgID(msgID),
+				jetstream.WithExpectLastSequencePerSubject(sc.last), jetstream.WithExpectStream(s.opts.Stream))
+			cancel()
+			if err == nil {
+				break
+			}
+			if seq, ok := s.stored(ctx, sc.subject, msgID); ok {
+				ack, err = &jetstream.PubAck{Sequence: seq}, nil
+				break
+			}
+			if wrongLast(err) || try == 2 || ctx.Err() != nil {
+				break
+			}
+			// No answer, and the write is not on the subject: the same
+			// write again, which the expected sequence keeps single.
+		}
 		if err != nil {
 			// Whether it was stored is unknown until the subject is read
 			// again, which the next use does.
@@ -516,6 +538,25 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 		}
 		return s.apply(sc, &decoded, ack.Sequence)
 	}
+}
+
+// newMsgID returns a fresh message id.
+func newMsgID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// stored reports whether the last message on subject is the write with
+// msgID, and its sequence.
+func (s *Store) stored(ctx context.Context, subject, msgID string) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != msgID {
+		return 0, false
+	}
+	return m.Sequence, true
 }
 
 func wrongLast(err error) bool {
