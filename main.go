@@ -98,6 +98,7 @@ func newRootCmd(hup chan os.Signal) *cobra.Command {
 		newPluginsCmd(),
 		newSimCmd(),
 		newStoreCmd(),
+		newClusterCmd(),
 		newStatusCmd(),
 		newDeadLettersCmd(),
 		newReloadCmd(),
@@ -419,6 +420,31 @@ func newStoreCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(backup, check)
+	return cmd
+}
+
+func newClusterCmd() *cobra.Command {
+	var (
+		cfgPath  string
+		accounts bool
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Show the daemons sharing accounts through NATS JetStream (store.kind nats)",
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show which daemon holds which accounts, the lease ages and the stream's replicas, read from NATS",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return engine.PrintCluster(cmd.Context(), cfgPath, cmd.OutOrStdout(), accounts, asJSON)
+		},
+	}
+	status.Flags().StringVarP(&cfgPath, "config", "c", "finderbot.yaml", "the configuration file, whose store section reaches NATS")
+	status.Flags().BoolVar(&accounts, "accounts", false, "list every account with its holder")
+	status.Flags().BoolVar(&asJSON, "json", false, "print the view as JSON")
+	cmd.AddCommand(status)
 	return cmd
 }
 

@@ -31,6 +31,9 @@ func (d *Daemon) Status() admin.Status {
 		st.Accounts = append(st.Accounts, as)
 	}
 	st.Sessions, st.Plugins = d.sessionStatus(), d.pluginStatus()
+	if d.cluster != nil {
+		st.Cluster = d.cluster.status()
+	}
 	return st
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/engine/config"
+	"github.com/finderbot/finderbot/engine/natstest"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
@@ -57,13 +58,31 @@ func BenchmarkPipeline(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for range b.N {
-				runPipeline(b, tc.accounts, tc.perAcct, tc.loopback, tc.rate)
+				runPipeline(b, tc.accounts, tc.perAcct, tc.loopback, tc.rate, nil)
 			}
 		})
 	}
 }
 
-func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int) {
+// BenchmarkPipelineJetStream is BenchmarkPipeline's backlog on the
+// JetStream store of a three-node cluster (three replicas) in the same
+// process, beside the bbolt store in the same run: one daemon holding
+// every account.
+func BenchmarkPipelineJetStream(b *testing.B) {
+	for _, kind := range []string{"bolt", "jetstream-3"} {
+		b.Run("backlog/accounts=100/in-process/"+kind, func(b *testing.B) {
+			var c *natstest.Cluster
+			if kind != "bolt" {
+				c = natstest.Start(b, 3)
+			}
+			for range b.N {
+				runPipeline(b, 100, 200, false, 0, c)
+			}
+		})
+	}
+}
+
+func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int, js *natstest.Cluster) {
 	b.StopTimer()
 	u := sim.New(sim.Options{AutoConfirm: true, NoSeed: true, NoEcho: true, PageSize: 100})
 	defer u.Close()
@@ -87,6 +106,10 @@ func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int) {
 	cfg.Send = config.Send{Interval: 0, Burst: 1, MaxAttempts: 8, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: time.Second}
 	for i := range accounts {
 		cfg.Accounts = append(cfg.Accounts, config.Account{Name: fmt.Sprintf("a%d", i), WcID: fmt.Sprintf("wxid_bench%d", i)})
+	}
+	if js != nil {
+		cfg.Store = config.Store{Kind: config.StoreNATS, URL: js.URL(), Stream: fmt.Sprintf("BENCH%d", time.Now().UnixNano()), Replicas: 3,
+			Node: "bench", LeaseTTL: 15 * time.Second, MovesPerSecond: 2, SnapshotKeep: 1}
 	}
 	total := accounts * perAcct
 	inject := func(i, j int) {
@@ -117,8 +140,11 @@ func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int) {
 			b.Fatal(err)
 		}
 	}
-	st := d.store.(*store.Bolt)
-	commits0, writes0 := st.Commits(), st.Writes()
+	st, isBolt := d.store.(*store.Bolt)
+	var commits0, writes0 uint64
+	if isBolt {
+		commits0, writes0 = st.Commits(), st.Writes()
+	}
 	start := time.Now()
 	b.StartTimer()
 	if rate == 0 {
@@ -150,14 +176,16 @@ func runPipeline(b *testing.B, accounts, perAcct int, loopback bool, rate int) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	commits, writes := st.Commits()-commits0, st.Writes()-writes0
 	d.Close()
 	slices.Sort(lat)
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
-	b.ReportMetric(float64(commits)/elapsed.Seconds(), "fsyncs/s")
-	b.ReportMetric(float64(writes)/float64(total), "writes/msg")
+	if isBolt {
+		commits, writes := st.Commits()-commits0, st.Writes()-writes0
+		b.ReportMetric(float64(commits)/elapsed.Seconds(), "fsyncs/s")
+		b.ReportMetric(float64(writes)/float64(total), "writes/msg")
+	}
 }
 
 // simEnv makes the test binary serve the simulated upstream instead of

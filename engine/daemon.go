@@ -90,6 +90,7 @@ type Daemon struct {
 	pluginManager *plugins.Manager
 	sim           *sim.Upstream
 	simURL        string
+	cluster       *cluster // nil on a machine alone
 
 	closers []func() error // run by Close, last first
 
@@ -211,13 +212,19 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if sopts.LogMaxAge == 0 {
 		sopts.LogMaxAge = cfg.Console.MessageMaxAge
 	}
-	st, err := store.Open(cfg.StateDir, sopts)
-	if err != nil {
-		return nil, err
+	if cfg.Store.Kind == config.StoreNATS {
+		if err := d.openCluster(sopts); err != nil {
+			return nil, err
+		}
+	} else {
+		st, err := store.Open(cfg.StateDir, sopts)
+		if err != nil {
+			return nil, err
+		}
+		d.store = st
+		d.closers = append(d.closers, st.Close)
+		d.addSnapshots(st)
 	}
-	d.store = st
-	d.closers = append(d.closers, st.Close)
-	d.addSnapshots(st)
 	if err := d.listenAdmin(); err != nil {
 		return nil, err
 	}
@@ -261,6 +268,7 @@ func New(cfg *config.Config, opts Options) (_ *Daemon, err error) {
 			OnState:   func(state string) { d.setSessionState(ac.Name, state) },
 			OnSuspect: func() { d.sched.at(a, time.Now()) },
 			OnEvent:   d.onSessionEvent,
+			Fence:     d.fenceFor(ac.Name),
 		})
 		a.poller = d.newPoller(ac.Name)
 		d.accounts[ac.Name] = a
@@ -325,6 +333,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.sched.run(ctx) }()
+	if d.cluster != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.cluster.run(ctx) }()
+	}
 	for _, run := range d.runners {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); run(ctx) }()

@@ -34,6 +34,13 @@ func (d *Daemon) buildSessions(hc *http.Client) error {
 			Logger:  d.log,
 			Secrets: d.secrets,
 		}
+		// Sharing accounts, a session runs on the one daemon holding its
+		// lease, its logins and refreshes fenced by it.
+		runner := func(run func(context.Context) error) func(context.Context) error { return run }
+		if d.cluster != nil {
+			hooks.Fence = d.cluster.sessionFence(name)
+			runner = func(run func(context.Context) error) func(context.Context) error { return d.cluster.leased(name, run) }
+		}
 		switch sc.Kind {
 		case config.KindToken:
 			api, err := upstream.NewTokenAuth(baseURL, upstream.WithHTTPClient(hc), upstream.WithCallTimeout(d.cfg.Upstream.Timeout))
@@ -48,7 +55,7 @@ func (d *Daemon) buildSessions(hc *http.Client) error {
 				MaxBackoff: d.cfg.Sync.MaxBackoff, Hooks: hooks,
 			})
 			d.sessions[sc.Name] = s
-			d.runners = append(d.runners, s.Run)
+			d.runners = append(d.runners, runner(s.Run))
 		case config.KindAppKey:
 			if s := byKey[sc.AppKey]; s != nil {
 				d.sessions[sc.Name] = s
@@ -65,7 +72,7 @@ func (d *Daemon) buildSessions(hc *http.Client) error {
 			})
 			byKey[sc.AppKey] = s
 			d.sessions[sc.Name] = s
-			d.runners = append(d.runners, s.Run)
+			d.runners = append(d.runners, runner(s.Run))
 		}
 	}
 	return nil

@@ -32,6 +32,9 @@ func StoreBackup(ctx context.Context, cfgPath, file string, out io.Writer) error
 			return nil
 		}
 	}
+	if err := embeddedOnly(cfg, "backup"); err != nil {
+		return err
+	}
 	src := store.File(cfg.StateDir)
 	rep, err := store.BackupFile(src, file)
 	if err != nil {
@@ -73,5 +76,17 @@ func checkConfigured(ctx context.Context, cfgPath string) (store.Report, error) 
 			return rep, err
 		}
 	}
+	if err := embeddedOnly(cfg, "check"); err != nil {
+		return store.Report{}, err
+	}
 	return store.CheckFile(store.File(cfg.StateDir))
+}
+
+// embeddedOnly refuses a store command meant for the embedded store when
+// the state is in JetStream, saying what to use instead.
+func embeddedOnly(cfg *config.Config, what string) error {
+	if cfg.Store.Kind != config.StoreNATS {
+		return nil
+	}
+	return fmt.Errorf("store %s: the state of %s is in NATS JetStream (stream %s at %s), not in a file; use `nats stream backup %s DIR` and the JetStream cluster's own replicas", what, cfg.Path, cfg.Store.Stream, cfg.Store.URL, cfg.Store.Stream)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/finderbot/finderbot/engine/config"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
+	"github.com/finderbot/finderbot/engine/store/natsstore"
 	"github.com/finderbot/finderbot/engine/upstream"
 )
 
@@ -26,6 +27,14 @@ type Sender = outbox.Sender
 // page. It returns the pause until the next turn, or -1 when the login will
 // schedule it.
 func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
+	if d.cluster != nil {
+		// Another daemon serves it; taking it schedules it again.
+		hctx, ok := d.cluster.accountCtx(a.name)
+		if !ok || !d.cluster.holds(a.name) {
+			return -1
+		}
+		ctx = hctx
+	}
 	inst, ok := a.keeper.Current()
 	if !ok {
 		d.startLogin(ctx, a)
@@ -50,6 +59,9 @@ func (d *Daemon) step(ctx context.Context, a *account) time.Duration {
 			return -1
 		}
 		d.metrics.pollErrors.WithLabelValues(a.name).Inc()
+		if d.cluster != nil && errors.Is(err, natsstore.ErrFenced) {
+			d.cluster.fenced(ctx, a.name)
+		}
 		switch {
 		case errors.Is(err, upstream.ErrOffline):
 			a.keeper.ReportOffline(inst.Gen)

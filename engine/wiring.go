@@ -27,7 +27,26 @@ func (d *Daemon) newOutbox() *outbox.Outbox {
 		DropPaused: d.handoff.Drop(),
 		Log:        d.log,
 		Observer:   outboxMetrics{d},
+		Fence:      d.fence,
 	})
+}
+
+// fence answers whether this daemon may make a state-changing upstream
+// call for the account: alone, always; sharing accounts, only while it
+// can prove it holds the account's lease.
+func (d *Daemon) fence(account string) error {
+	if d.cluster == nil {
+		return nil
+	}
+	return d.cluster.fence(account)
+}
+
+// fenceFor is the account's fence for its session keeper, nil alone.
+func (d *Daemon) fenceFor(account string) func() error {
+	if d.cluster == nil {
+		return nil
+	}
+	return func() error { return d.cluster.fence(account) }
 }
 
 // newPoller wires an account's poller.

@@ -9,6 +9,31 @@ type Status struct {
 	Accounts []AccountStatus `json:"accounts"`
 	Sessions []SessionStatus `json:"sessions,omitempty"`
 	Plugins  []PluginStatus  `json:"plugins,omitempty"`
+	// Cluster is this daemon's share of the accounts, when several
+	// daemons share them through NATS JetStream.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is a daemon's part in a cluster, in /api/status.
+type ClusterStatus struct {
+	// Node is this daemon's name.
+	Node string `json:"node"`
+	// LeaseTTL is how long a lease outlives its last renewal.
+	LeaseTTL string `json:"lease_ttl"`
+	// Held are the accounts this daemon serves.
+	Held []HeldAccount `json:"held"`
+}
+
+// HeldAccount is one account a daemon holds the lease of.
+type HeldAccount struct {
+	Account string `json:"account"`
+	// LeaseAge is the time since the last renewal began.
+	LeaseAge string `json:"lease_age"`
+	// Revision is the lease key's revision last written.
+	Revision uint64 `json:"revision"`
+	// Valid is false once the lease may have passed to another daemon.
+	Valid bool      `json:"valid"`
+	Since time.Time `json:"since"`
 }
 
 // AccountStatus is one account in /api/status.

@@ -56,7 +56,8 @@ type Config struct {
 	Send Send `yaml:"send"`
 	// Plugins configures out-of-process plugins.
 	Plugins Plugins `yaml:"plugins"`
-	// Store configures the embedded store's periodic snapshots.
+	// Store chooses where the state is kept: the embedded store (the
+	// default), or NATS JetStream shared by several daemons.
 	Store Store `yaml:"store"`
 	// Console bounds what the daemon keeps for people watching it.
 	Console Console `yaml:"console"`
@@ -254,13 +255,45 @@ type PluginOutput struct {
 	Burst          int `yaml:"burst"`
 }
 
-// Store configures the periodic snapshots of the embedded store: verified
-// copies under <state_dir>/snapshots to restore when the store is damaged.
+// Store kinds.
+const (
+	StoreBolt = "bolt"
+	StoreNATS = "nats"
+)
+
+// Store chooses the store. The embedded one (kind bolt) keeps the state
+// under state_dir, with periodic snapshots: verified copies under
+// <state_dir>/snapshots to restore when the store is damaged. Kind nats
+// keeps it in NATS JetStream, where several daemons share the accounts,
+// each held by one of them at a time.
 type Store struct {
+	// Kind is "bolt" (the default) or "nats".
+	Kind string `yaml:"kind"`
 	// SnapshotEvery is how often a snapshot is taken; 0 turns them off.
 	SnapshotEvery time.Duration `yaml:"snapshot_every"`
 	// SnapshotKeep is how many snapshots are kept, the newest.
 	SnapshotKeep int `yaml:"snapshot_keep"`
+
+	// URL lists the NATS servers, comma-separated (kind nats).
+	URL string `yaml:"url"`
+	// Credentials is a NATS credentials (.creds) file, when the servers
+	// require one.
+	Credentials string `yaml:"credentials"`
+	// Stream names the JetStream stream of the state; the buckets of the
+	// leases take it as their prefix.
+	Stream string `yaml:"stream"`
+	// Replicas is how many servers keep each write (3 in a three-node
+	// cluster; 1 on a lone server).
+	Replicas int `yaml:"replicas"`
+	// Node names this daemon among those sharing the stream (default the
+	// host name and process id); it must be unique.
+	Node string `yaml:"node"`
+	// LeaseTTL is how long an account stays with a daemon that stopped
+	// renewing its lease: the longest failover.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// MovesPerSecond bounds how many accounts a daemon hands over per
+	// second when a new daemon joins, so that logins move gradually.
+	MovesPerSecond float64 `yaml:"moves_per_second"`
 }
 
 // Console bounds the conversation log: each account's recent messages,
@@ -323,7 +356,8 @@ func Default() Config {
 			MaxRetryBackoff: 5 * time.Minute,
 		},
 		Plugins: Plugins{CallTimeout: 10 * time.Second, CallsPerAccount: 16, MemoryLimitMiB: 4096, Nice: 10, CPUPercent: 100, Output: PluginOutput{LineBytes: 4096, LinesPerSecond: 50, Burst: 200}},
-		Store:   Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4},
+		Store: Store{Kind: StoreBolt, SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4,
+			Stream: "FINDERBOT", Replicas: 3, LeaseTTL: 15 * time.Second, MovesPerSecond: 2},
 		Console: Console{MessagesPerAccount: 500, MessageMaxAge: 72 * time.Hour},
 	}
 }
@@ -407,6 +441,9 @@ func (c *Config) resolvePaths(dir string) {
 		return p
 	}
 	c.StateDir = abs(c.StateDir)
+	if c.Store.Credentials != "" {
+		c.Store.Credentials = abs(c.Store.Credentials)
+	}
 	for i := range c.Rules {
 		c.Rules[i] = abs(c.Rules[i])
 	}
@@ -560,6 +597,27 @@ func (c *Config) validate(root *yaml.Node, show func(path, v string) string) err
 	}
 	if c.Store.SnapshotKeep < 1 {
 		bad("store.snapshot_keep", "must be at least 1")
+	}
+	switch c.Store.Kind {
+	case StoreBolt:
+	case StoreNATS:
+		if c.Store.URL == "" {
+			bad("store.url", "is required with kind nats: the NATS servers, e.g. nats://n1:4222,nats://n2:4222,nats://n3:4222")
+		}
+		if c.Store.Replicas < 1 || c.Store.Replicas > 5 {
+			bad("store.replicas", "is %d, want 1 to 5", c.Store.Replicas)
+		}
+		if c.Store.LeaseTTL < time.Second {
+			bad("store.lease_ttl", "is %s, want at least 1s", c.Store.LeaseTTL)
+		}
+		if c.Store.MovesPerSecond <= 0 {
+			bad("store.moves_per_second", "must be positive")
+		}
+		if c.Store.Stream == "" || strings.ContainsAny(c.Store.Stream, ".*> \t") {
+			bad("store.stream", "%q is not a stream name (letters, digits, - and _)", c.Store.Stream)
+		}
+	default:
+		bad("store.kind", "is %q, want bolt or nats", c.Store.Kind)
 	}
 	if c.Plugins.MemoryLimitMiB < 0 {
 		bad("plugins.memory_limit_mib", "cannot be negative (0 for no limit)")

@@ -47,8 +47,8 @@ func TestParseGood(t *testing.T) {
 	if o := cfg.Plugins.Output; o.LineBytes != 4096 || o.LinesPerSecond != 50 || o.Burst != 200 {
 		t.Errorf("plugins.output defaults = %+v", o)
 	}
-	if cfg.Store != (Store{SnapshotEvery: 6 * time.Hour, SnapshotKeep: 4}) {
-		t.Errorf("store = %+v, want snapshots every 6h, 4 kept", cfg.Store)
+	if st := cfg.Store; st.Kind != StoreBolt || st.SnapshotEvery != 6*time.Hour || st.SnapshotKeep != 4 {
+		t.Errorf("store = %+v, want the embedded store, snapshots every 6h, 4 kept", cfg.Store)
 	}
 	if cfg.Console != (Console{MessagesPerAccount: 500, MessageMaxAge: 72 * time.Hour}) {
 		t.Errorf("console = %+v, want 500 messages per account for 72h", cfg.Console)
@@ -121,6 +121,14 @@ func TestParseErrors(t *testing.T) {
 		"conversation log kept no time": {
 			in:   good + "console: {message_max_age: 0s}\n",
 			want: []string{"console.message_max_age: must be positive"},
+		},
+		"unknown store kind": {
+			in:   good + "store: {kind: etcd}\n",
+			want: []string{"store.kind: is \"etcd\", want bolt or nats"},
+		},
+		"nats store without servers": {
+			in:   good + "store: {kind: nats, replicas: 7}\n",
+			want: []string{"store.url: is required with kind nats", "store.replicas: is 7, want 1 to 5"},
 		},
 		"no snapshot kept": {
 			in:   good + "store: {snapshot_keep: 0}\n",

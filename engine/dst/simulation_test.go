@@ -17,9 +17,14 @@ import (
 	"time"
 
 	"github.com/finderbot/finderbot/engine/handoff"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/finderbot/finderbot/engine/natstest"
 	"github.com/finderbot/finderbot/engine/outbox"
 	"github.com/finderbot/finderbot/engine/poller"
 	"github.com/finderbot/finderbot/engine/store"
+	"github.com/finderbot/finderbot/engine/store/natsstore"
 	"github.com/finderbot/finderbot/engine/upstream"
 	"github.com/finderbot/finderbot/rules"
 )
@@ -29,6 +34,14 @@ var (
 	seedsFlag = flag.Int("seeds", 2000, "how many seeds TestSimulation runs (1000000 for the long mode)")
 	firstFlag = flag.Uint64("first-seed", 1, "the first seed TestSimulation runs")
 	boltEvery = flag.Int("bolt-every", 20, "run every Nth seed on the bbolt store in a temporary file instead of the in-memory one (0: never)")
+	natsEvery = flag.Int("nats-every", 100, "run every Nth seed (seeds 1, N+1, 2N+1…) on the JetStream store, on a server embedded in the test (0: never)")
+)
+
+// jetStream is the server of the JetStream seeds, started by TestSimulation;
+// nil leaves every seed on the other stores.
+var (
+	jetStream *nats.Conn
+	streams   atomic.Int64
 )
 
 // simRules are the rules of the simulated daemon: unique answers, one
@@ -94,6 +107,9 @@ func TestSimulation(t *testing.T) {
 	t.Parallel()
 	if _, err := loadRules(); err != nil {
 		t.Fatal(err)
+	}
+	if *natsEvery > 0 {
+		jetStream = natstest.Start(t, 1).Connect(t)
 	}
 	if *seedFlag != 0 {
 		replaySeed(t, false)
@@ -190,6 +206,7 @@ func runSeeds(t *testing.T, n int, images bool) {
 // faults it claims to.
 type summary struct {
 	steps, injected, delivered, crashes, midCrashes, stops, storeFaults, inDoubt, dead, skipped, concurrentSyncs, paused int
+	nats                                                                                                                 int // seeds on the JetStream store
 }
 
 func (s *summary) add(o summary) {
@@ -205,11 +222,12 @@ func (s *summary) add(o summary) {
 	s.skipped += o.skipped
 	s.concurrentSyncs += o.concurrentSyncs
 	s.paused += o.paused
+	s.nats += o.nats
 }
 
 func (s summary) String() string {
-	out := fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped, %d syncs beside a send",
-		s.steps, s.injected, s.delivered, s.crashes, s.midCrashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped, s.concurrentSyncs)
+	out := fmt.Sprintf("%d steps, %d messages injected, %d sends accepted, %d crashes between steps and %d within one, %d clean stops, %d failed store writes, %d attempts in doubt, %d dead letters, %d items skipped, %d syncs beside a send, %d seeds on JetStream",
+		s.steps, s.injected, s.delivered, s.crashes, s.midCrashes, s.stops, s.storeFaults, s.inDoubt, s.dead, s.skipped, s.concurrentSyncs, s.nats)
 	if s.paused > 0 {
 		out += fmt.Sprintf(", %d conversations paused by the owner", s.paused)
 	}
@@ -258,6 +276,9 @@ type world struct {
 	// conversation may ever pause; owner holds the ids of what they typed.
 	takeover bool
 	owner    map[uint64]bool
+	// reopen, when set, opens the store again at every boot: a store
+	// whose process keeps a view of it loses that view in a crash.
+	reopen func() store.Store
 }
 
 // phoneTo is the peer of the conversation the owner types into when
@@ -334,6 +355,25 @@ func runSeedWith(seed uint64, dir string, trace, images bool) (res result) {
 		defer os.RemoveAll(path)
 		defer b.Close()
 		base = b
+	} else if *natsEvery > 0 && seed%uint64(*natsEvery) == 1 && jetStream != nil {
+		// A crash loses the daemon's in-memory view of the stream: each
+		// boot opens the store again and replays the accounts.
+		name := fmt.Sprintf("DST%d", streams.Add(1))
+		open := func() store.Store {
+			s, err := natsstore.Open(context.Background(), jetStream, natsstore.Options{Stream: name, Holder: "dst", Store: store.Options{Now: clock.Now}})
+			if err != nil {
+				panic(err)
+			}
+			return s
+		}
+		base = open()
+		w.reopen = open
+		defer func() {
+			js, _ := jetstream.New(jetStream)
+			js.DeleteStream(context.Background(), name)
+			js.DeleteKeyValue(context.Background(), name+"_LEASES")
+		}()
+		w.sum.nats++
 	} else {
 		base = store.NewMemory(store.Options{Now: clock.Now})
 	}
@@ -393,7 +433,7 @@ func runSeedWith(seed uint64, dir string, trace, images bool) (res result) {
 				}
 			}
 		}
-		pending, _ := base.Pending(ctx)
+		pending, _ := w.st.Store.Pending(ctx)
 		busy := false
 		for _, it := range pending {
 			if it.State != store.StateDelivered {
@@ -406,7 +446,7 @@ func runSeedWith(seed uint64, dir string, trace, images bool) (res result) {
 			quiet++
 		}
 	}
-	if err := w.check(ctx, base); err != nil {
+	if err := w.check(ctx, w.st.Store); err != nil {
 		return result{err: err, summary: w.sum, log: w.log}
 	}
 	return result{summary: w.sum, log: w.log}
@@ -436,6 +476,17 @@ func (w *world) randomFaults() Faults {
 // start after a crash does.
 func (w *world) boot() {
 	ctx := context.Background()
+	if w.reopen != nil {
+		// As a daemon sharing accounts does once it holds them: claim
+		// each, which loads it.
+		st := w.reopen()
+		for _, wID := range w.wIDs {
+			if err := st.(*natsstore.Store).Claim(ctx, wID, func() error { return nil }); err != nil {
+				panic(err)
+			}
+		}
+		w.st.Store = st
+	}
 	cd := rules.NewCooldowns(0)
 	for {
 		if poller.RestoreCooldowns(ctx, w.st, cd, w.clock.Now()) == nil {

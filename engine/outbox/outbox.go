@@ -69,7 +69,7 @@ type Observer interface {
 	// Depth adds delta to the number of queued actions.
 	Depth(delta int)
 	// Result counts an outcome: "sent", "retried", "in_doubt", "resent",
-	// "dead".
+	// "dead", "fenced".
 	Result(kind, result string)
 	// HandOff is the time from a page's arrival to the hand-off of an
 	// action it caused.
@@ -133,6 +133,12 @@ type Deps struct {
 	Log *slog.Logger
 	// Observer receives figures; nil for none.
 	Observer Observer
+	// Fence, when set, is asked right before each reply or send is handed
+	// to the upstream whether this daemon still holds the account; when it
+	// answers an error the action is not handed over and stays as the
+	// store has it, for the account's holder to perform. Several daemons
+	// sharing accounts set it; one alone needs none.
+	Fence func(account string) error
 }
 
 // Permanent marks an error that retrying cannot fix.
@@ -172,6 +178,7 @@ type queue struct {
 	depth   int
 	doubts  int
 	running bool // a worker serves the queue
+	dropped bool // the account passed to another daemon
 	wake    chan struct{}
 
 	// caughtUp is when the latest sync that read everything began.
@@ -258,9 +265,51 @@ func (o *Outbox) sent(it *store.Item) {
 // called again with the same idempotency key. Delivered replies stay in
 // the store until their echo arrives.
 func (o *Outbox) Recover(ctx context.Context) error {
-	items, err := o.deps.Store.Pending(ctx)
+	return o.recover(ctx, func(string) bool { return true })
+}
+
+// RecoverAccount loads the account's items left in st (the account's part
+// of the store), as Recover does for all, once this daemon took the account
+// over from another: what that daemon may have handed to the upstream is
+// in doubt.
+func (o *Outbox) RecoverAccount(ctx context.Context, account string, st Store) error {
+	o.Drop(account)
+	return o.recoverFrom(ctx, st, func(a string) bool { return a == account })
+}
+
+// Drop forgets the account's queue, once another daemon holds the account:
+// its items stay in the store as they are, for the holder to perform. An
+// attempt in flight ends at the fence.
+func (o *Outbox) Drop(account string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.accounts[account]
+	if q == nil {
+		return
+	}
+	delete(o.accounts, account)
+	q.dropped = true
+	o.deps.Observer.Depth(-q.depth)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *Outbox) recover(ctx context.Context, mine func(account string) bool) error {
+	return o.recoverFrom(ctx, o.deps.Store, mine)
+}
+
+func (o *Outbox) recoverFrom(ctx context.Context, st Store, mine func(account string) bool) error {
+	all, err := st.Pending(ctx)
 	if err != nil {
 		return fmt.Errorf("outbox: recover: %w", err)
+	}
+	items := all[:0]
+	for _, it := range all {
+		if mine(it.Account) {
+			items = append(items, it)
+		}
 	}
 	var dead []store.DeadLetter
 	var queued []*entry
@@ -291,7 +340,7 @@ func (o *Outbox) Recover(ctx context.Context) error {
 	}
 	o.mu.Unlock()
 	if len(dead) > 0 {
-		if _, err := o.deps.Store.Record(ctx, store.Changes{Dead: dead}); err != nil {
+		if _, err := st.Record(ctx, store.Changes{Dead: dead}); err != nil {
 			return fmt.Errorf("outbox: recover: %w", err)
 		}
 		for _, d := range dead {
@@ -829,6 +878,15 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 	// The attempt was recorded when its batch began; it starts now, and
 	// the upstream may accept it until now plus Config.Doubt. An outcome
 	// in doubt is recorded with this time.
+	if o.deps.Fence != nil {
+		if err := o.deps.Fence(q.account); err != nil {
+			// Recorded as attempting, never handed over: the holder finds
+			// it in doubt and settles it by its echo, or sends it.
+			log.Warn("not sent: this daemon cannot prove it still holds the account", "err", err)
+			o.deps.Observer.Result(e.it.Kind, "fenced")
+			return o.cfg.RetryBackoff, true, false
+		}
+	}
 	o.mu.Lock()
 	e.it.AttemptAt, e.sentBy = now, now
 	o.mu.Unlock()
@@ -1135,6 +1193,13 @@ func (o *Outbox) work(q *queue) {
 	defer o.wg.Done()
 	ctx := o.ctx
 	for {
+		o.mu.Lock()
+		if q.dropped {
+			q.running = false
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
 		wait, ok := o.Step(ctx, q.account)
 		if ctx.Err() != nil {
 			return

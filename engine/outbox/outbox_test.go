@@ -379,3 +379,51 @@ func TestDoubtIsTimedFromTheSendNotTheBatch(t *testing.T) {
 		t.Fatalf("the reply in doubt was sent again on the word of a sync older than its send")
 	}
 }
+
+// TestFencedAttemptIsNeverHandedOver: a daemon that lost the account
+// between recording an attempt and handing it over (paused past its lease)
+// hands nothing to the upstream; the daemon that took the account over
+// finds the attempt in doubt and sends the reply, once.
+func TestFencedAttemptIsNeverHandedOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := store.NewMemory(store.Options{})
+	up := &fakeUpstream{}
+	r := newRig(t, st, up)
+	lost := errors.New("lease: lost: acct.shop")
+	r.ob.deps.Fence = func(string) error { return lost }
+	r.enqueue(t, store.KindReply, "hi")
+	r.drain()
+	if up.calls != 0 {
+		t.Fatalf("the fenced daemon made %d upstream calls", up.calls)
+	}
+	p, _ := st.Pending(ctx)
+	if len(p) != 1 || p[0].State != store.StateAttempting {
+		t.Fatalf("store after the fenced attempt: %+v", p)
+	}
+	r.ob.Drop("shop")
+	if q, _ := r.ob.Depth("shop"); q != 0 {
+		t.Fatalf("a dropped account keeps %d actions queued", q)
+	}
+
+	holder := New(Config{MaxAttempts: 5, RetryBackoff: time.Second, Doubt: doubt}, Deps{
+		Store: st, Sender: up, Sessions: online{}, Now: r.clk.Now,
+		Fence: func(string) error { return nil },
+	})
+	if err := holder.RecoverAccount(ctx, "shop", st); err != nil {
+		t.Fatal(err)
+	}
+	if _, doubts := holder.Depth("shop"); doubts != 1 {
+		t.Fatalf("the new holder sees %d replies in doubt, want 1", doubts)
+	}
+	r.clk.now = r.clk.now.Add(2 * doubt)
+	holder.CaughtUp("shop", r.clk.now)
+	for range 10 {
+		if wait, ok := holder.Step(ctx, "shop"); !ok || wait != 0 {
+			break
+		}
+	}
+	if len(up.accepted) != 1 {
+		t.Fatalf("accepted %v, want the reply once", up.accepted)
+	}
+}

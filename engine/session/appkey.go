@@ -117,6 +117,9 @@ func (s *AppKeySession) Run(ctx context.Context) error {
 			} else {
 				s.setState(StateLoggingIn, "")
 			}
+			if err := s.fence(); err != nil {
+				return err // a new login kicks the key's holder
+			}
 			tok, err := s.api.Login(ctx, s.opts.Login)
 			if err != nil {
 				if ctx.Err() != nil {

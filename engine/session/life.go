@@ -94,6 +94,10 @@ type Hooks struct {
 	// Secrets learns every token the session obtains and every code it
 	// is given, before they can reach a log line or an error.
 	Secrets Secrets
+	// Fence, when set, is asked right before each call that logs in or
+	// refreshes whether this daemon still holds the session; when it
+	// answers an error the call is not made.
+	Fence func() error
 }
 
 // life is the state and event plumbing shared by the token and app-key
@@ -185,6 +189,17 @@ func (l *life) SubmitCode(code string) bool {
 	default:
 		return false
 	}
+}
+
+// fence fails when the daemon cannot prove it holds the session.
+func (l *life) fence() error {
+	if l.hooks.Fence == nil {
+		return nil
+	}
+	if err := l.hooks.Fence(); err != nil {
+		return fmt.Errorf("session: no login or refresh for %s: %w", l.name, err)
+	}
+	return nil
 }
 
 func (l *life) setState(state, detail string) {

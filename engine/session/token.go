@@ -120,6 +120,11 @@ func (s *TokenSession) Run(ctx context.Context) error {
 			continue
 		}
 		if !now.Before(refreshAt) {
+			if err := s.fence(); err != nil {
+				// A refresh rotates the tokens: made by a daemon that no
+				// longer holds the session, it would log its holder out.
+				return err
+			}
 			s.setState(StateRefreshing, "")
 			tok, err := s.api.Refresh(ctx, st.Access.Value, st.Refresh.Value)
 			switch {
@@ -195,6 +200,9 @@ func (s *TokenSession) login(ctx context.Context) (store.SessionState, error) {
 		req.ValidateNo = code
 	}
 	hide(s.hooks.Secrets, req.ValidateNo)
+	if err := s.fence(); err != nil {
+		return store.SessionState{}, err
+	}
 	s.setState(StateLoggingIn, "")
 	res, err := s.api.MobileLogin(ctx, req)
 	if err != nil {

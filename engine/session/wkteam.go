@@ -153,6 +153,10 @@ type Options struct {
 	// Secrets learns the member token and the verify codes people give,
 	// before they can reach a log line or an error.
 	Secrets Secrets
+	// Fence, when set, is asked right before each call that makes a new
+	// login (/secondLogin, /iPadLogin) whether this daemon still holds the
+	// account; when it answers an error the call is not made.
+	Fence func() error
 }
 
 // Keeper keeps one account logged in. It owns no goroutine: the daemon runs
@@ -485,6 +489,9 @@ func (k *Keeper) login(ctx context.Context) (Instance, error) {
 			return inst, nil
 		}
 	}
+	if err := k.fence(); err != nil {
+		return Instance{}, err
+	}
 	if acct.WcID != "" {
 		wID, err := k.api.SecondLogin(ctx, token, acct.WcID)
 		if err == nil {
@@ -515,7 +522,34 @@ func (k *Keeper) saveOnline(ctx context.Context, token string, acct store.Accoun
 	return inst, nil
 }
 
+// fence fails when the daemon cannot prove it holds the account.
+func (k *Keeper) fence() error {
+	if k.opts.Fence == nil {
+		return nil
+	}
+	if err := k.opts.Fence(); err != nil {
+		return fmt.Errorf("session: no login for %s: %w", k.opts.Name, err)
+	}
+	return nil
+}
+
+// Forget drops the current instance without a word to the upstream: the
+// account passed to another daemon, which goes on with the same login. The
+// next login reads the instance from the store again.
+func (k *Keeper) Forget() {
+	k.mu.Lock()
+	had := k.cur != nil
+	k.cur = nil
+	k.mu.Unlock()
+	if had {
+		k.setState(StateLoggedOut, "held by another daemon")
+	}
+}
+
 func (k *Keeper) qrLogin(ctx context.Context, token string, acct store.Account) (Instance, error) {
+	if err := k.fence(); err != nil {
+		return Instance{}, err
+	}
 	login, err := k.api.IPadLogin(ctx, token, upstream.IPadLoginRequest{WcID: acct.WcID, DeviceType: k.opts.DeviceType, Proxy: k.opts.Proxy})
 	if err != nil {
 		return Instance{}, err

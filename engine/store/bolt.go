@@ -68,6 +68,13 @@ type Options struct {
 	NoBatch bool
 }
 
+// WithDefaults returns o with its zero fields set to their defaults, for
+// other implementations of Store to bound themselves alike.
+func (o Options) WithDefaults() Options {
+	o.defaults()
+	return o
+}
+
 func (o *Options) defaults() {
 	if o.SeenRetention <= 0 {
 		o.SeenRetention = 7 * 24 * time.Hour

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -143,46 +142,6 @@ func TestClassifyEchoesFindsWhatNoSendAccountsFor(t *testing.T) {
 	}
 }
 
-// TestPausesAreCommittedWithThePage: a pause goes in with its page, is
-// read back until it ends, replaced by a later one of its conversation,
-// and gone once resumed.
-func TestPausesAreCommittedWithThePage(t *testing.T) {
-	t.Parallel()
-	forEachStore(t, func(t *testing.T, s Store) {
-		ctx := context.Background()
-		p := Pause{Account: "shop", Conv: "s1", Since: t0, Until: t0.Add(30 * time.Minute), MsgID: 9}
-		if _, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k", MsgIDs: []uint64{9}, Pauses: []Pause{p}}); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.Pauses(ctx, t0.Add(time.Minute))
-		if err != nil || len(got) != 1 || !got[0].Until.Equal(p.Until) || got[0].Conv != "s1" {
-			t.Fatalf("pauses %+v, %v; want %+v", got, err, p)
-		}
-		p.Until, p.MsgID = t0.Add(time.Hour), 10
-		if _, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k2", MsgIDs: []uint64{10}, Pauses: []Pause{p}}); err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := s.Pauses(ctx, t0.Add(45*time.Minute)); len(got) != 1 || got[0].MsgID != 10 {
-			t.Fatalf("extended pause: %+v", got)
-		}
-		if got, _ := s.Pauses(ctx, t0.Add(2*time.Hour)); len(got) != 0 {
-			t.Fatalf("an ended pause is still there: %+v", got)
-		}
-		if _, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k3", MsgIDs: []uint64{11}, Pauses: []Pause{p}}); err != nil {
-			t.Fatal(err)
-		}
-		if ok, err := s.Resume(ctx, "shop", "s1"); !ok || err != nil {
-			t.Fatalf("resume = %v, %v", ok, err)
-		}
-		if got, _ := s.Pauses(ctx, t0); len(got) != 0 {
-			t.Fatalf("a resumed pause is still there: %+v", got)
-		}
-		if ok, _ := s.Resume(ctx, "shop", "s1"); ok {
-			t.Fatal("resumed a pause twice")
-		}
-	})
-}
-
 // TestForeignJudgesAgainstTheOutbox: an own message equal to a reply in
 // doubt is the reply's echo; one no attempted reply accounts for is a
 // person's.
@@ -206,141 +165,10 @@ func TestForeignJudgesAgainstTheOutbox(t *testing.T) {
 	})
 }
 
-// TestCommitPageSettlesEchoesInItsTransaction: the echo of a reply in doubt
-// removes it from the outbox with the page; an echo of a reply delivered
-// with a known newMsgId is credited to it alone.
-func TestCommitPageSettlesEchoesInItsTransaction(t *testing.T) {
-	t.Parallel()
-	forEachStore(t, testSettlesEchoes)
-}
-
 // forEachStore runs test against the bbolt store and the in-memory one,
 // which must behave alike.
 func forEachStore(t *testing.T, test func(*testing.T, Store)) {
 	forEachStoreKind(t, func(t *testing.T, newStore func(Options) Store) { test(t, newStore(Options{})) })
-}
-
-func testSettlesEchoes(t *testing.T, s Store) {
-	ctx := context.Background()
-	items, err := s.Enqueue(ctx, []Item{reply(0, StateQueued, "收到"), reply(0, StateQueued, "收到")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, second := items[0], items[1]
-	first.State, first.NewMsgID, first.DeliveredAt = StateDelivered, 501, t0
-	second.State, second.AttemptAt = StateAttempting, t0
-	if _, err := s.Record(ctx, Changes{Put: []Item{first, second}}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k", MsgIDs: []uint64{501}, Echoes: []Echo{echo(501, "收到")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(res.Settled, []uint64{first.ID}) {
-		t.Fatalf("settled %v, want the delivered reply %d alone", res.Settled, first.ID)
-	}
-	// The same page again settles nothing more.
-	res, err = s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k", MsgIDs: []uint64{501}, Echoes: []Echo{echo(501, "收到")}})
-	if err != nil || len(res.Settled) != 0 {
-		t.Fatalf("repeated page settled %v, %v", res.Settled, err)
-	}
-	res, err = s.CommitPage(ctx, Commit{Account: "shop", KeyBuff: "k2", MsgIDs: []uint64{502}, Echoes: []Echo{echo(502, "收到")}})
-	if err != nil || !slices.Equal(res.Settled, []uint64{second.ID}) {
-		t.Fatalf("settled %v, %v; want %d", res.Settled, err, second.ID)
-	}
-	if p, _ := s.Pending(ctx); len(p) != 0 {
-		t.Fatalf("still pending: %+v", p)
-	}
-	// Putting a settled item back does not resurrect it.
-	rec, err := s.Record(ctx, Changes{Put: []Item{second}})
-	if err != nil || !slices.Equal(rec.Missing, []uint64{second.ID}) {
-		t.Fatalf("record = %+v, %v", rec, err)
-	}
-	if p, _ := s.Pending(ctx); len(p) != 0 {
-		t.Fatalf("a settled item came back: %+v", p)
-	}
-}
-
-// TestRepeatedIDInOnePageActsOnce: a page giving one id twice is one message:
-// its action is kept (not dropped as "seen"), once.
-func TestRepeatedIDInOnePageActsOnce(t *testing.T) {
-	t.Parallel()
-	forEachStore(t, testRepeatedID)
-}
-
-func testRepeatedID(t *testing.T, s Store) {
-	ctx := context.Background()
-	res, err := s.CommitPage(ctx, Commit{Account: "a", KeyBuff: "k", MsgIDs: []uint64{7, 7},
-		Items: []Item{{Account: "a", Kind: KindReply, MsgID: 7, Text: "hi"}}})
-	if err != nil || len(res.Items) != 1 {
-		t.Fatalf("items = %+v, %v; want the one reply", res.Items, err)
-	}
-}
-
-// TestCooldownsAndInboundDeadLettersPersist: both are committed with their
-// page and read back after a reopen.
-func TestCooldownsAndInboundDeadLettersPersist(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	dir := t.TempDir()
-	s := open(t, dir, Options{})
-	_, err := s.CommitPage(ctx, Commit{Account: "a", KeyBuff: "k",
-		Cooldowns: []CooldownMark{{Rule: "greet", Conv: "s1", Fired: t0, Until: t0.Add(time.Minute)}, {Rule: "old", Conv: "s1", Fired: t0.Add(-time.Hour), Until: t0.Add(-time.Minute)}},
-		Skipped:   []InboundDeadLetter{{Account: "a", Index: 3, Reason: "NewMsgId is missing", Raw: `{"x":1}`, At: t0}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s = open(t, dir, Options{})
-	cds, err := s.Cooldowns(ctx, t0)
-	if err != nil || len(cds) != 1 || cds[0].Rule != "greet" {
-		t.Fatalf("cooldowns = %+v, %v", cds, err)
-	}
-	in, err := s.InboundDeadLetters(ctx, 0)
-	if err != nil || len(in) != 1 || in[0].Index != 3 || in[0].Reason != "NewMsgId is missing" {
-		t.Fatalf("inbound dead letters = %+v, %v", in, err)
-	}
-}
-
-// TestReviveAndDropDeadLetters: a revived dead letter is queued again as a
-// new item with its attempts reset; a dropped one is gone; unknown ids are
-// ErrNotFound.
-func TestReviveAndDropDeadLetters(t *testing.T) {
-	t.Parallel()
-	forEachStore(t, func(t *testing.T, s Store) {
-		ctx := context.Background()
-		items, err := s.Enqueue(ctx, []Item{reply(0, StateQueued, "a"), reply(0, StateQueued, "b")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var dead []DeadLetter
-		for _, it := range items {
-			it.Attempts, it.State = 8, StateInDoubt
-			dead = append(dead, DeadLetter{Item: it, Reason: "gave up", InDoubt: true})
-		}
-		if _, err := s.Record(ctx, Changes{Dead: dead}); err != nil {
-			t.Fatal(err)
-		}
-		it, err := s.Revive(ctx, items[0].ID)
-		if err != nil || it.ID <= items[1].ID || it.Attempts != 0 || it.State != StateQueued || it.Text != "a" {
-			t.Fatalf("revived %+v, %v", it, err)
-		}
-		if err := s.DropDeadLetter(ctx, items[1].ID); err != nil {
-			t.Fatal(err)
-		}
-		if d, _ := s.DeadLetters(ctx, 0); len(d) != 0 {
-			t.Fatalf("dead letters left: %+v", d)
-		}
-		if p, _ := s.Pending(ctx); len(p) != 1 || p[0].ID != it.ID {
-			t.Fatalf("pending %+v", p)
-		}
-		if _, err := s.Revive(ctx, items[1].ID); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("revive of a dropped letter: %v", err)
-		}
-		if err := s.DropDeadLetter(ctx, 12345); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("drop of an unknown letter: %v", err)
-		}
-	})
 }
 
 // TestInboundDeadLettersAreBounded: past DeadMax, the oldest skipped items

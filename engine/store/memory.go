@@ -52,6 +52,16 @@ func NewMemory(opts Options) *Memory {
 // Close implements Store.
 func (m *Memory) Close() error { return nil }
 
+// SetNextID makes the next item the store assigns an ID take id+1, the one
+// after id+2, and so on. A store that replays an event log gives an event's
+// items IDs derived from the event's position in the log, so that every
+// replica of the log assigns the same IDs.
+func (m *Memory) SetNextID(id uint64) {
+	m.mu.Lock()
+	m.nextID = id
+	m.mu.Unlock()
+}
+
 // Account implements Store.
 func (m *Memory) Account(ctx context.Context, name string) (Account, error) {
 	m.mu.Lock()
