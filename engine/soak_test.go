@@ -64,6 +64,10 @@ const (
 	soakTwinBase = uint64(1) << 62
 )
 
+// soakPhonePeer is whom the account's owner writes to from the phone; no
+// stranger of the soak writes from there.
+const soakPhonePeer = "fv1_phone@findermsgstranger"
+
 // soakFigures are the soak's counts, printed at the end.
 type soakFigures struct {
 	mu                                        sync.Mutex
@@ -213,7 +217,12 @@ send: {interval: %s, jitter: 0s, retry_backoff: 10ms, max_retry_backoff: 100ms, 
 				msgs = []sim.Message{sim.Text(from, fmt.Sprintf("plug boom %d", n))}
 				count = &fig.boom
 			case r < 91:
-				msgs = []sim.Message{sim.OwnText(from, fmt.Sprintf("echo own %d", n))}
+				// The owner writes from the phone, in a conversation of
+				// their own: human takeover (on, as by default) pauses that
+				// one alone. A bot reply's echo taken for the owner's would
+				// pause a stranger's conversation, and its answers would
+				// be missing at the end.
+				msgs = []sim.Message{sim.OwnText(soakPhonePeer, fmt.Sprintf("echo own %d", n))}
 				count = &fig.own
 			default:
 				msgs = []sim.Message{sim.Notice("finderliveclosenotifymsg", "live_id", strconv.Itoa(n))}
