@@ -59,12 +59,16 @@ func BenchmarkConsoleOverview(b *testing.B) {
 		update = append(update, time.Since(t0))
 	}
 	b.StopTimer()
+	b.ReportMetric(percentile(serve, 50).Seconds()*1000, "serve-p50-ms")
 	b.ReportMetric(p99(serve).Seconds()*1000, "serve-p99-ms")
 	b.ReportMetric(p99(update).Seconds()*1000, "update-p99-ms")
 }
 
 // p99 is the 99th percentile of ds.
-func p99(ds []time.Duration) time.Duration {
+func p99(ds []time.Duration) time.Duration { return percentile(ds, 99) }
+
+// percentile is the p-th percentile of ds.
+func percentile(ds []time.Duration, p int) time.Duration {
 	slices.Sort(ds)
-	return ds[min(len(ds)-1, len(ds)*99/100)]
+	return ds[min(len(ds)-1, len(ds)*p/100)]
 }

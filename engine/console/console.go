@@ -74,11 +74,13 @@ type console struct {
 	origin   *http.CrossOriginProtection
 	pages    map[string]*template.Template
 	streams  atomic.Int64
+	listings listings // the Overview's, kept between requests
 	mux      *http.ServeMux
 }
 
 // New returns the console's handler. It starts nothing: the only goroutines
-// and timers are those of the event streams open at the moment.
+// and timers are those of the event streams open at the moment, and the
+// Overview's refresh a request may start.
 func New(backend Backend, opts Options) http.Handler {
 	if opts.TokenMatches == nil {
 		opts.TokenMatches = constantTimeMatch

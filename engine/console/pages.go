@@ -3,12 +3,14 @@ package console
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -106,10 +108,20 @@ type stateCount struct {
 	N     int
 }
 
-func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	ov := c.b.Overview(r.Context())
-	d := overviewView{Overview: ov, Query: q, All: len(ov.Accounts)}
+// listing is what the Overview lists, before its figures are formatted
+// for a request: the accounts counted by state, and the first of them
+// that match the query, in the page's order.
+type listing struct {
+	Overview // Accounts holds the listed ones alone
+	States   []stateCount
+	All      int
+	Total    int
+	Hidden   int
+}
+
+// list picks the Overview's listing out of ov, for query q ("" for all).
+func list(ov Overview, q string) *listing {
+	l := &listing{Overview: ov, All: len(ov.Accounts)}
 	counts := map[string]int{}
 	// The first maxOverviewRows in the page's order are picked in one pass
 	// without sorting the rest: ten thousand accounts cost as many
@@ -121,18 +133,104 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
 		if q != "" && !strings.Contains(a.Name, q) && !strings.Contains(a.WcID, q) {
 			continue
 		}
-		d.Total++
+		l.Total++
 		top.offer(ranked{a, attention(*a)}, maxOverviewRows)
 	}
 	for st, n := range counts {
-		d.States = append(d.States, stateCount{st, n})
+		l.States = append(l.States, stateCount{st, n})
 	}
-	slices.SortFunc(d.States, func(a, b stateCount) int { return cmp.Compare(a.State, b.State) })
+	slices.SortFunc(l.States, func(a, b stateCount) int { return cmp.Compare(a.State, b.State) })
 	slices.SortFunc(top, func(a, b ranked) int { return b.order(a) })
-	d.Hidden = d.Total - len(top)
-	d.Rows = make([]overviewRow, len(top))
+	l.Hidden = l.Total - len(top)
+	// A copy of the listed accounts alone: the listing may be kept, and
+	// must not keep ten thousand.
+	l.Accounts = make([]Account, len(top))
 	for i, m := range top {
-		a := m.a
+		l.Accounts[i] = *m.a
+	}
+	return l
+}
+
+// overviewMaxAge is how old the unfiltered listing a request is served may
+// be, when no event came since it was made: the page's figures move by the
+// second, and a daemon of ten thousand accounts should not read them all at
+// every request of every browser.
+const overviewMaxAge = time.Second
+
+// listings keeps the unfiltered listing of the Overview. A request is
+// served the kept one when no event came since it was made; once it is
+// older than overviewMaxAge, the request starts making the next in the
+// background and is served the kept one meanwhile. After an event — which
+// is also what makes an open page ask again — the listing is made anew
+// before the request is answered.
+type listings struct {
+	mu         sync.Mutex
+	kept       *listing
+	seq        uint64 // of the latest event when kept was made
+	at         time.Time
+	refreshing bool
+}
+
+// latestSeq is the sequence number of the backend's latest event, 0 for
+// none.
+func latestSeq(ctx context.Context, b Backend) uint64 {
+	var seq uint64
+	for _, e := range b.RecentEvents(ctx, 1) { // in any order
+		seq = max(seq, e.Seq)
+	}
+	return seq
+}
+
+// get returns the unfiltered listing, made or kept as the type says.
+func (ls *listings) get(ctx context.Context, b Backend, now time.Time) *listing {
+	seq := latestSeq(ctx, b)
+	ls.mu.Lock()
+	if kept := ls.kept; kept != nil && ls.seq == seq {
+		if now.Sub(ls.at) > overviewMaxAge && !ls.refreshing {
+			ls.refreshing = true
+			go func() {
+				// Not the request's context: the request is answered
+				// before this ends.
+				// Stamped with the request's time, which it is no older
+				// than, on the clock of every other stamp.
+				ls.store(list(b.Overview(context.WithoutCancel(ctx)), ""), seq, now, true)
+			}()
+		}
+		ls.mu.Unlock()
+		return kept
+	}
+	ls.mu.Unlock()
+	l := list(b.Overview(ctx), "")
+	ls.store(l, seq, now, false)
+	return l
+}
+
+// store keeps l, made at now for events up to seq, unless a newer one is
+// kept already.
+func (ls *listings) store(l *listing, seq uint64, now time.Time, refreshed bool) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if refreshed {
+		ls.refreshing = false
+	}
+	if ls.kept != nil && (ls.seq > seq || (ls.seq == seq && ls.at.After(now))) {
+		return
+	}
+	ls.kept, ls.seq, ls.at = l, seq, now
+}
+
+func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	var l *listing
+	if q == "" {
+		l = c.listings.get(r.Context(), c.b, v.now)
+	} else {
+		l = list(c.b.Overview(r.Context()), q)
+	}
+	d := overviewView{Overview: l.Overview, Query: q, States: l.States, All: l.All, Total: l.Total, Hidden: l.Hidden}
+	d.Rows = make([]overviewRow, len(l.Accounts))
+	for i := range l.Accounts {
+		a := &l.Accounts[i]
 		row := overviewRow{Name: a.Name, State: a.State, Detail: a.Detail, WcID: a.WcID, SyncAgo: v.Ago(a.LastSync),
 			In: strconv.FormatFloat(a.InPerMin, 'f', 1, 64), Out: strconv.FormatFloat(a.OutPerMin, 'f', 1, 64),
 			Outbox: a.Outbox, InDoubt: a.InDoubt, DeadLetters: a.DeadLetters}
