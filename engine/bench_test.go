@@ -304,6 +304,12 @@ func BenchmarkIdleAccounts(b *testing.B) {
 				_, stop := startIdleAccounts(b, accounts, admin.listen)
 				var cpuProfile *os.File
 				if profiles != "" {
+					// The window's allocations are the difference of its two
+					// heap profiles (go tool pprof -sample_index=alloc_space
+					// -diff_base idle_heap_start_… idle_heap_…).
+					f, _ := os.Create(filepath.Join(profiles, "idle_heap_start_"+admin.name+".out"))
+					pprof.WriteHeapProfile(f)
+					f.Close()
 					cpuProfile, _ = os.Create(filepath.Join(profiles, "idle_cpu_"+admin.name+".out"))
 					pprof.StartCPUProfile(cpuProfile)
 				}
