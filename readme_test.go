@@ -44,7 +44,19 @@ const readmeMarker = "<!-- readme-test: "
 // what its folder holds first.
 var readmeRunSections = map[string]func(t *testing.T, w *walkthrough){
 	"Quickstart":       quickstartFolder,
+	"Rules":            inTheCheckout,
 	"Writing a plugin": func(*testing.T, *walkthrough) {},
+}
+
+// inTheCheckout runs a section in the repository itself, as its commands
+// are written, for a section whose commands only read (check, test,
+// replay).
+func inTheCheckout(t *testing.T, w *walkthrough) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.dir, w.cwd = wd, wd
 }
 
 // quickstartFolder copies examples/quickstart, without any state a run of
@@ -189,7 +201,9 @@ func TestReadmeBlocksParse(t *testing.T) {
 // would, in order, in a folder of its own, with `finderbot` on PATH. For
 // "Quickstart": the daemon on the simulator answers "哈喽", the commands
 // beside it succeed, and after Ctrl-C and a message injected meanwhile, a
-// new start answers it. For "Writing a plugin": it writes a plugin with
+// new start answers it. For "Rules", in the checkout: the example rules
+// compile and pass their tests, the seed page replays with --explain, and
+// --explain-index explains an index. For "Writing a plugin": it writes a plugin with
 // `finderbot plugins new`, tests, builds and pins it, and runs a daemon on
 // the simulated upstream that answers a message through it. Each block's
 // time is logged.
