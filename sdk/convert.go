@@ -262,16 +262,18 @@ func cutError(s string) string {
 	if len(s) <= MaxErrorText {
 		return s
 	}
-	kept := cutString(s, MaxErrorText)
+	kept := CutText(s, MaxErrorText)
 	return fmt.Sprintf("%s… (%d more bytes cut)", kept, len(s)-len(kept))
 }
 
-// cutString returns at most the first n bytes of s, cut before a rune that
-// would not fit so that valid UTF-8 stays valid.
-func cutString(s string, n int) string {
+// CutText returns at most the first n bytes of s, cut before a character
+// that would not fit whole, so that valid UTF-8 stays valid: for a text
+// that must fit a bound such as MaxResponseText.
+func CutText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	n = max(n, 0)
 	for i := 0; i < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(s[n]); i++ {
 		n--
 	}

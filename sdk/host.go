@@ -180,7 +180,7 @@ func shortName(s string) string {
 	if len(s) <= n {
 		return s
 	}
-	return cutString(s, n) + "…"
+	return CutText(s, n) + "…"
 }
 
 // hostErr turns a failed host call into an error that reads like the

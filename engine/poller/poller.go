@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/finderbot/finderbot/engine/handoff"
 	"github.com/finderbot/finderbot/engine/outbox"
@@ -404,12 +403,5 @@ func RestoreCooldowns(ctx context.Context, st CooldownStore, cd *rules.Cooldowns
 // skip describes a page item that cannot be processed.
 func (p *Poller) skip(index int, reason, raw string, at time.Time) store.InboundDeadLetter {
 	const maxRaw = 1 << 10
-	if len(raw) > maxRaw {
-		cut := maxRaw
-		for cut > 0 && !utf8.RuneStart(raw[cut]) {
-			cut--
-		}
-		raw = raw[:cut]
-	}
-	return store.InboundDeadLetter{Account: p.account, Index: index, Reason: reason, Raw: raw, At: at}
+	return store.InboundDeadLetter{Account: p.account, Index: index, Reason: reason, Raw: sdk.CutText(raw, maxRaw), At: at}
 }

@@ -5,10 +5,11 @@ import (
 	"context"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/finderbot/finderbot/sdk"
 )
 
 // Defaults and bounds of the conversation log.
@@ -77,26 +78,15 @@ type Conversation struct {
 	Messages []LoggedMessage `json:"messages"`
 }
 
-// cut bounds s to n bytes at a character boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // bounded is m as the log keeps it: texts and names cut to their bounds,
 // stamped with the time it was logged.
 func bounded(m LoggedMessage, now time.Time) LoggedMessage {
-	m.Conversation, m.From, m.To = cut(m.Conversation, maxLogName), cut(m.From, maxLogName), cut(m.To, maxLogName)
-	m.Text = cut(m.Text, MaxLogText)
+	m.Conversation, m.From, m.To = sdk.CutText(m.Conversation, maxLogName), sdk.CutText(m.From, maxLogName), sdk.CutText(m.To, maxLogName)
+	m.Text = sdk.CutText(m.Text, MaxLogText)
 	if len(m.Actions) > 0 {
 		acts := slices.Clone(m.Actions)
 		for i := range acts {
-			acts[i].Text, acts[i].To = cut(acts[i].Text, MaxLogText), cut(acts[i].To, maxLogName)
+			acts[i].Text, acts[i].To = sdk.CutText(acts[i].Text, MaxLogText), sdk.CutText(acts[i].To, maxLogName)
 		}
 		m.Actions = acts
 	}

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 
@@ -215,7 +214,7 @@ func skipReason(raw json.RawMessage, err error) string {
 			return "NewMsgId is 0"
 		default:
 			if _, perr := strconv.ParseUint(id, 10, 64); perr != nil {
-				shown := cutString(id, 64)
+				shown := sdk.CutText(id, 64)
 				if len(shown) < len(id) {
 					shown += "..."
 				}
@@ -258,19 +257,7 @@ func describeDecodeErr(err error) string {
 const maxSkippedRaw = 1 << 10
 
 func cutRaw(raw json.RawMessage) string {
-	return cutString(string(raw), maxSkippedRaw)
-}
-
-// cutString returns at most the first n bytes of s, cut before a rune that
-// would not fit so that valid UTF-8 stays valid.
-func cutString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for i := 0; i < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(s[n]); i++ {
-		n--
-	}
-	return s[:n]
+	return sdk.CutText(string(raw), maxSkippedRaw)
 }
 
 // UnmarshalJSON decodes a /syncFinder "data" object; see DecodePage.
