@@ -765,16 +765,9 @@ func restoreOrder(given, stored []store.Item) []store.Item {
 // holds, in ID order.
 func (s *Store) Pending(ctx context.Context) ([]store.Item, error) {
 	s.accountScope("") // the items of no account are everyone's
-	var out []store.Item
-	for _, sc := range s.loadedScopes() {
-		err := s.read(ctx, sc, func(m *store.Memory) error {
-			p, err := m.Pending(ctx)
-			out = append(out, p...)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	out, err := gather(ctx, s, func(m *store.Memory) ([]store.Item, error) { return m.Pending(ctx) })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b store.Item) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
@@ -866,19 +859,28 @@ func (s *Store) Foreign(ctx context.Context, account string, echoes []store.Echo
 	return out, err
 }
 
-// Pauses implements store.Store: those of the accounts this daemon holds.
-// The pauses are part of the page events that began them.
-func (s *Store) Pauses(ctx context.Context, now time.Time) ([]store.Pause, error) {
-	var out []store.Pause
+// gather collects what read returns from each account this daemon holds.
+func gather[T any](ctx context.Context, s *Store, read func(*store.Memory) ([]T, error)) ([]T, error) {
+	var out []T
 	for _, sc := range s.loadedScopes() {
 		err := s.read(ctx, sc, func(m *store.Memory) error {
-			p, err := m.Pauses(ctx, now)
-			out = append(out, p...)
+			got, err := read(m)
+			out = append(out, got...)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// Pauses implements store.Store: those of the accounts this daemon holds.
+// The pauses are part of the page events that began them.
+func (s *Store) Pauses(ctx context.Context, now time.Time) ([]store.Pause, error) {
+	out, err := gather(ctx, s, func(m *store.Memory) ([]store.Pause, error) { return m.Pauses(ctx, now) })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b store.Pause) int {
 		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Conv, b.Conv))
@@ -896,16 +898,9 @@ func (s *Store) Resume(ctx context.Context, account, conv string) (bool, error) 
 
 // Cooldowns implements store.Store: those of the accounts this daemon holds.
 func (s *Store) Cooldowns(ctx context.Context, now time.Time) ([]store.CooldownMark, error) {
-	var out []store.CooldownMark
-	for _, sc := range s.loadedScopes() {
-		err := s.read(ctx, sc, func(m *store.Memory) error {
-			c, err := m.Cooldowns(ctx, now)
-			out = append(out, c...)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	out, err := gather(ctx, s, func(m *store.Memory) ([]store.CooldownMark, error) { return m.Cooldowns(ctx, now) })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b store.CooldownMark) int {
 		return cmp.Or(cmp.Compare(a.Rule, b.Rule), cmp.Compare(a.Conv, b.Conv))
@@ -915,16 +910,9 @@ func (s *Store) Cooldowns(ctx context.Context, now time.Time) ([]store.CooldownM
 
 // InboundDeadLetters implements store.Store.
 func (s *Store) InboundDeadLetters(ctx context.Context, limit int) ([]store.InboundDeadLetter, error) {
-	var out []store.InboundDeadLetter
-	for _, sc := range s.loadedScopes() {
-		err := s.read(ctx, sc, func(m *store.Memory) error {
-			d, err := m.InboundDeadLetters(ctx, 0)
-			out = append(out, d...)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	out, err := gather(ctx, s, func(m *store.Memory) ([]store.InboundDeadLetter, error) { return m.InboundDeadLetters(ctx, 0) })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortStableFunc(out, func(a, b store.InboundDeadLetter) int { return a.At.Compare(b.At) })
 	if limit > 0 && len(out) > limit {
@@ -935,16 +923,9 @@ func (s *Store) InboundDeadLetters(ctx context.Context, limit int) ([]store.Inbo
 
 // DeadLetters implements store.Store.
 func (s *Store) DeadLetters(ctx context.Context, limit int) ([]store.DeadLetter, error) {
-	var out []store.DeadLetter
-	for _, sc := range s.loadedScopes() {
-		err := s.read(ctx, sc, func(m *store.Memory) error {
-			d, err := m.DeadLetters(ctx, 0)
-			out = append(out, d...)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	out, err := gather(ctx, s, func(m *store.Memory) ([]store.DeadLetter, error) { return m.DeadLetters(ctx, 0) })
+	if err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b store.DeadLetter) int { return cmp.Compare(a.Item.ID, b.Item.ID) })
 	if limit > 0 && len(out) > limit {
