@@ -913,7 +913,7 @@ func (o *Outbox) attempt(ctx context.Context, q *queue, e *entry, inst Instance)
 			it.State, it.NewMsgID, it.DeliveredAt = store.StateDelivered, sent.NewMsgID, o.deps.Now()
 			c.Put = append(c.Put, it)
 			q.delivered = append(q.delivered, delivered{id: it.ID, at: it.DeliveredAt})
-		}, "sent")
+		})
 		o.performed(log, &e.it)
 	case upstream.Rejected(err) || errors.As(err, new(notSent)):
 		wait := o.refused(ctx, q, e, inst, err, log)
@@ -959,18 +959,14 @@ func (o *Outbox) itemLog(q *queue, it *store.Item) *slog.Logger {
 	return o.log.With("account", q.account, "item", it.ID, "kind", it.Kind, "rule", it.Rule)
 }
 
-// finish ends e's time in the queue with the changes record adds, written
-// with the account's next write.
-func (o *Outbox) finish(q *queue, e *entry, record func(*store.Changes), result string) {
+// finish ends e's time in the queue as sent, with the changes record adds,
+// written with the account's next write.
+func (o *Outbox) finish(q *queue, e *entry, record func(*store.Changes)) {
 	o.mu.Lock()
 	record(&q.pending)
 	o.popLocked(q, e.it.Conversation, e)
 	o.mu.Unlock()
-	if result == "sent" {
-		o.sent(&e.it)
-	} else {
-		o.deps.Observer.Result(e.it.Kind, result)
-	}
+	o.sent(&e.it)
 }
 
 // bury ends e's time in the queue as dead letter d, written with the
