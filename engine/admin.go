@@ -16,11 +16,12 @@ import (
 // secret: tokens and passwords never appear in it.
 func (d *Daemon) Status() admin.Status {
 	st := admin.Status{Started: d.started, Rules: d.rules.count(), Accounts: make([]admin.AccountStatus, 0, len(d.order))}
-	for _, name := range d.order {
+	backlogs := d.outbox.Backlogs(d.order) // under one lock, not one per account
+	for i, name := range d.order {
 		a := d.accounts[name]
 		state, detail := a.keeper.State()
 		as := admin.AccountStatus{Name: name, State: state, Detail: detail}
-		as.OutboxDepth, as.InDoubt = d.outbox.Depth(name)
+		as.OutboxDepth, as.InDoubt = backlogs[i].Queued, backlogs[i].InDoubt
 		as.Paused = len(d.handoff.List(name, d.now()))
 		if inst, ok := a.keeper.Current(); ok {
 			as.WcID, as.WID = inst.WcID, inst.WID
