@@ -246,7 +246,10 @@ func TestPausedHolderLosesTheLeaseOnJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	const short = 1500 * time.Millisecond
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "L", TTL: short, History: 1})
+	// Memory storage: what is under test is the lease protocol against the
+	// server's expiry and compare-and-set, which do not depend on it; the
+	// stores' tests cover the file storage the daemon uses.
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "L", TTL: short, History: 1, Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // Cluster is a set of JetStream servers routed to each other.
 type Cluster struct {
 	t       testing.TB
+	log     *testLog
 	name    string
 	ports   []int // client ports
 	routes  []int // cluster ports
@@ -32,7 +34,7 @@ type Cluster struct {
 // ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, name: fmt.Sprintf("fb-%d", time.Now().UnixNano()%1e6)}
+	c := &Cluster{t: t, log: &testLog{t: t}, name: fmt.Sprintf("fb-%d", time.Now().UnixNano()%1e6)}
 	for range n {
 		c.ports = append(c.ports, freePort(t))
 		if n > 1 {
@@ -83,6 +85,10 @@ func (c *Cluster) startNode(i int) {
 	if err != nil {
 		c.t.Fatalf("natstest: server %d: %v", i, err)
 	}
+	// The servers' warnings and errors go to the test's log, shown when it
+	// fails: an API error such as "error creating store for stream" names
+	// its cause only there.
+	s.SetLogger(c.log, false, false)
 	go s.Start()
 	c.Servers[i] = s
 }
@@ -186,4 +192,43 @@ func (c *Cluster) Shutdown() {
 			s.WaitForShutdown()
 		}
 	}
+	c.log.close()
 }
+
+// testLog passes a server's warnings and errors to the test's log until
+// the cluster is shut down: a test's log may not be written once it ended,
+// and a server's goroutines can outlive its shutdown by a moment.
+type testLog struct {
+	t      testing.TB
+	mu     sync.Mutex
+	closed bool
+}
+
+func (l *testLog) logf(level, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.t.Logf("nats-server %s: %s", level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (l *testLog) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
+// Noticef, Debugf and Tracef drop what the server says in the ordinary
+// course of things.
+func (l *testLog) Noticef(string, ...any) {}
+func (l *testLog) Debugf(string, ...any)  {}
+func (l *testLog) Tracef(string, ...any)  {}
+
+// Warnf passes a warning to the test's log.
+func (l *testLog) Warnf(format string, v ...any) { l.logf("warning", format, v...) }
+
+// Errorf passes an error to the test's log.
+func (l *testLog) Errorf(format string, v ...any) { l.logf("error", format, v...) }
+
+// Fatalf passes a fatal error to the test's log.
+func (l *testLog) Fatalf(format string, v ...any) { l.logf("fatal", format, v...) }
