@@ -378,9 +378,18 @@ func TestClusterAcceptance(t *testing.T) {
 				Held int    `json:"held"`
 			} `json:"nodes"`
 			Replicas int `json:"replicas"`
+			Accounts []struct {
+				Account  string        `json:"account"`
+				LeaseAge time.Duration `json:"lease_age"`
+			} `json:"accounts"`
 		}
 		if err := json.Unmarshal(out, &view); err != nil {
 			t.Fatalf("cluster status: %v\n%s", err, out)
+		}
+		for _, a := range view.Accounts {
+			if a.LeaseAge < 0 || a.LeaseAge > r.ttl {
+				t.Fatalf("cluster status: %s's lease age %v, outside [0, TTL %v]", a.Account, a.LeaseAge, r.ttl)
+			}
 		}
 		shown := 0
 		for _, n := range view.Nodes {

@@ -105,7 +105,6 @@ func ReadCluster(ctx context.Context, cfgPath string, writes bool) (ClusterView,
 			}
 		}
 	}
-	now := time.Now()
 	nodes := map[string]*NodeView{}
 	if kv, err := js.KeyValue(ctx, cfg.Store.Stream+nodesSuffix); err == nil {
 		for _, k := range listKeys(ctx, kv) {
@@ -117,7 +116,7 @@ func ReadCluster(ctx context.Context, cfgPath string, writes bool) (ClusterView,
 			if json.Unmarshal(e.Value(), &rec) != nil {
 				continue
 			}
-			nodes[rec.Node] = &NodeView{Node: rec.Node, Admin: rec.Admin, Heartbeat: now.Sub(e.Created()).Round(time.Millisecond)}
+			nodes[rec.Node] = &NodeView{Node: rec.Node, Admin: rec.Admin, Heartbeat: ageOf(e.Created())}
 		}
 	}
 	holders, err := js.KeyValue(ctx, cfg.Store.Stream+holdersSuffix)
@@ -132,7 +131,7 @@ func ReadCluster(ctx context.Context, cfgPath string, writes bool) (ClusterView,
 				return ClusterView{}, fmt.Errorf("cluster: %w", err)
 			}
 			if ok {
-				av.Holder, av.Revision, av.LeaseAge = rec.Holder, rev, now.Sub(written).Round(time.Millisecond)
+				av.Holder, av.Revision, av.LeaseAge = rec.Holder, rev, ageOf(written)
 				n := nodes[rec.Holder]
 				if n == nil {
 					// A holder without a heartbeat: a daemon that died
@@ -146,7 +145,7 @@ func ReadCluster(ctx context.Context, cfgPath string, writes bool) (ClusterView,
 		}
 		if writes {
 			if m, err := st.GetLastMsgForSubject(ctx, natsstore.Subject(cfg.Store.Stream, ac.Name)); err == nil {
-				av.LastWrite = now.Sub(m.Time).Round(time.Millisecond)
+				av.LastWrite = ageOf(m.Time)
 			}
 		}
 		view.Accounts = append(view.Accounts, av)
@@ -156,6 +155,13 @@ func ReadCluster(ctx context.Context, cfgPath string, writes bool) (ClusterView,
 	}
 	slices.SortFunc(view.Nodes, func(a, b NodeView) int { return cmp.Compare(a.Node, b.Node) })
 	return view, nil
+}
+
+// ageOf is the time since t, read when t was: the accounts are read one
+// after another, so a clock read once before them would make the leases
+// renewed meanwhile look written in the future.
+func ageOf(t time.Time) time.Duration {
+	return max(0, time.Since(t)).Round(time.Millisecond)
 }
 
 func listKeys(ctx context.Context, kv jetstream.KeyValue) []string {
