@@ -222,8 +222,8 @@ func poll(t *testing.T, what string, within time.Duration, cond func() bool) tim
 // message answered exactly once, no send with a stale wId, no login after
 // the first, and no account's sends made by two daemons at once.
 //
-// CI runs 30 accounts with a 3 s lease; FINDERBOT_CLUSTER_ACCOUNTS=300 runs
-// the full size.
+// go test runs 30 accounts with a 3 s lease; FINDERBOT_CLUSTER_ACCOUNTS=300
+// runs the full size, which .ci/run does on its own.
 func TestClusterAcceptance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a NATS cluster and four daemons")
