@@ -13,14 +13,14 @@ import (
 	"github.com/finderbot/finderbot/engine/upstream/sim"
 )
 
-// slowModel is an OpenAI-compatible API that answers after delay, and
-// counts the requests waiting on it.
-func slowModel(t *testing.T, delay time.Duration, waiting *atomic.Int64) *httptest.Server {
+// slowModel is an OpenAI-compatible API that answers once release is
+// closed, and counts the requests waiting on it.
+func slowModel(t *testing.T, release <-chan struct{}, waiting *atomic.Int64) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		waiting.Add(1)
 		defer waiting.Add(-1)
 		select {
-		case <-time.After(delay):
+		case <-release:
 		case <-r.Context().Done():
 			return
 		}
@@ -45,7 +45,7 @@ const loadRules = `rules:
 `
 
 // TestSlowModelDelaysNoOtherConversation: 100 conversations of one account
-// wait on a model that takes 2 s, each plugin call under way at once
+// wait on a model that answers only once the measurement is over, each plugin call under way at once
 // (plugins.calls_per_account); meanwhile the rule replies of three other
 // accounts, and of the busy account's other conversations, go out as fast
 // as without the load. Their p99 is logged beside a run without the
@@ -57,28 +57,30 @@ func TestSlowModelDelaysNoOtherConversation(t *testing.T) {
 	t.Parallel()
 	pluginDir := buildPlugin(t, t.TempDir(), "llm", "../examples/plugins/llm")
 	var waiting atomic.Int64
-	model := slowModel(t, 2*time.Second, &waiting)
-	writeFile(t, filepath.Join(pluginDir, "llm.yaml"), "provider: openai\nbase_url: "+model.URL+"/v1\nmodel: slow\ntimeout: 8s\n")
+	// The model holds every call until the measurement is over: a call
+	// that ended during it would leave a moment with less load, and on a
+	// loaded machine the measurement would fall into it.
+	release := make(chan struct{})
+	model := slowModel(t, release, &waiting)
+	writeFile(t, filepath.Join(pluginDir, "llm.yaml"), "provider: openai\nbase_url: "+model.URL+"/v1\nmodel: slow\ntimeout: 90s\n")
 
 	measure := func(load bool) (others, busy []time.Duration) {
 		h := prepareHarness(t, sim.Options{AutoConfirm: true, NoSeed: true}, "llm", "shop1", "shop2", "shop3")
 		writeFile(t, filepath.Join(h.cfg.Rules[0], "greet.yaml"), loadRules)
 		h.cfg.Plugins.Dir = pluginDir
 		h.cfg.Plugins.CallsPerAccount = 100
+		h.cfg.Plugins.CallTimeout = 2 * time.Minute
 		h.start()
 		wcIDs := map[string]string{}
 		for _, a := range []string{"llm", "shop1", "shop2", "shop3"} {
 			_, wcIDs[a] = h.online(a)
 		}
 		if load {
-			// Each conversation asks twenty times: its calls follow one
-			// another, so the model holds 100 calls for about 40 s, well
-			// past the measurement even on a loaded machine.
+			// Each conversation asks once: the model holds 100 calls
+			// for the whole measurement.
 			var msgs []sim.Message
-			for round := range 20 {
-				for i := range 100 {
-					msgs = append(msgs, sim.Text(fmt.Sprintf("fv1_%04d@findermsgstranger", i), fmt.Sprintf("ask %d-%d", i, round)))
-				}
+			for i := range 100 {
+				msgs = append(msgs, sim.Text(fmt.Sprintf("fv1_%04d@findermsgstranger", i), fmt.Sprintf("ask %d", i)))
 			}
 			if _, err := h.sim.Inject(wcIDs["llm"], msgs...); err != nil {
 				t.Fatal(err)
@@ -112,6 +114,7 @@ func TestSlowModelDelaysNoOtherConversation(t *testing.T) {
 			}
 		}
 		if load {
+			close(release)
 			if least < 90 {
 				t.Fatalf("as few as %d calls waited on the model during the measurement: it measured too little load", least)
 			}
@@ -128,7 +131,7 @@ func TestSlowModelDelaysNoOtherConversation(t *testing.T) {
 		slices.Sort(s)
 		return s[min(len(s)-1, int(float64(len(s))*q))]
 	}
-	t.Logf("other accounts' rule replies: p50 %v, p99 %v without the load; p50 %v, p99 %v with 100 conversations waiting on a 2 s model",
+	t.Logf("other accounts' rule replies: p50 %v, p99 %v without the load; p50 %v, p99 %v with 100 conversations waiting on the model",
 		p(baseOthers, .5), p(baseOthers, .99), p(loadOthers, .5), p(loadOthers, .99))
 	t.Logf("the busy account's other conversations: p50 %v, p99 %v without; p50 %v, p99 %v with",
 		p(baseBusy, .5), p(baseBusy, .99), p(loadBusy, .5), p(loadBusy, .99))

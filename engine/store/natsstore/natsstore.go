@@ -116,6 +116,8 @@ type scope struct {
 	// fenced is set once another daemon claimed the account, or wrote it
 	// since this one read it; writes fail until this daemon claims it.
 	fenced bool
+	// foreign counts the events applied that another daemon wrote.
+	foreign uint64
 }
 
 // Open connects a Store to the JetStream of nc, creating its stream and
@@ -335,6 +337,9 @@ func (s *Store) apply(sc *scope, ev *event, seq uint64) (result, error) {
 	}
 	sc.last = seq
 	sc.events++
+	if ev.Holder != s.opts.Holder {
+		sc.foreign++
+	}
 	s.index(sc, ev, &r)
 	if err != nil {
 		return r, fmt.Errorf("natsstore: %s: event %d (%s) does not apply: %w", sc.subject, seq, ev.Op, err)
@@ -528,11 +533,20 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 			sc.loaded = false
 			if wrongLast(err) {
 				if sc.account != "" && ev.Op != opClaim {
+					// Someone wrote the account since this daemon read
+					// it. Another daemon fences this one; but the
+					// writer can be this daemon itself, a write of its
+					// own whose acknowledgement failed (a cluster without
+					// a quorum) stored after all once the quorum was
+					// back: then it writes on from there.
+					foreign := sc.foreign
 					if lerr := s.load(ctx, sc); lerr != nil {
 						return result{}, lerr
 					}
-					sc.fenced = true
-					return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
+					if sc.fenced || sc.foreign != foreign {
+						sc.fenced = true
+						return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
+					}
 				}
 				if attempt < 100 {
 					continue
