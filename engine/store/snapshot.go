@@ -1,7 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,7 +22,7 @@ type memorySnapshot struct {
 	Sessions  map[string]SessionState      `json:"sessions,omitempty"`
 	Leases    map[string]Lease             `json:"leases,omitempty"`
 	Cursors   map[string]string            `json:"cursors,omitempty"`
-	Seen      map[string][]seenMark        `json:"seen,omitempty"` // oldest first
+	Seen      map[string][]byte            `json:"seen,omitempty"` // packed by packSeen
 	Outbox    []Item                       `json:"outbox,omitempty"`
 	Dead      []DeadLetter                 `json:"dead,omitempty"`
 	Inbound   []InboundDeadLetter          `json:"inbound,omitempty"`
@@ -38,11 +40,11 @@ func (m *Memory) Snapshot() ([]byte, error) {
 	m.mu.Lock()
 	snap := memorySnapshot{
 		Version: snapshotVersion, NextID: m.nextID, Accounts: m.accounts, Sessions: m.sessions, Leases: m.leases,
-		Cursors: m.cursors, Seen: make(map[string][]seenMark, len(m.seen)), Outbox: m.sortedOutbox(),
+		Cursors: m.cursors, Seen: make(map[string][]byte, len(m.seen)), Outbox: m.sortedOutbox(),
 		Inbound: m.inbound, Cooldowns: m.cooldowns, Pauses: m.pauses, KV: m.kv, Log: m.log,
 	}
 	for account, s := range m.seen {
-		snap.Seen[account] = s.order[s.head:]
+		snap.Seen[account] = packSeen(s.order[s.head:])
 	}
 	ids := slices.Sorted(maps.Keys(m.dead))
 	for _, id := range ids {
@@ -73,7 +75,11 @@ func (m *Memory) Restore(data []byte) error {
 	maps.Copy(fresh.sessions, snap.Sessions)
 	maps.Copy(fresh.leases, snap.Leases)
 	maps.Copy(fresh.cursors, snap.Cursors)
-	for account, marks := range snap.Seen {
+	for account, packed := range snap.Seen {
+		marks, err := unpackSeen(packed)
+		if err != nil {
+			return fmt.Errorf("store: restore snapshot: seen ids of %s: %w", account, err)
+		}
 		s := &seenIDs{at: make(map[uint64]int64, len(marks)), order: marks}
 		for _, mk := range marks {
 			s.at[mk.ID] = mk.At
@@ -97,4 +103,39 @@ func (m *Memory) Restore(data []byte) error {
 	m.cooldowns, m.pauses, m.kv, m.log = fresh.cooldowns, fresh.pauses, fresh.kv, fresh.log
 	m.mu.Unlock()
 	return nil
+}
+
+// packSeen encodes marks, oldest first, as varints: each time as the
+// difference from the one before (a page's ids share theirs), then the id.
+// An account's seen ids are most of a snapshot, and JSON numbers would make
+// it several times larger and slower to read.
+func packSeen(marks []seenMark) []byte {
+	out := make([]byte, 0, len(marks)*10)
+	var prev int64
+	for _, mk := range marks {
+		out = binary.AppendVarint(out, mk.At-prev)
+		out = binary.AppendUvarint(out, mk.ID)
+		prev = mk.At
+	}
+	return out
+}
+
+// unpackSeen decodes what packSeen encoded.
+func unpackSeen(data []byte) ([]seenMark, error) {
+	var out []seenMark
+	var prev int64
+	for len(data) > 0 {
+		d, n := binary.Varint(data)
+		if n <= 0 {
+			return nil, errors.New("a damaged time")
+		}
+		id, m := binary.Uvarint(data[n:])
+		if m <= 0 {
+			return nil, errors.New("a damaged id")
+		}
+		data = data[n+m:]
+		prev += d
+		out = append(out, seenMark{At: prev, ID: id})
+	}
+	return out, nil
 }
