@@ -53,9 +53,13 @@
 // claim, which fences a daemon replaying from the snapshot as the claim
 // would, and nothing else — item ids come from the stream sequences of the
 // events after it, which the purge leaves alone. And the purge keeps the
-// snapshot's first part and everything after it, so a replay that lost its
-// place to a purge resumes at a snapshot; parts that their writer gave up
-// on (a lost answer, a conflict) are dropped by the next event. The writer
+// snapshot's first part and everything after it: each event names the
+// sequence before it on the subject, so a replay that lost events to a
+// purge made while it read knows, finds a snapshot's start right after
+// the gap, and reads on to the snapshot's end before it answers (a gap
+// anywhere else fails the replay: TestReplayRefusesMissingEvents). Parts
+// that their writer gave up on (a lost answer, a conflict) are dropped by
+// the next event. The writer
 // applies its own snapshot as a replay does. A snapshot or purge that
 // fails fails no write — the write was stored already — and is counted
 // (SnapshotFailures) and tried again after as many events. The tests
@@ -172,6 +176,10 @@ type scope struct {
 	// parts are the parts of a snapshot read so far, held until the
 	// event that ends it.
 	parts []*snapshotRef
+	// gap is set when a replay found events missing before a snapshot
+	// (purged since it began reading): the state is not the log's until
+	// the snapshot's end restores it, so the replay reads on to there.
+	gap bool
 	// fenced is set once another daemon claimed the account, or wrote it
 	// since this one read it; writes fail until this daemon claims it.
 	fenced bool
@@ -337,6 +345,15 @@ type event struct {
 	Key     string              `json:"key,omitempty"`
 	Value   []byte              `json:"value,omitempty"`
 	Snap    *snapshotRef        `json:"snap,omitempty"`
+	// Prev is the subject's sequence before this event (the expected last
+	// sequence it was published with), by which a replay knows it missed
+	// none: only a purge takes events out, and only up to a snapshot.
+	Prev uint64 `json:"prev,omitempty"`
+}
+
+// startsSnapshot reports whether ev is the first event of a snapshot.
+func (ev *event) startsSnapshot() bool {
+	return (ev.Op == opSnapPart || ev.Op == opSnapshot) && ev.Snap != nil && ev.Snap.Part == 0
 }
 
 // Event operations.
@@ -485,7 +502,7 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 		target = last.Sequence
 	}
 	sc.loaded = true
-	if target <= sc.last {
+	if target <= sc.last && !sc.gap {
 		return nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{sc.subject}}
@@ -503,7 +520,7 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 		return fmt.Errorf("natsstore: replay %s: %w", sc.subject, err)
 	}
 	defer it.Stop()
-	for sc.last < target {
+	for sc.last < target || sc.gap {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			sc.loaded = false
@@ -519,12 +536,35 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 			sc.loaded = false
 			return fmt.Errorf("natsstore: %s: event %d is damaged: %w", sc.subject, md.Sequence.Stream, err)
 		}
+		if ev.Prev != 0 && ev.Prev != sc.last {
+			if !ev.startsSnapshot() {
+				// Never from a purge, which keeps a snapshot whole and
+				// all after it: the log is damaged, or this state is
+				// wrong. The next use replays from the start.
+				s.reset(sc)
+				return fmt.Errorf("natsstore: %s: the events between sequences %d and %d are missing", sc.subject, ev.Prev, md.Sequence.Stream)
+			}
+			sc.gap = true
+		}
 		if _, err := s.apply(sc, &ev, md.Sequence.Stream, len(m.Data())); err != nil {
 			sc.loaded = false
 			return err
 		}
 	}
 	return nil
+}
+
+// empty is the state of a scope with no events.
+var empty, _ = store.NewMemory(store.Options{}).Snapshot()
+
+// reset empties sc, for its next use to replay its subject from the
+// start. A fence stays. sc.mu is held.
+func (s *Store) reset(sc *scope) {
+	sc.mem.Restore(empty)
+	s.mu.Lock()
+	s.unindex(sc)
+	s.mu.Unlock()
+	sc.loaded, sc.last, sc.parts, sc.gap, sc.since, sc.sinceBytes = false, 0, nil, false, 0, 0
 }
 
 // ErrClosed is returned by every call after Close.
@@ -610,7 +650,7 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 // stream sequence and its size. When it fails, whether it was stored is
 // unknown until the subject is read again, which the next use of sc does.
 func (s *Store) send(ctx context.Context, sc *scope, ev *event) (*event, uint64, int, error) {
-	ev.At, ev.Holder = s.opts.Store.Now().Round(0).UTC(), s.opts.Holder
+	ev.At, ev.Holder, ev.Prev = s.opts.Store.Now().Round(0).UTC(), s.opts.Holder, sc.last
 	data, err := json.Marshal(ev)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("natsstore: encode %s event: %w", ev.Op, err)

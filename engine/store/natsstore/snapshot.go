@@ -129,6 +129,7 @@ func (s *Store) restore(sc *scope, end *snapshotRef) error {
 	if err := sc.mem.Restore(state); err != nil {
 		return err
 	}
+	sc.gap = false
 	// The fence only ever grows here: a daemon following the log already
 	// applied the claim, and a restore must not lift a fence it met since.
 	if end.Claimer != "" {

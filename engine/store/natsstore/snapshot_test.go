@@ -432,3 +432,31 @@ func TestFailedPurgeFailsNoWrite(t *testing.T) {
 		t.Fatalf("the replay differs:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestReplayRefusesMissingEvents: an event gone from the middle of a
+// subject, which no purge takes (a purge keeps a snapshot and all after
+// it), makes the replay fail rather than serve a state that lacks it.
+func TestReplayRefusesMissingEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := natstest.Start(t, 1)
+	clk := newClock()
+	opts := Options{Stream: "M", Holder: "w", Store: clk.options(), SnapshotEvery: -1}
+	w := openStore(t, c, opts)
+	var seqs []uint64
+	for n := range 3 {
+		if _, err := w.CommitPage(ctx, store.Commit{Account: shop, KeyBuff: fmt.Sprint(n), MsgIDs: []uint64{uint64(n + 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, w.accountScope(shop).last)
+	}
+	if err := w.stream.DeleteMsg(ctx, seqs[1]); err != nil {
+		t.Fatal(err)
+	}
+	r := openStore(t, c, opts)
+	for range 2 { // and again, from the start
+		if cur, err := r.Cursor(ctx, shop); err == nil {
+			t.Fatalf("a replay missing an event read cursor %q", cur)
+		}
+	}
+}
