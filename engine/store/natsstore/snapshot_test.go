@@ -41,6 +41,13 @@ func snapOptions(stream, holder string, replicas int, clk *fakeClock) Options {
 	return Options{Stream: stream, Holder: holder, Replicas: replicas, Store: clk.options(), SnapshotEvery: 5, SnapshotBytes: 2 << 10}
 }
 
+// rig starts a lone server and a clock for a test.
+func rig(t *testing.T) (context.Context, *natstest.Cluster, *fakeClock) {
+	t.Helper()
+	t.Parallel()
+	return context.Background(), natstest.Start(t, 1), newClock()
+}
+
 func openStore(t *testing.T, c *natstest.Cluster, opts Options) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), c.Connect(t), opts)
@@ -351,10 +358,7 @@ func TestSnapshotReplaysToTheWritersState(t *testing.T) {
 // refuses it) nor caught up (it does not try); and the claim, once purged
 // into a snapshot, still fences it when it replays from scratch.
 func TestFencedDaemonCannotSnapshot(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	c := natstest.Start(t, 1)
-	clk := newClock()
+	ctx, c, clk := rig(t)
 	a := openStore(t, c, snapOptions("F", "a", 1, clk))
 	b := openStore(t, c, snapOptions("F", "b", 1, clk))
 	commit := func(s *Store, n int) error {
@@ -418,9 +422,7 @@ func TestFencedDaemonCannotSnapshot(t *testing.T) {
 // writes go on, the failure is counted, and a replay of the longer log
 // still gives the writer's state.
 func TestFailedPurgeFailsNoWrite(t *testing.T) {
-	t.Parallel()
-	c := natstest.Start(t, 1)
-	clk := newClock()
+	_, c, clk := rig(t)
 	w := openStore(t, c, snapOptions("U", "w", 1, clk))
 	w.purge = func(context.Context, string, uint64) error { return errors.New("no purge today") }
 	maxID := workload(t, w, clk, 3, 60, 0)
@@ -437,10 +439,7 @@ func TestFailedPurgeFailsNoWrite(t *testing.T) {
 // subject, which no purge takes (a purge keeps a snapshot and all after
 // it), makes the replay fail rather than serve a state that lacks it.
 func TestReplayRefusesMissingEvents(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	c := natstest.Start(t, 1)
-	clk := newClock()
+	ctx, c, clk := rig(t)
 	opts := Options{Stream: "M", Holder: "w", Store: clk.options(), SnapshotEvery: -1}
 	w := openStore(t, c, opts)
 	var seqs []uint64
