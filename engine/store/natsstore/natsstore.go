@@ -625,8 +625,12 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 		if err != nil {
 			if wrongLast(err) {
 				if sc.account != "" && ev.Op != opClaim {
+					before := sc.last
 					if lerr := s.load(ctx, sc); lerr != nil {
 						return result{}, lerr
+					}
+					if sc.last == before && attempt < 100 {
+						continue // refused in error: nobody wrote since
 					}
 					sc.fenced = true
 					return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
@@ -672,15 +676,30 @@ func (s *Store) send(ctx context.Context, sc *scope, ev *event) (*event, uint64,
 		if err == nil {
 			return &decoded, ack.Sequence, len(data), nil
 		}
-		if seq, ok := s.stored(ctx, sc.subject, msgID); ok {
-			return &decoded, seq, len(data), nil
+		last, id, found := s.lastOn(ctx, sc.subject)
+		if found && id == msgID {
+			return &decoded, last, len(data), nil
 		}
-		if wrongLast(err) || try == 2 || ctx.Err() != nil {
+		// Refused while the subject's last message is the one the write
+		// expects: the stream's leader had not applied it yet (seen on a
+		// cluster under load). Nobody else wrote; the same write again is
+		// still a compare-and-set on that message.
+		spurious := wrongLast(err) && ((found && last == sc.last) || (!found && sc.last == 0))
+		if (wrongLast(err) && !spurious) || try == 4 || ctx.Err() != nil {
 			sc.loaded = false
 			return nil, 0, 0, err
 		}
-		// No answer, and the write is not on the subject: the same write
-		// again, which the expected sequence keeps single.
+		// No answer, and the write is not on the subject, or a refusal
+		// in error: the same write again, which the expected sequence
+		// keeps single, once the leader had a moment.
+		if spurious {
+			t := time.NewTimer(time.Duration(try+1) * 20 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 	}
 }
 
@@ -691,16 +710,17 @@ func newMsgID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// stored reports whether the last message on subject is the write with
-// msgID, and its sequence.
-func (s *Store) stored(ctx context.Context, subject, msgID string) (uint64, bool) {
+// lastOn returns the sequence and message id of subject's last message,
+// and whether it found one: a writer whose answer was lost looks there for
+// its write.
+func (s *Store) lastOn(ctx context.Context, subject string) (uint64, string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != msgID {
-		return 0, false
+	if err != nil {
+		return 0, "", false
 	}
-	return m.Sequence, true
+	return m.Sequence, m.Header.Get(jetstream.MsgIDHeader), true
 }
 
 func wrongLast(err error) bool {
