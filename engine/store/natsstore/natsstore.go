@@ -33,7 +33,10 @@
 // first publishes a claim on the account's subject (Claim); from then on
 // every write of the previous holder fails with ErrFenced, so a paused
 // daemon that resumes cannot commit a page nor record an attempt, and a
-// send is never made without its attempt being recorded first.
+// send is never made without its attempt being recorded first. A refusal
+// while the subject's last message is still the one expected (a cluster
+// under load answers so, now and then) is tried again, not taken for a
+// takeover: an account is fenced once its replay finds another's events.
 //
 // Snapshots: once SnapshotEvery events (or SnapshotBytes of them) went
 // into a scope since its last snapshot, the daemon that just wrote to it
@@ -59,10 +62,10 @@
 // the gap, and reads on to the snapshot's end before it answers (a gap
 // anywhere else fails the replay: TestReplayRefusesMissingEvents). Parts
 // that their writer gave up on (a lost answer, a conflict) are dropped by
-// the next event. The writer
-// applies its own snapshot as a replay does. A snapshot or purge that
-// fails fails no write — the write was stored already — and is counted
-// (SnapshotFailures) and tried again after as many events. The tests
+// the next event. The writer applies its own snapshot as a replay does. A
+// snapshot or purge that fails fails no write — the write was stored
+// already — and is counted (SnapshotFailures) and tried again after as
+// many events. The tests
 // check that a store replaying from snapshots, one that followed the
 // snapshots and purges as they happened, and a replay of the whole log
 // skipping them answer alike, on one server and on three.
