@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -15,8 +16,12 @@ import (
 // bbolt store: every method is atomic, and a failed one changes nothing. It
 // keeps nothing across a process restart; the deterministic simulation uses
 // it to model one (the store outlives the daemon's in-memory state), and
-// tests use it where a file is not the point. It does not forget old
-// message ids: there is no retention bound.
+// tests use it where a file is not the point. It forgets seen message ids
+// as the bbolt store does: in each page commit, those first seen longer
+// than SeenRetention before the commit's time, then the oldest past
+// SeenMax per account. Only the time its clock gives decides, so a store
+// that replays an event log with the events' times forgets the same ids
+// on every replica.
 type Memory struct {
 	opts Options
 
@@ -25,7 +30,7 @@ type Memory struct {
 	sessions  map[string]SessionState
 	leases    map[string]Lease
 	cursors   map[string]string
-	seen      map[string]map[uint64]bool
+	seen      map[string]*seenIDs
 	outbox    map[uint64]Item
 	nextID    uint64
 	dead      map[uint64]DeadLetter
@@ -43,7 +48,7 @@ func NewMemory(opts Options) *Memory {
 	opts.defaults()
 	return &Memory{
 		opts: opts, accounts: map[string]Account{}, sessions: map[string]SessionState{}, leases: map[string]Lease{},
-		cursors: map[string]string{}, seen: map[string]map[uint64]bool{}, outbox: map[uint64]Item{},
+		cursors: map[string]string{}, seen: map[string]*seenIDs{}, outbox: map[uint64]Item{},
 		dead: map[uint64]DeadLetter{}, cooldowns: map[string]CooldownMark{}, pauses: map[string]Pause{}, kv: map[string]map[string][]byte{},
 		log: map[string][]LoggedMessage{},
 	}
@@ -93,7 +98,7 @@ func (m *Memory) Unseen(ctx context.Context, account string, ids []uint64) ([]ui
 	defer m.mu.Unlock()
 	out := make([]uint64, 0, len(ids))
 	for _, id := range ids {
-		if !m.seen[account][id] {
+		if !m.seen[account].has(id) {
 			out = append(out, id)
 		}
 	}
@@ -111,7 +116,7 @@ func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	seen := m.seen[c.Account]
 	before := map[uint64]bool{}
 	for _, id := range c.MsgIDs {
-		if seen[id] {
+		if seen.has(id) {
 			before[id] = true
 		}
 	}
@@ -126,12 +131,11 @@ func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	}
 	// Nothing can fail past this point: the commit is whole.
 	if seen == nil {
-		seen = map[uint64]bool{}
+		seen = &seenIDs{at: map[uint64]int64{}}
 		m.seen[c.Account] = seen
 	}
-	for _, id := range c.MsgIDs {
-		seen[id] = true
-	}
+	seen.add(c.MsgIDs, now.UnixNano())
+	seen.prune(now.Add(-m.opts.SeenRetention).UnixNano(), m.opts.SeenMax)
 	var echoes []Echo
 	for _, e := range c.Echoes {
 		if !before[e.ID] {
@@ -165,6 +169,71 @@ func (m *Memory) CommitPage(ctx context.Context, c Commit) (PageResult, error) {
 	m.putLog(c.Account, newLogEntries(&c, func(id uint64) bool { return before[id] }, now), now)
 	m.cursors[c.Account] = c.KeyBuff
 	return res, nil
+}
+
+// seenIDs are one account's seen message ids, each with the time it was
+// first seen, kept oldest first (by time, then id, as the bbolt store's
+// age index orders them) so that the bounds forget the ids bolt would.
+type seenIDs struct {
+	at    map[uint64]int64 // id -> when first seen, in Unix nanoseconds
+	order []seenMark       // order[head:] are the ids held, oldest first
+	head  int
+}
+
+// seenMark is one seen id and when it was first seen.
+type seenMark struct {
+	At int64  `json:"t"`
+	ID uint64 `json:"id"`
+}
+
+func (s *seenIDs) has(id uint64) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.at[id]
+	return ok
+}
+
+func (s *seenIDs) len() int { return len(s.order) - s.head }
+
+func compareMarks(a, b seenMark) int {
+	return cmp.Or(cmp.Compare(a.At, b.At), cmp.Compare(a.ID, b.ID))
+}
+
+// add remembers the ids not held yet as first seen at stamp. A page's
+// ids come after those already held unless the clock went back; only
+// then does an id go in the middle.
+func (s *seenIDs) add(ids []uint64, stamp int64) {
+	var fresh []seenMark
+	for _, id := range ids {
+		if _, ok := s.at[id]; !ok {
+			s.at[id] = stamp
+			fresh = append(fresh, seenMark{At: stamp, ID: id})
+		}
+	}
+	slices.SortFunc(fresh, compareMarks)
+	for i, mk := range fresh {
+		if s.len() == 0 || compareMarks(s.order[len(s.order)-1], mk) < 0 {
+			s.order = append(s.order, fresh[i:]...)
+			return
+		}
+		at, _ := slices.BinarySearchFunc(s.order[s.head:], mk, compareMarks)
+		s.order = slices.Insert(s.order, s.head+at, mk)
+	}
+}
+
+// prune forgets the ids first seen before limit, then the oldest past max.
+func (s *seenIDs) prune(limit int64, max int) {
+	for s.len() > 0 && (s.order[s.head].At < limit || s.len() > max) {
+		delete(s.at, s.order[s.head].ID)
+		s.head++
+	}
+	// The forgotten marks are let go once they are half the slice, so
+	// that each is copied at most once on average.
+	if s.head > len(s.order)/2 {
+		s.order = append(s.order[:0], s.order[s.head:]...)
+		s.head = 0
+	}
 }
 
 // putLog appends entries to the account's log and drops its messages past

@@ -3,6 +3,7 @@ package natsstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,6 +91,43 @@ func BenchmarkCommitPage(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(commits.Load())/time.Since(start).Seconds(), "commits/s")
+		})
+	}
+}
+
+// BenchmarkLoadAccount times a daemon loading an account whose history is
+// 10,000 page commits, as one that takes the account over does: with
+// snapshots (the defaults), it reads the last snapshot and the events
+// since; without, the whole log. The commits are made before the clock
+// starts; each load starts from nothing (Forget).
+func BenchmarkLoadAccount(b *testing.B) {
+	const pages = 10_000
+	c := natstest.Start(b, 1)
+	for _, every := range []int{0, -1} {
+		name := map[int]string{0: "snapshots", -1: "full-log"}[every]
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			opts := natsstore.Options{Stream: "LOAD" + strings.ToUpper(strings.ReplaceAll(name, "-", "")), Store: store.Options{LogMax: 100}, SnapshotEvery: every}
+			w, err := natsstore.Open(ctx, c.Connect(b), opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for n := range pages {
+				if _, err := w.CommitPage(ctx, page("shop", n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			want, _ := w.Cursor(ctx, "shop")
+			r, err := natsstore.Open(ctx, c.Connect(b), opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				r.Forget("shop")
+				if cur, err := r.Cursor(ctx, "shop"); err != nil || cur != want {
+					b.Fatalf("cursor %q, %v; want %q", cur, err, want)
+				}
+			}
 		})
 	}
 }

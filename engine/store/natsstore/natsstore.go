@@ -33,12 +33,53 @@
 // first publishes a claim on the account's subject (Claim); from then on
 // every write of the previous holder fails with ErrFenced, so a paused
 // daemon that resumes cannot commit a page nor record an attempt, and a
-// send is never made without its attempt being recorded first.
+// send is never made without its attempt being recorded first. A refusal
+// while the subject's last message is still the one expected (a cluster
+// under load answers so, now and then) is tried again, not taken for a
+// takeover: an account is fenced once its replay finds another's events.
+//
+// Snapshots: once SnapshotEvery events (or SnapshotBytes of them) went
+// into a scope since its last snapshot, the daemon that just wrote to it
+// publishes the scope's whole state (store.Memory's Snapshot, gzipped) on
+// the same subject, then purges the subject's events before it, so that a
+// replay reads the snapshot and what followed instead of the whole
+// history. A snapshot larger than one message (the stream's MaxMsgSize
+// and the server's max_payload) is cut into parts, each its own event. It
+// changes nothing a replay can tell, for three reasons. Each part is
+// published, like any write, as a compare-and-set on the subject's last
+// sequence, under the lock the write held: the parts are consecutive on
+// the subject, right after the write, and describe the state at exactly
+// that write; a daemon another one took the account from is refused, or
+// does not try. The state is the one every replica of the log holds at
+// that point, since applying the log is deterministic, and it carries what
+// the purge takes from the log and the state needs: the holder of the last
+// claim, which fences a daemon replaying from the snapshot as the claim
+// would, and nothing else — item ids come from the stream sequences of the
+// events after it, which the purge leaves alone. And the purge keeps the
+// snapshot's first part and everything after it: each event names the
+// sequence before it on the subject, so a replay that lost events to a
+// purge made while it read knows, finds a snapshot's start right after
+// the gap, and reads on to the snapshot's end before it answers (a gap
+// anywhere else fails the replay: TestReplayRefusesMissingEvents). Parts
+// that their writer gave up on (a lost answer, a conflict) are dropped by
+// the next event. The writer applies its own snapshot as a replay does. A
+// snapshot or purge that fails fails no write — the write was stored
+// already — and is counted (SnapshotFailures) and tried again after as
+// many events. The tests
+// check that a store replaying from snapshots, one that followed the
+// snapshots and purges as they happened, and a replay of the whole log
+// skipping them answer alike, on one server and on three.
 //
 // Bounds: OutboxMax and the key-value bounds are checked before publishing,
-// against the scopes this daemon holds; DeadMax and the log bounds apply per
-// scope, in the replay itself, so that every replica drops the same entries.
-// Seen ids are kept for as long as the log is.
+// against the scopes this daemon holds; DeadMax, the log bounds and the
+// seen ids' bounds (SeenRetention by the events' times, then SeenMax per
+// account, oldest first, as the bbolt store forgets them) apply per scope,
+// in the replay itself, so that every replica drops the same entries. With
+// snapshots, the subject of a scope holds its last snapshot and the events
+// since, so replay time and storage follow the size of the state, not the
+// history. Reads of the pauses and cooldowns forget the ended ones, as
+// bolt's do; a snapshot taken after such a read lacks them, which only a
+// read as of an earlier time than that read could tell.
 package natsstore
 
 import (
@@ -65,6 +106,9 @@ import (
 // since this one last read it: the account was taken over.
 var ErrFenced = errors.New("natsstore: the account was written by another daemon (fenced)")
 
+// maxMsgSize is the stream's bound on a message.
+const maxMsgSize = 8 << 20
+
 // idShift leaves room for 1023 new items per event in the ids derived from
 // the event's stream sequence.
 const idShift = 10
@@ -82,6 +126,13 @@ type Options struct {
 	Timeout time.Duration
 	// Store bounds the state and gives the clock, as for the bbolt store.
 	Store store.Options
+	// SnapshotEvery and SnapshotBytes say when the writer of a scope
+	// publishes a snapshot of it and purges the events before: once that
+	// many events, or that many bytes of events, went into the scope since
+	// its last snapshot (defaults 1,000 events and 4 MiB). SnapshotEvery
+	// below zero turns snapshots off: the log then grows for ever.
+	SnapshotEvery int
+	SnapshotBytes int
 }
 
 // Store is a store.Store in JetStream. It is safe for concurrent use.
@@ -91,6 +142,12 @@ type Store struct {
 	leases jetstream.KeyValue
 	opts   Options
 	bounds store.Options // with defaults
+
+	chunk    int          // the most snapshot bytes one message carries
+	snapErrs atomic.Int64 // snapshots that failed
+	// purge takes the subject's events before seq out of the stream
+	// (stream.Purge; tests replace it).
+	purge func(ctx context.Context, subject string, seq uint64) error
 
 	mu     sync.Mutex
 	scopes map[string]*scope // by subject
@@ -113,11 +170,25 @@ type scope struct {
 	at     atomic.Pointer[time.Time] // the time of the event being applied
 	ids    map[uint64]struct{}       // the outbox ids in mem
 	events uint64
+	// since and sinceBytes count the events, and their bytes, applied
+	// since the scope's last snapshot.
+	since, sinceBytes int
+	// claimer is the holder of the account's last claim, which a snapshot
+	// carries so that a daemon replaying from it is fenced alike.
+	claimer string
+	// parts are the parts of a snapshot read so far, held until the
+	// event that ends it.
+	parts []*snapshotRef
+	// gap is set when a replay found events missing before a snapshot
+	// (purged since it began reading): the state is not the log's until
+	// the snapshot's end restores it, so the replay reads on to there.
+	gap bool
 	// fenced is set once another daemon claimed the account, or wrote it
 	// since this one read it; writes fail until this daemon claims it.
 	fenced bool
-	// foreign counts the events applied that another daemon wrote.
-	foreign uint64
+	// lastForeign is the sequence of the last event applied that another
+	// daemon wrote.
+	lastForeign uint64
 }
 
 // Open connects a Store to the JetStream of nc, creating its stream and
@@ -135,6 +206,12 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if opts.Store.Now == nil {
 		opts.Store.Now = time.Now
 	}
+	if opts.SnapshotEvery == 0 {
+		opts.SnapshotEvery = 1000
+	}
+	if opts.SnapshotBytes <= 0 {
+		opts.SnapshotBytes = 4 << 20
+	}
 	bounds := opts.Store.WithDefaults()
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(opts.Timeout))
 	if err != nil {
@@ -145,7 +222,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	st, err := EnsureStream(cctx, js, jetstream.StreamConfig{
 		Name: opts.Stream, Subjects: []string{opts.Stream + ".>"}, Storage: jetstream.FileStorage,
 		Replicas: opts.Replicas, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
-		MaxMsgSize: 8 << 20, Duplicates: 2 * time.Minute,
+		MaxMsgSize: maxMsgSize, Duplicates: 2 * time.Minute,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: create stream %s (%d replicas): %w", opts.Stream, opts.Replicas, err)
@@ -157,6 +234,14 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("natsstore: create lease bucket %s_LEASES: %w", opts.Stream, err)
 	}
 	s := &Store{js: js, stream: st, leases: kv, opts: opts, bounds: bounds, scopes: map[string]*scope{}, owner: map[uint64]*scope{}}
+	// A message must pass both the stream's MaxMsgSize and the server's
+	// max_payload; the envelope of the event, its headers and base64 take
+	// the rest.
+	limit := min(int64(maxMsgSize), nc.MaxPayload())
+	s.chunk = max(int(limit-16<<10)*3/4, 4<<10)
+	s.purge = func(ctx context.Context, subject string, seq uint64) error {
+		return st.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(seq))
+	}
 	return s, nil
 }
 
@@ -265,6 +350,16 @@ type event struct {
 	ID      uint64              `json:"id,omitempty"`
 	Key     string              `json:"key,omitempty"`
 	Value   []byte              `json:"value,omitempty"`
+	Snap    *snapshotRef        `json:"snap,omitempty"`
+	// Prev is the subject's sequence before this event (the expected last
+	// sequence it was published with), by which a replay knows it missed
+	// none: only a purge takes events out, and only up to a snapshot.
+	Prev uint64 `json:"prev,omitempty"`
+}
+
+// startsSnapshot reports whether ev is the first event of a snapshot.
+func (ev *event) startsSnapshot() bool {
+	return (ev.Op == opSnapPart || ev.Op == opSnapshot) && ev.Snap != nil && ev.Snap.Part == 0
 }
 
 // Event operations.
@@ -280,6 +375,10 @@ const (
 	opKVDel   = "kv_del"
 	opClaim   = "claim"
 	opResume  = "resume"
+	// A snapshot is its parts, each an event, then the event ending it;
+	// see snapshot.
+	opSnapPart = "snapshot_part"
+	opSnapshot = "snapshot"
 )
 
 // result is what applying an event returned.
@@ -290,11 +389,11 @@ type result struct {
 	resumed  bool
 }
 
-// apply applies ev, the event at stream sequence seq, to sc. Applying an
-// acknowledged event never fails: every check was made before it was
-// published, and the in-memory store is unbounded where a bound could
-// refuse it.
-func (s *Store) apply(sc *scope, ev *event, seq uint64) (result, error) {
+// apply applies ev, the event at stream sequence seq and of size bytes,
+// to sc. Applying an acknowledged event never fails: every check was made
+// before it was published, and the in-memory store is unbounded where a
+// bound could refuse it.
+func (s *Store) apply(sc *scope, ev *event, seq uint64, size int) (result, error) {
 	ctx := context.Background()
 	at := ev.At
 	sc.at.Store(&at)
@@ -330,15 +429,33 @@ func (s *Store) apply(sc *scope, ev *event, seq uint64) (result, error) {
 		err = sc.mem.KV(ev.Name).Delete(ctx, ev.Key)
 	case opClaim:
 		sc.fenced = ev.Holder != s.opts.Holder
+		sc.claimer = ev.Holder
 	case opResume:
 		r.resumed, err = sc.mem.Resume(ctx, ev.Name, ev.Key)
+	case opSnapPart:
+		if ev.Snap.Part == 0 {
+			sc.parts = nil // those of a snapshot its writer gave up
+		}
+		sc.parts = append(sc.parts, ev.Snap)
+	case opSnapshot:
+		err = s.restore(sc, ev.Snap)
 	default:
 		err = fmt.Errorf("unknown operation %q", ev.Op)
+	}
+	if ev.Op != opSnapPart {
+		// A snapshot's parts are only ever followed by the rest of it:
+		// others stopped where its writer gave up.
+		sc.parts = nil
 	}
 	sc.last = seq
 	sc.events++
 	if ev.Holder != s.opts.Holder {
-		sc.foreign++
+		sc.lastForeign = max(sc.lastForeign, seq)
+	}
+	sc.since++
+	sc.sinceBytes += size
+	if ev.Op == opSnapshot && err == nil {
+		sc.since, sc.sinceBytes = 0, 0
 	}
 	s.index(sc, ev, &r)
 	if err != nil {
@@ -369,11 +486,7 @@ func (s *Store) index(sc *scope, ev *event, r *result) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, it := range added {
-		sc.ids[it.ID] = struct{}{}
-		s.owner[it.ID] = sc
-		s.items.Add(1)
-	}
+	s.track(sc, added)
 	for _, id := range gone {
 		if _, ok := sc.ids[id]; ok {
 			delete(sc.ids, id)
@@ -398,7 +511,7 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 		target = last.Sequence
 	}
 	sc.loaded = true
-	if target <= sc.last {
+	if target <= sc.last && !sc.gap {
 		return nil
 	}
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{sc.subject}}
@@ -416,7 +529,7 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 		return fmt.Errorf("natsstore: replay %s: %w", sc.subject, err)
 	}
 	defer it.Stop()
-	for sc.last < target {
+	for sc.last < target || sc.gap {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			sc.loaded = false
@@ -432,12 +545,35 @@ func (s *Store) load(ctx context.Context, sc *scope) error {
 			sc.loaded = false
 			return fmt.Errorf("natsstore: %s: event %d is damaged: %w", sc.subject, md.Sequence.Stream, err)
 		}
-		if _, err := s.apply(sc, &ev, md.Sequence.Stream); err != nil {
+		if ev.Prev != 0 && ev.Prev != sc.last {
+			if !ev.startsSnapshot() {
+				// Never from a purge, which keeps a snapshot whole and
+				// all after it: the log is damaged, or this state is
+				// wrong. The next use replays from the start.
+				s.reset(sc)
+				return fmt.Errorf("natsstore: %s: the events between sequences %d and %d are missing", sc.subject, ev.Prev, md.Sequence.Stream)
+			}
+			sc.gap = true
+		}
+		if _, err := s.apply(sc, &ev, md.Sequence.Stream, len(m.Data())); err != nil {
 			sc.loaded = false
 			return err
 		}
 	}
 	return nil
+}
+
+// empty is the state of a scope with no events.
+var empty, _ = store.NewMemory(store.Options{}).Snapshot()
+
+// reset empties sc, for its next use to replay its subject from the
+// start. A fence stays. sc.mu is held.
+func (s *Store) reset(sc *scope) {
+	sc.mem.Restore(empty)
+	s.mu.Lock()
+	s.unindex(sc)
+	s.mu.Unlock()
+	sc.loaded, sc.last, sc.parts, sc.gap, sc.since, sc.sinceBytes = false, 0, nil, false, 0, 0
 }
 
 // ErrClosed is returned by every call after Close.
@@ -470,8 +606,9 @@ func (s *Store) read(ctx context.Context, sc *scope, f func(*store.Memory) error
 // write publishes the event made by build (which may refuse it by its
 // error) on sc's subject as a compare-and-set on the last sequence applied,
 // and applies it. A conflict on a shared scope is resolved by catching up
-// and trying again; on an account, it means another daemon took the
-// account over, and fails with ErrFenced.
+// and trying again; on an account, too, unless the events caught up with
+// hold another daemon's: then the account was taken over, and the write
+// fails with ErrFenced.
 func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) (*event, error)) (result, error) {
 	if err := ctx.Err(); err != nil {
 		return result{}, err
@@ -494,56 +631,23 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 		if sc.fenced && ev.Op != opClaim {
 			return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
 		}
-		ev.At, ev.Holder = s.opts.Store.Now().Round(0).UTC(), s.opts.Holder
-		data, err := json.Marshal(ev)
+		decoded, seq, size, err := s.send(ctx, sc, ev)
 		if err != nil {
-			return result{}, fmt.Errorf("natsstore: encode %s event: %w", ev.Op, err)
-		}
-		// What is applied is what a replay will read, byte for byte.
-		var decoded event
-		if err := json.Unmarshal(data, &decoded); err != nil {
-			return result{}, fmt.Errorf("natsstore: decode %s event: %w", ev.Op, err)
-		}
-		// The message id lets a writer whose acknowledgement was lost
-		// find its write: the server checks the expected sequence before
-		// duplicates, so the id is looked for on the subject itself.
-		msgID := newMsgID()
-		var ack *jetstream.PubAck
-		for try := 0; ; try++ {
-			pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-			ack, err = s.js.Publish(pctx, sc.subject, data, jetstream.WithMsgID(msgID),
-				jetstream.WithExpectLastSequencePerSubject(sc.last), jetstream.WithExpectStream(s.opts.Stream))
-			cancel()
-			if err == nil {
-				break
-			}
-			if seq, ok := s.stored(ctx, sc.subject, msgID); ok {
-				ack, err = &jetstream.PubAck{Sequence: seq}, nil
-				break
-			}
-			if wrongLast(err) || try == 2 || ctx.Err() != nil {
-				break
-			}
-			// No answer, and the write is not on the subject: the same
-			// write again, which the expected sequence keeps single.
-		}
-		if err != nil {
-			// Whether it was stored is unknown until the subject is read
-			// again, which the next use does.
-			sc.loaded = false
 			if wrongLast(err) {
 				if sc.account != "" && ev.Op != opClaim {
-					// Someone wrote the account since this daemon read
-					// it. Another daemon fences this one; but the
-					// writer can be this daemon itself, a write of its
-					// own whose acknowledgement failed (a cluster without
-					// a quorum) stored after all once the quorum was
-					// back: then it writes on from there.
-					foreign := sc.foreign
+					// The subject moved since this daemon read it, or
+					// the server refused the compare-and-set in error
+					// (a loaded cluster does, now and then). Another
+					// daemon's write fences this one; but the writer
+					// can be this daemon itself, a write of its own
+					// whose acknowledgement failed (a cluster without a
+					// quorum) stored after all once the quorum was back:
+					// then, as after a refusal in error, it writes on.
+					before := sc.last
 					if lerr := s.load(ctx, sc); lerr != nil {
 						return result{}, lerr
 					}
-					if sc.fenced || sc.foreign != foreign {
+					if sc.fenced || sc.lastForeign > before {
 						sc.fenced = true
 						return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
 					}
@@ -554,7 +658,65 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 			}
 			return result{}, fmt.Errorf("natsstore: write %s to %s: %w", ev.Op, sc.subject, err)
 		}
-		return s.apply(sc, &decoded, ack.Sequence)
+		r, err := s.apply(sc, decoded, seq, size)
+		if err == nil {
+			s.snapshot(ctx, sc)
+		}
+		return r, err
+	}
+}
+
+// send publishes ev on sc's subject as a compare-and-set on the last
+// sequence applied, and returns the event as a replay will read it, its
+// stream sequence and its size. When it fails, whether it was stored is
+// unknown until the subject is read again, which the next use of sc does.
+func (s *Store) send(ctx context.Context, sc *scope, ev *event) (*event, uint64, int, error) {
+	ev.At, ev.Holder, ev.Prev = s.opts.Store.Now().Round(0).UTC(), s.opts.Holder, sc.last
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("natsstore: encode %s event: %w", ev.Op, err)
+	}
+	// What is applied is what a replay will read, byte for byte.
+	var decoded event
+	if err := json.Unmarshal(data, &decoded); err != nil {
+		return nil, 0, 0, fmt.Errorf("natsstore: decode %s event: %w", ev.Op, err)
+	}
+	// The message id lets a writer whose acknowledgement was lost find its
+	// write: the server checks the expected sequence before duplicates, so
+	// the id is looked for on the subject itself.
+	msgID := newMsgID()
+	for try := 0; ; try++ {
+		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		ack, err := s.js.Publish(pctx, sc.subject, data, jetstream.WithMsgID(msgID),
+			jetstream.WithExpectLastSequencePerSubject(sc.last), jetstream.WithExpectStream(s.opts.Stream))
+		cancel()
+		if err == nil {
+			return &decoded, ack.Sequence, len(data), nil
+		}
+		last, id, found := s.lastOn(ctx, sc.subject)
+		if found && id == msgID {
+			return &decoded, last, len(data), nil
+		}
+		// Refused while the subject's last message is the one the write
+		// expects: the stream's leader had not applied it yet (seen on a
+		// cluster under load). Nobody else wrote; the same write again is
+		// still a compare-and-set on that message.
+		spurious := wrongLast(err) && ((found && last == sc.last) || (!found && sc.last == 0))
+		if (wrongLast(err) && !spurious) || try == 4 || ctx.Err() != nil {
+			sc.loaded = false
+			return nil, 0, 0, err
+		}
+		// No answer, and the write is not on the subject, or a refusal
+		// in error: the same write again, which the expected sequence
+		// keeps single, once the leader had a moment.
+		if spurious {
+			t := time.NewTimer(time.Duration(try+1) * 20 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 	}
 }
 
@@ -565,16 +727,17 @@ func newMsgID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// stored reports whether the last message on subject is the write with
-// msgID, and its sequence.
-func (s *Store) stored(ctx context.Context, subject, msgID string) (uint64, bool) {
+// lastOn returns the sequence and message id of subject's last message,
+// and whether it found one: a writer whose answer was lost looks there for
+// its write.
+func (s *Store) lastOn(ctx context.Context, subject string) (uint64, string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
-	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != msgID {
-		return 0, false
+	if err != nil {
+		return 0, "", false
 	}
-	return m.Sequence, true
+	return m.Sequence, m.Header.Get(jetstream.MsgIDHeader), true
 }
 
 func wrongLast(err error) bool {
@@ -658,6 +821,21 @@ func (s *Store) Forget(account string) {
 	defer sc.mu.Unlock()
 	s.mu.Lock()
 	delete(s.scopes, sc.subject)
+	s.unindex(sc)
+	s.mu.Unlock()
+}
+
+// track indexes items as sc's. s.mu is held.
+func (s *Store) track(sc *scope, items []store.Item) {
+	for _, it := range items {
+		sc.ids[it.ID] = struct{}{}
+		s.owner[it.ID] = sc
+	}
+	s.items.Add(int64(len(items)))
+}
+
+// unindex takes sc's outbox items out of the store's index. s.mu is held.
+func (s *Store) unindex(sc *scope) {
 	for id := range sc.ids {
 		if s.owner[id] == sc {
 			delete(s.owner, id)
@@ -665,7 +843,6 @@ func (s *Store) Forget(account string) {
 	}
 	s.items.Add(-int64(len(sc.ids)))
 	clear(sc.ids)
-	s.mu.Unlock()
 }
 
 // Account implements store.Store.

@@ -15,12 +15,13 @@ import (
 
 var streams atomic.Int64
 
-// opener gives each test a stream of its own on the cluster c.
-func opener(c *natstest.Cluster, replicas int) storetest.Factory {
+// opener gives each test a stream of its own on the cluster c; every is
+// the stores' SnapshotEvery.
+func opener(c *natstest.Cluster, replicas, every int) storetest.Factory {
 	return func(t *testing.T, opts store.Options) storetest.Opener {
 		name := fmt.Sprintf("T%d", streams.Add(1))
 		return storetest.Opener{Persistent: true, Open: func(t *testing.T) store.Store {
-			s, err := natsstore.Open(context.Background(), c.Connect(t), natsstore.Options{Stream: name, Replicas: replicas, Holder: "test", Store: opts})
+			s, err := natsstore.Open(context.Background(), c.Connect(t), natsstore.Options{Stream: name, Replicas: replicas, Holder: "test", Store: opts, SnapshotEvery: every})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -31,16 +32,22 @@ func opener(c *natstest.Cluster, replicas int) storetest.Factory {
 }
 
 // TestContract runs the store contract on a lone server and on a
-// three-node cluster with three replicas.
+// three-node cluster with three replicas, and on a lone server whose
+// stores snapshot every two events, so that most reopens replay from a
+// snapshot.
 func TestContract(t *testing.T) {
 	t.Parallel()
 	t.Run("single", func(t *testing.T) {
 		t.Parallel()
-		storetest.Run(t, opener(natstest.Start(t, 1), 1))
+		storetest.Run(t, opener(natstest.Start(t, 1), 1, 0))
+	})
+	t.Run("single-snapshots", func(t *testing.T) {
+		t.Parallel()
+		storetest.Run(t, opener(natstest.Start(t, 1), 1, 2))
 	})
 	t.Run("cluster", func(t *testing.T) {
 		t.Parallel()
-		storetest.Run(t, opener(natstest.Start(t, 3), 3))
+		storetest.Run(t, opener(natstest.Start(t, 3), 3, 0))
 	})
 }
 

@@ -44,6 +44,7 @@ func Run(t *testing.T, newState Factory) {
 		"ConcurrentCommits":                     concurrent,
 		"ConversationLog":                       conversationLog,
 		"PausesGoWithTheirPage":                 pauses,
+		"SeenIDsAreBounded":                     seenBounds,
 	}
 	for name, test := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -453,5 +454,47 @@ func pauses(t *testing.T, newState Factory) {
 	}
 	if ok, _ := s.Resume(ctx, "shop", "s1"); ok {
 		t.Fatal("resumed a pause twice")
+	}
+}
+
+// seenBounds: a page commit forgets the ids first seen longer than
+// SeenRetention before it, then the oldest past SeenMax; they stay
+// forgotten after a reopen (a store that replays a log forgets the same
+// ones), and a forgotten id is new again.
+func seenBounds(t *testing.T, newState Factory) {
+	ctx := context.Background()
+	var now atomic.Int64 // seconds past t0
+	o := newState(t, store.Options{SeenMax: 3, SeenRetention: time.Hour, Now: func() time.Time { return t0.Add(time.Duration(now.Load()) * time.Second) }})
+	s := o.Open(t)
+	defer func() { s.Close() }()
+	commit := func(id uint64) store.PageResult {
+		t.Helper()
+		res, err := s.CommitPage(ctx, store.Commit{Account: "a", KeyBuff: "k", MsgIDs: []uint64{id},
+			Items: []store.Item{{Account: "a", Kind: store.KindReply, MsgID: id}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now.Add(1)
+		return res
+	}
+	expect := func(ids, want []uint64, why string) {
+		t.Helper()
+		if u, err := s.Unseen(ctx, "a", ids); err != nil || !slices.Equal(u, want) {
+			t.Fatalf("%s: unseen = %v, %v; want %v", why, u, err, want)
+		}
+	}
+	for id := uint64(1); id <= 5; id++ {
+		commit(id)
+	}
+	expect([]uint64{1, 2, 3, 4, 5}, []uint64{1, 2}, "past SeenMax the oldest go")
+	s = reopen(t, o, s)
+	expect([]uint64{1, 2, 3, 4, 5}, []uint64{1, 2}, "after a reopen")
+	now.Add(2 * 3600)
+	commit(6)
+	expect([]uint64{3, 4, 5, 6}, []uint64{3, 4, 5}, "past the retention")
+	s = reopen(t, o, s)
+	expect([]uint64{3, 4, 5, 6}, []uint64{3, 4, 5}, "past the retention, after a reopen")
+	if res := commit(3); len(res.Items) != 1 {
+		t.Fatalf("a forgotten id is new again: items = %+v", res.Items)
 	}
 }
