@@ -357,10 +357,13 @@ func runSeedWith(seed uint64, dir string, trace, images bool) (res result) {
 		base = b
 	} else if *natsEvery > 0 && seed%uint64(*natsEvery) == 1 && jetStream != nil {
 		// A crash loses the daemon's in-memory view of the stream: each
-		// boot opens the store again and replays the accounts.
+		// boot opens the store again and replays the accounts. Snapshots
+		// come every few events, so that replays start from them and
+		// crashes fall between a write and its snapshot.
 		name := fmt.Sprintf("DST%d", streams.Add(1))
+		every := 2 + int(seed%7)
 		open := func() store.Store {
-			s, err := natsstore.Open(context.Background(), jetStream, natsstore.Options{Stream: name, Holder: "dst", Store: store.Options{Now: clock.Now}})
+			s, err := natsstore.Open(context.Background(), jetStream, natsstore.Options{Stream: name, Holder: "dst", SnapshotEvery: every, Store: store.Options{Now: clock.Now}})
 			if err != nil {
 				panic(err)
 			}
