@@ -109,7 +109,7 @@ func (r *clusterRig) config(node string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `state_dir: ./%s
 upstream: {base_url: %q, account: %s, password: %s, timeout: 2s}
-store: {kind: nats, url: %q, stream: FB, replicas: 3, node: %s, lease_ttl: %s, moves_per_second: 20}
+store: {kind: nats, url: %q, stream: FB, replicas: 3, node: %s, lease_ttl: %s, moves_per_second: 20, snapshot_events: 8}
 rules: [./rules]
 admin: {listen: 127.0.0.1:0}
 sync: {idle_interval: %s, busy_interval: 0s, max_backoff: 1s, online_check: 1m, concurrency: 64}
@@ -220,7 +220,9 @@ func poll(t *testing.T, what string, within time.Duration, cond func() bool) tim
 // SIGKILLs a daemon, SIGSTOPs another past its lease, stops a NATS server
 // and adds a fourth daemon, then checks the simulator's record: every
 // message answered exactly once, no send with a stale wId, no login after
-// the first, and no account's sends made by two daemons at once.
+// the first, and no account's sends made by two daemons at once. Each
+// account's state is snapshotted every 8 events, so that the take-overs
+// replay from snapshots.
 //
 // go test runs 30 accounts with a 3 s lease; FINDERBOT_CLUSTER_ACCOUNTS=300
 // runs the issue's full size, which .ci/run does on its own.

@@ -123,7 +123,7 @@ func (d *Daemon) openCluster(sopts store.Options) error {
 	d.closers = append(d.closers, func() error { nc.Close(); return nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := natsstore.Open(ctx, nc, natsstore.Options{Stream: cfg.Stream, Replicas: cfg.Replicas, Holder: node, Store: sopts})
+	st, err := natsstore.Open(ctx, nc, natsstore.Options{Stream: cfg.Stream, Replicas: cfg.Replicas, Holder: node, SnapshotEvery: cfg.SnapshotEvents, Store: sopts})
 	if err != nil {
 		return err
 	}

@@ -294,6 +294,11 @@ type Store struct {
 	// MovesPerSecond bounds how many accounts a daemon hands over per
 	// second when a new daemon joins, so that logins move gradually.
 	MovesPerSecond float64 `yaml:"moves_per_second"`
+	// SnapshotEvents is how many events of an account go into the stream
+	// between two snapshots of its state, after each of which the events
+	// before it are purged (0 for the default, 1,000; negative: never,
+	// and the stream keeps every event).
+	SnapshotEvents int `yaml:"snapshot_events"`
 }
 
 // Console bounds the conversation log: each account's recent messages,
