@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
+	runtimemetrics "runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,11 +47,13 @@ func BenchmarkConsoleOverview(b *testing.B) {
 	}
 	defer in.close()
 	var serve, update, inServe, inUpdate []time.Duration
+	sched0, gc0 := readHistogram(schedLatencies), readHistogram(gcPauses)
 	b.ResetTimer()
 	for range b.N {
 		s, u := br.round(b, change)
 		serve, update = append(serve, s), append(update, u)
 	}
+	sched, gc := readHistogram(schedLatencies).since(sched0), readHistogram(gcPauses).since(gc0)
 	for range b.N {
 		s, err := in.get()
 		if err != nil {
@@ -65,6 +69,11 @@ func BenchmarkConsoleOverview(b *testing.B) {
 	b.ReportMetric(percentile(serve, 50).Seconds()*1000, "serve-p50-ms")
 	b.ReportMetric(p99(serve).Seconds()*1000, "serve-p99-ms")
 	b.ReportMetric(p99(update).Seconds()*1000, "update-p99-ms")
+	// What the daemon's goroutines waited to run once runnable, and the
+	// collector stopped the world, while the browser process measured.
+	b.ReportMetric(sched.quantile(0.99)*1000, "sched-p99-ms")
+	b.ReportMetric(sched.quantile(0.999)*1000, "sched-p999-ms")
+	b.ReportMetric(gc.quantile(1)*1000, "gc-pause-max-ms")
 	b.ReportMetric(percentile(inServe, 50).Seconds()*1000, "inproc-serve-p50-ms")
 	b.ReportMetric(p99(inServe).Seconds()*1000, "inproc-serve-p99-ms")
 	b.ReportMetric(p99(inUpdate).Seconds()*1000, "inproc-update-p99-ms")
@@ -210,6 +219,49 @@ func (p *browserProcess) round(tb testing.TB, change func() time.Time) (serve, u
 	serve = time.Duration(p.number(tb))
 	t0 := change()
 	return serve, time.Unix(0, p.number(tb)).Sub(t0)
+}
+
+const (
+	schedLatencies = "/sched/latencies:seconds"
+	gcPauses       = "/sched/pauses/stopping/gc:seconds"
+)
+
+// histogram is a runtime/metrics histogram.
+type histogram struct{ *runtimemetrics.Float64Histogram }
+
+func readHistogram(name string) histogram {
+	s := []runtimemetrics.Sample{{Name: name}}
+	runtimemetrics.Read(s)
+	return histogram{s[0].Value.Float64Histogram()}
+}
+
+// since is h less what earlier counted.
+func (h histogram) since(earlier histogram) histogram {
+	d := &runtimemetrics.Float64Histogram{Buckets: h.Buckets, Counts: slices.Clone(h.Counts)}
+	for i := range d.Counts {
+		d.Counts[i] -= earlier.Counts[i]
+	}
+	return histogram{d}
+}
+
+// quantile is the upper bound of the bucket holding the q-quantile, in
+// seconds: 0 when nothing was counted.
+func (h histogram) quantile(q float64) float64 {
+	var total uint64
+	for _, c := range h.Counts {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(total)))
+	var n uint64
+	for i, c := range h.Counts {
+		if n += c; n >= rank {
+			return min(h.Buckets[i+1], math.MaxFloat64)
+		}
+	}
+	return h.Buckets[len(h.Buckets)-1]
 }
 
 // p99 is the 99th percentile of ds.
