@@ -24,6 +24,7 @@ import (
 	"github.com/finderbot/finderbot/engine/natstest"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // handlerTransport hands requests straight to an http.Handler, so that a
@@ -330,11 +331,12 @@ func BenchmarkIdleAccounts(b *testing.B) {
 					cpuProfile, _ = os.Create(filepath.Join(profiles, "idle_cpu_"+admin.name+".out"))
 					pprof.StartCPUProfile(cpuProfile)
 				}
-				a0 := totalAlloc()
+				a0, p0 := totalAlloc(), polls(d)
 				c0, t0 := cpuTime(), time.Now()
 				time.Sleep(window)
 				cores := float64(cpuTime()-c0) / float64(time.Since(t0))
 				allocRate := float64(totalAlloc()-a0) / time.Since(t0).Seconds()
+				pollRate := float64(polls(d)-p0) / time.Since(t0).Seconds()
 				var writes uint64
 				if bolt != nil {
 					writes = bolt.Writes() - writes0
@@ -353,9 +355,21 @@ func BenchmarkIdleAccounts(b *testing.B) {
 				b.ReportMetric(allocRate/(1<<20), "alloc-MiB/s")
 				b.ReportMetric(perAccount/1024, "KiB/account")
 				b.ReportMetric(float64(writes)/window.Seconds(), "writes/s")
+				// A loaded machine polls less than once a second per account:
+				// the costs per poll compare runs on it.
+				b.ReportMetric(pollRate, "polls/s")
+				b.ReportMetric(cores*1e6/pollRate, "cpu-µs/poll")
+				b.ReportMetric(allocRate/pollRate, "alloc-B/poll")
 			}
 		})
 	}
+}
+
+// polls is the number of polls the daemon made.
+func polls(d *Daemon) uint64 {
+	var m dto.Metric
+	d.metrics.pollSeconds.Write(&m)
+	return m.GetHistogram().GetSampleCount()
 }
 
 // startIdleAccounts starts a daemon of n accounts against a simulator in
