@@ -24,6 +24,7 @@ import (
 	"github.com/finderbot/finderbot/engine/natstest"
 	"github.com/finderbot/finderbot/engine/store"
 	"github.com/finderbot/finderbot/engine/upstream/sim"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // handlerTransport hands requests straight to an http.Handler, so that a
@@ -222,11 +223,16 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// settle waits until no account has an action queued or in doubt, then a
-// few seconds more for the echoes of the last replies to come back: what
-// follows measures idle polling, not the seed pages' answers.
+// settle waits until no account has an action queued or in doubt and the
+// store has written nothing for three seconds: the seed pages, their
+// answers and the echoes of the last replies are done, and what follows
+// measures idle polling. (An empty outbox alone is not enough: accounts
+// still syncing their seed pages have queued nothing yet.)
 func settle(b *testing.B, d *Daemon) {
 	deadline := time.Now().Add(2 * time.Minute)
+	bolt, _ := d.store.(*store.Bolt)
+	var last [2]uint64
+	quietSince := time.Now()
 	for {
 		busy := 0
 		for _, name := range d.order {
@@ -234,15 +240,22 @@ func settle(b *testing.B, d *Daemon) {
 				busy++
 			}
 		}
-		if busy == 0 {
-			break
+		if bolt != nil {
+			if now := [2]uint64{bolt.Writes(), bolt.Commits()}; now != last {
+				last, quietSince = now, time.Now()
+			}
+		}
+		if busy > 0 {
+			quietSince = time.Now()
+		}
+		if time.Since(quietSince) >= 3*time.Second {
+			return
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%d accounts still have actions queued after 2 minutes", busy)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(3 * time.Second)
 }
 
 // steadyLiveBytes is the median of five readings of liveBytes a second
@@ -301,7 +314,12 @@ func BenchmarkIdleAccounts(b *testing.B) {
 		b.Run(admin.name, func(b *testing.B) {
 			for range b.N {
 				base := liveBytes()
-				_, stop := startIdleAccounts(b, accounts, admin.listen)
+				d, stop := startIdleAccounts(b, accounts, admin.listen)
+				bolt, _ := d.store.(*store.Bolt)
+				var writes0 uint64
+				if bolt != nil {
+					writes0 = bolt.Writes()
+				}
 				var cpuProfile *os.File
 				if profiles != "" {
 					// The window's allocations are the difference of its two
@@ -313,11 +331,16 @@ func BenchmarkIdleAccounts(b *testing.B) {
 					cpuProfile, _ = os.Create(filepath.Join(profiles, "idle_cpu_"+admin.name+".out"))
 					pprof.StartCPUProfile(cpuProfile)
 				}
-				a0 := totalAlloc()
+				a0, p0 := totalAlloc(), polls(d)
 				c0, t0 := cpuTime(), time.Now()
 				time.Sleep(window)
 				cores := float64(cpuTime()-c0) / float64(time.Since(t0))
 				allocRate := float64(totalAlloc()-a0) / time.Since(t0).Seconds()
+				pollRate := float64(polls(d)-p0) / time.Since(t0).Seconds()
+				var writes uint64
+				if bolt != nil {
+					writes = bolt.Writes() - writes0
+				}
 				if profiles != "" {
 					pprof.StopCPUProfile()
 					cpuProfile.Close()
@@ -331,9 +354,22 @@ func BenchmarkIdleAccounts(b *testing.B) {
 				b.ReportMetric(cores, "cores")
 				b.ReportMetric(allocRate/(1<<20), "alloc-MiB/s")
 				b.ReportMetric(perAccount/1024, "KiB/account")
+				b.ReportMetric(float64(writes)/window.Seconds(), "writes/s")
+				// A loaded machine polls less than once a second per account:
+				// the costs per poll compare runs on it.
+				b.ReportMetric(pollRate, "polls/s")
+				b.ReportMetric(cores*1e6/pollRate, "cpu-µs/poll")
+				b.ReportMetric(allocRate/pollRate, "alloc-B/poll")
 			}
 		})
 	}
+}
+
+// polls is the number of polls the daemon made.
+func polls(d *Daemon) uint64 {
+	var m dto.Metric
+	d.metrics.pollSeconds.Write(&m)
+	return m.GetHistogram().GetSampleCount()
 }
 
 // startIdleAccounts starts a daemon of n accounts against a simulator in

@@ -26,6 +26,7 @@ const daemonEnv = "FINDERBOT_TEST_DAEMON_CONFIG"
 
 func TestMain(m *testing.M) {
 	plugins.RunShimIfRequested()
+	runBrowserIfRequested()
 	if addr := os.Getenv(simEnv); addr != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := sim.Run(ctx, addr, sim.Options{AutoConfirm: true}, os.Stdout)

@@ -75,6 +75,7 @@ type console struct {
 	pages    map[string]*template.Template
 	streams  atomic.Int64
 	listings listings // the Overview's, kept between requests
+	overviewHTML renderedOverview
 	mux      *http.ServeMux
 }
 
@@ -208,6 +209,15 @@ func (c *console) sameOrigin(r *http.Request, want string) bool {
 // render writes a page, or with fragment != "" one of its fragments. The
 // template runs into a buffer first, so that a failing one is a clean 500.
 func (c *console) render(w http.ResponseWriter, status int, name, fragment string, v *view) {
+	if page, ok := c.execute(w, name, fragment, v); ok {
+		writeHTML(w, status, page)
+	}
+}
+
+// execute runs the template of page name, or of its fragment, into a
+// buffer and returns the bytes; it answers 500 itself when the template
+// fails.
+func (c *console) execute(w http.ResponseWriter, name, fragment string, v *view) ([]byte, bool) {
 	t := c.pages[name]
 	if fragment == "" {
 		fragment = "layout"
@@ -215,11 +225,16 @@ func (c *console) render(w http.ResponseWriter, status int, name, fragment strin
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, fragment, v); err != nil {
 		http.Error(w, fmt.Sprintf("console: page %s: %v", name, err), http.StatusInternalServerError)
-		return
+		return nil, false
 	}
+	return buf.Bytes(), true
+}
+
+// writeHTML answers with an HTML page.
+func writeHTML(w http.ResponseWriter, status int, page []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(page)
 }
 
 // fail answers with the error page.

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -79,5 +80,45 @@ func TestOverviewListingIsKeptUntilAnEventOrASecond(t *testing.T) {
 		if b.asked() != 4 {
 			t.Fatalf("%d Overviews asked after ten requests on an old listing, want one refresh more", b.asked())
 		}
+	})
+}
+
+// TestOverviewFragmentIsKeptRenderedPerLanguageAndTimesAgo: the unfiltered
+// Overview's live fragment is served again as rendered while nothing in it
+// moved; a request in another language, or once the times ago moved, gets
+// its own.
+func TestOverviewFragmentIsKeptRenderedPerLanguageAndTimesAgo(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := New(newFake(), Options{Loopback: true})
+		zh, en := newBrowser(t, h), newBrowser(t, h)
+		get := func(b *browser, headers ...string) string {
+			t.Helper()
+			w := b.get("/fragments/overview", headers...)
+			if w.Code != 200 || w.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Fatalf("status %d, Content-Type %q", w.Code, w.Header().Get("Content-Type"))
+			}
+			return w.Body.String()
+		}
+		first := get(zh)
+		if !strings.Contains(first, "1 分钟前") {
+			t.Fatalf("no time ago in\n%s", first)
+		}
+		if again := get(zh); again != first {
+			t.Errorf("the same listing the same second rendered otherwise:\n%s\n%s", first, again)
+		}
+		if english := get(en, "Accept-Language", "en"); !strings.Contains(english, "1 min ago") || !strings.Contains(english, "Accounts") {
+			t.Errorf("English after Chinese:\n%s", english)
+		}
+		if again := get(zh); again != first {
+			t.Errorf("Chinese after English:\n%s", again)
+		}
+		// The listing is kept for a second and then served once more while
+		// the next is made: its times ago have moved on.
+		time.Sleep(30 * time.Second)
+		if later := get(zh); !strings.Contains(later, "2 分钟前") {
+			t.Errorf("30 s later, no time ago moved on in\n%s", later)
+		}
+		synctest.Wait()
 	})
 }

@@ -245,7 +245,54 @@ func (c *console) overview(w http.ResponseWriter, r *http.Request, v *view) {
 	if q != "" {
 		v.Fragment += "?q=" + url.QueryEscape(q)
 	}
-	c.show(w, r, v, http.StatusOK, "overview")
+	if q != "" || !isFragment(r) {
+		c.show(w, r, v, http.StatusOK, "overview")
+		return
+	}
+	// The live fragment of the unfiltered listing, which every browser on
+	// the Overview fetches at every change it hears of.
+	page := c.overviewHTML.get(l, v.lang, d.Rows)
+	if page == nil {
+		var ok bool
+		if page, ok = c.execute(w, "overview", "overview-live", v); !ok {
+			return
+		}
+		c.overviewHTML.put(l, v.lang, d.Rows, page)
+	}
+	writeHTML(w, http.StatusOK, page)
+}
+
+// renderedOverview is the live fragment of the unfiltered Overview as it
+// was last rendered. The fragment is made of the listing, the language
+// and the rows formatted for the request, which differ from one request to
+// the next only in their times ago: until the listing is made anew, the
+// requests of the same second are served the same bytes without running
+// the template again (a browser on the Overview fetches the fragment at
+// every change it hears of, and there may be several).
+type renderedOverview struct {
+	mu   sync.Mutex
+	l    *listing
+	lang lang
+	rows []overviewRow
+	page []byte // never modified once kept
+}
+
+// get returns the fragment rendered of l, in lang, with rows; nil when it
+// is not the one kept.
+func (ro *renderedOverview) get(l *listing, lang lang, rows []overviewRow) []byte {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	if ro.l != l || ro.lang != lang || !slices.Equal(ro.rows, rows) {
+		return nil
+	}
+	return ro.page
+}
+
+// put keeps page, the fragment rendered of l, in lang, with rows.
+func (ro *renderedOverview) put(l *listing, lang lang, rows []overviewRow, page []byte) {
+	ro.mu.Lock()
+	defer ro.mu.Unlock()
+	ro.l, ro.lang, ro.rows, ro.page = l, lang, rows, page
 }
 
 // ranked is an account with its attention rank, computed once.

@@ -203,6 +203,15 @@ type queue struct {
 	calls   int
 }
 
+// attempting marks item id as being attempted, its echo not yet arrived.
+// The caller holds o.mu.
+func (q *queue) attempting(id uint64) {
+	if q.inflight == nil {
+		q.inflight = map[uint64]bool{}
+	}
+	q.inflight[id] = false
+}
+
 type delivered struct {
 	id uint64
 	at time.Time
@@ -381,6 +390,9 @@ func (o *Outbox) addEntries(es []*entry) {
 		if _, ok := q.convs[conv]; !ok {
 			q.order = append(q.order, conv)
 		}
+		if q.convs == nil {
+			q.convs = map[string][]*entry{}
+		}
 		q.convs[conv] = append(q.convs[conv], e)
 		q.depth++
 		if e.doubt {
@@ -395,7 +407,9 @@ func (o *Outbox) addEntries(es []*entry) {
 func (o *Outbox) queue(account string) *queue {
 	q := o.accounts[account]
 	if q == nil {
-		q = &queue{account: account, convs: map[string][]*entry{}, wake: make(chan struct{}, 1), inflight: map[uint64]bool{}, calling: map[string]bool{}}
+		// Its maps are made when first written, and dropped once empty:
+		// the queue of an idle account holds nothing.
+		q = &queue{account: account, wake: make(chan struct{}, 1)}
 		o.accounts[account] = q
 	}
 	return q
@@ -415,6 +429,17 @@ func (o *Outbox) wakeLocked(q *queue) {
 	}
 }
 
+// forgetIfIdleLocked drops the queue of an account with nothing queued,
+// pending or awaiting its echo, and no worker: idle accounts cost nothing
+// here. One with delivered replies awaiting their echo keeps its queue (but
+// no worker) until their echo or CaughtUp drops them. The caller holds
+// o.mu.
+func (o *Outbox) forgetIfIdleLocked(q *queue) {
+	if !q.running && q.calls == 0 && len(q.order) == 0 && q.pending.Empty() && len(q.delivered) == 0 && o.accounts[q.account] == q {
+		delete(o.accounts, q.account)
+	}
+}
+
 // Settled takes the replies a committed page's echoes proved delivered out
 // of the queue: the store already removed them with the page. An attempt in
 // flight for one of them counts as delivered, whatever its answer says.
@@ -428,6 +453,7 @@ func (o *Outbox) Settled(account string, ids []uint64) {
 	if q == nil {
 		return
 	}
+	defer o.forgetIfIdleLocked(q)
 	for _, id := range ids {
 		q.delivered = slices.DeleteFunc(q.delivered, func(d delivered) bool { return d.id == id })
 		q.pending.Put = slices.DeleteFunc(q.pending.Put, func(it store.Item) bool { return it.ID == id })
@@ -529,6 +555,11 @@ func (o *Outbox) removeLocked(q *queue, conv string, i int) {
 		if j := slices.Index(q.order, conv); j >= 0 {
 			q.order = slices.Delete(q.order, j, j+1)
 		}
+		if len(q.convs) == 0 {
+			// The account has nothing queued: what the map and the order
+			// grew to for a burst goes.
+			q.convs, q.order = nil, nil
+		}
 	} else if i == 0 {
 		es[0] = nil
 		q.convs[conv] = es[1:]
@@ -579,7 +610,7 @@ func (o *Outbox) next(q *queue, now time.Time) (*entry, time.Duration) {
 		}
 		if !due.After(now) {
 			q.order = append(append(q.order[:i:i], q.order[i+1:]...), conv)
-			q.inflight[e.it.ID] = false
+			q.attempting(e.it.ID)
 			return e, 0
 		}
 		if w := due.Sub(now); wait < 0 || w < wait {
@@ -659,7 +690,7 @@ func (o *Outbox) more(q *queue, first *entry, now time.Time) []*entry {
 				return false
 			}
 		}
-		q.inflight[e.it.ID] = false
+		q.attempting(e.it.ID)
 		batch = append(batch, e)
 		return true
 	}
@@ -700,7 +731,7 @@ func (o *Outbox) Step(ctx context.Context, account string) (time.Duration, bool)
 	}
 	defer func() {
 		o.mu.Lock()
-		clear(q.inflight)
+		q.inflight = nil
 		o.mu.Unlock()
 	}()
 	if e.it.Kind == store.KindPlugin {
@@ -1138,6 +1169,9 @@ func (o *Outbox) callPlugin(ctx context.Context, q *queue, e *entry) time.Durati
 func (o *Outbox) callPluginAside(ctx context.Context, q *queue, e *entry) {
 	conv := e.it.Conversation
 	o.mu.Lock()
+	if q.calling == nil {
+		q.calling = map[string]bool{}
+	}
 	q.calling[conv] = true
 	q.calls++
 	o.wg.Add(1)
@@ -1205,12 +1239,7 @@ func (o *Outbox) work(q *queue) {
 			// Work may have arrived between Step and here.
 			if len(q.order) == 0 && q.pending.Empty() {
 				q.running = false
-				// Idle accounts cost nothing here; one with delivered
-				// replies awaiting their echo keeps its queue (but no
-				// worker) until CaughtUp drops them.
-				if o.accounts[q.account] == q && len(q.delivered) == 0 {
-					delete(o.accounts, q.account)
-				}
+				o.forgetIfIdleLocked(q)
 				o.mu.Unlock()
 				return
 			}

@@ -427,3 +427,25 @@ func TestFencedAttemptIsNeverHandedOver(t *testing.T) {
 		t.Fatalf("accepted %v, want the reply once", up.accepted)
 	}
 }
+
+// TestAnIdleAccountKeepsNoQueue: once its reply's echo came, an account
+// with nothing queued costs the outbox nothing, as one that never sent.
+func TestAnIdleAccountKeepsNoQueue(t *testing.T) {
+	t.Parallel()
+	up := &fakeUpstream{}
+	r := newRig(t, store.NewMemory(store.Options{}), up)
+	r.enqueue(t, store.KindReply, "在的")
+	r.drain()
+	r.ob.mu.Lock()
+	q := r.ob.accounts["shop"]
+	r.ob.mu.Unlock()
+	if q == nil || len(q.delivered) != 1 {
+		t.Fatalf("the delivered reply awaiting its echo: queue %+v", q)
+	}
+	r.echo(t, 0)
+	r.ob.mu.Lock()
+	defer r.ob.mu.Unlock()
+	if q := r.ob.accounts["shop"]; q != nil {
+		t.Fatalf("the queue is kept after the echo: %+v", q)
+	}
+}

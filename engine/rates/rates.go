@@ -7,12 +7,14 @@
 //
 // A person reading "per minute" does not miss the seconds, and a window
 // fits in 48 bytes, its buckets inline: a daemon of ten thousand accounts
-// keeps a second's worth of figures for each in under a megabyte.
+// keeps a second's worth of figures for each in under a megabyte, and
+// nothing for an account that has had no event.
 package rates
 
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -103,11 +105,14 @@ func (w *Window) Count(now time.Time) uint64 {
 	return uint64(w.total)
 }
 
-// Accounts holds the in and out windows of a fixed set of accounts.
+// Accounts holds the in and out windows of a fixed set of accounts. An
+// account's windows are made at its first event: of ten thousand idle
+// accounts, each costs a pointer and its name's place in a map.
 type Accounts struct {
 	now   func() time.Time
-	m     map[string]*pair // never changed after NewAccounts: read without a lock
-	order []*pair          // the accounts in the order given to NewAccounts
+	index map[string]int         // the slot of each name; never changed after NewAccounts: read without a lock
+	slots []atomic.Pointer[pair] // nil until the account's first event
+	order []int                  // the slot of each name given to NewAccounts, nil when the names are distinct
 }
 
 type pair struct{ in, out Window }
@@ -118,37 +123,62 @@ func NewAccounts(now func() time.Time, names ...string) *Accounts {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Accounts{now: now, m: make(map[string]*pair, len(names)), order: make([]*pair, len(names))}
+	a := &Accounts{now: now, index: make(map[string]int, len(names))}
+	order := make([]int, len(names))
 	for i, n := range names {
-		p := a.m[n]
-		if p == nil {
-			p = &pair{}
-			a.m[n] = p
+		slot, ok := a.index[n]
+		if !ok {
+			slot = len(a.index)
+			a.index[n] = slot
 		}
-		a.order[i] = p
+		order[i] = slot
+	}
+	a.slots = make([]atomic.Pointer[pair], len(a.index))
+	if len(a.index) < len(names) {
+		a.order = order
 	}
 	return a
+}
+
+// windows returns the account's windows, made if made is set and they are
+// not yet; nil for an unknown account, or one without events when made is
+// not set.
+func (a *Accounts) windows(account string, made bool) *pair {
+	slot, ok := a.index[account]
+	if !ok {
+		return nil
+	}
+	p := a.slots[slot].Load()
+	if p == nil && made {
+		a.slots[slot].CompareAndSwap(nil, &pair{})
+		p = a.slots[slot].Load()
+	}
+	return p
 }
 
 // In records n messages received by account; an account not given to
 // NewAccounts is ignored.
 func (a *Accounts) In(account string, n int) {
-	if p := a.m[account]; p != nil && n > 0 {
-		p.in.Add(a.now(), uint64(n))
+	if n > 0 {
+		if p := a.windows(account, true); p != nil {
+			p.in.Add(a.now(), uint64(n))
+		}
 	}
 }
 
 // Out records n messages sent by account.
 func (a *Accounts) Out(account string, n int) {
-	if p := a.m[account]; p != nil && n > 0 {
-		p.out.Add(a.now(), uint64(n))
+	if n > 0 {
+		if p := a.windows(account, true); p != nil {
+			p.out.Add(a.now(), uint64(n))
+		}
 	}
 }
 
 // PerMinute returns the messages account received and sent over the last
 // minute; 0, 0 for an unknown account.
 func (a *Accounts) PerMinute(account string) (in, out float64) {
-	p := a.m[account]
+	p := a.windows(account, false)
 	if p == nil {
 		return 0, 0
 	}
@@ -162,9 +192,19 @@ func (a *Accounts) PerMinute(account string) (in, out float64) {
 // lookup by name: a page listing ten thousand accounts asks for all.
 func (a *Accounts) PerMinuteAll() (in, out []float64) {
 	now := a.now()
-	in, out = make([]float64, len(a.order)), make([]float64, len(a.order))
-	for i, p := range a.order {
-		in[i], out[i] = float64(p.in.Count(now)), float64(p.out.Count(now))
+	n := len(a.slots)
+	if a.order != nil {
+		n = len(a.order)
+	}
+	in, out = make([]float64, n), make([]float64, n)
+	for i := range n {
+		slot := i
+		if a.order != nil {
+			slot = a.order[i]
+		}
+		if p := a.slots[slot].Load(); p != nil {
+			in[i], out[i] = float64(p.in.Count(now)), float64(p.out.Count(now))
+		}
 	}
 	return in, out
 }

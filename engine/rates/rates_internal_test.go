@@ -44,3 +44,20 @@ func TestBucketSaturates(t *testing.T) {
 		t.Fatalf("after the saturated bucket expired: %d, want 2", got)
 	}
 }
+
+// TestAnIdleAccountHasNoWindows keeps ten thousand idle accounts cheap:
+// an account's windows are made at its first event, and reading the rates
+// makes none.
+func TestAnIdleAccountHasNoWindows(t *testing.T) {
+	t.Parallel()
+	a := NewAccounts(nil, "shop", "home", "idle")
+	a.In("shop", 1)
+	a.Out("home", 0) // nothing happened
+	a.PerMinute("idle")
+	a.PerMinuteAll()
+	for name, slot := range a.index {
+		if made, want := a.slots[slot].Load() != nil, name == "shop"; made != want {
+			t.Errorf("%s: windows made %v, want %v", name, made, want)
+		}
+	}
+}

@@ -1,8 +1,12 @@
 package upstream
 
 import (
+	"context"
 	stdjson "encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +138,31 @@ func BenchmarkSyncFinderDecode(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkSyncFinderIdle polls an empty /syncFinder over loopback, as
+// each idle account does every second: its B/op is the garbage a daemon of
+// ten thousand accounts makes ten thousand times a second (the test
+// server's share included, the same whatever the client does).
+func BenchmarkSyncFinderIdle(b *testing.B) {
+	reply := []byte(`{"code":"` + CodeOK + `","message":"成功","data":{"list":[],"keyBuff":"k1"}}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.Write(reply)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, WithHTTPClient(NewHTTPClient(NewTransport())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if p, err := c.SyncFinder(ctx, "token", "wid", "k1"); err != nil || p.KeyBuff != "k1" {
+			b.Fatalf("%+v, %v", p, err)
 		}
 	}
 }

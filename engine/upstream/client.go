@@ -262,32 +262,29 @@ func (b *base) do(ctx context.Context, r request) ([]byte, error) {
 	// WroteRequest from its own goroutine, hence the atomic. It is never
 	// reset: when the transport retries on a fresh connection, an earlier
 	// attempt that was written keeps the call marked as written.
-	var written atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				written.Store(true)
-			}
-		},
-	})
+	t := new(trace)
+	t.ClientTrace.WroteRequest = t.wroteRequest
+	ctx = httptrace.WithClientTrace(ctx, &t.ClientTrace)
 	req, err := http.NewRequestWithContext(ctx, r.method, b.url+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %s: %w", r.endpoint, err)
 	}
+	// The headers' canonical names and shared values, set without
+	// Header.Set's copies: an idle account polls every second.
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonMIME
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header["Accept"] = jsonMIME
 	if r.token != "" {
-		req.Header.Set("Authorization", b.prefix+r.token)
+		req.Header["Authorization"] = []string{b.prefix + r.token}
 	}
-	resp, err := hc.Do(req)
+	resp, err := send(hc, req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, &TransportError{Endpoint: r.endpoint, Err: err, Written: written.Load()}
+		return nil, &TransportError{Endpoint: r.endpoint, Err: err, Written: t.written.Load()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
@@ -314,6 +311,54 @@ func (b *base) do(ctx context.Context, r request) ([]byte, error) {
 		return nil, &StatusError{Endpoint: r.endpoint, StatusCode: resp.StatusCode, Body: string(snippet)}
 	}
 	return data, nil
+}
+
+// jsonMIME is the value of the Content-Type and Accept headers of every
+// call; never modified.
+var jsonMIME = []string{"application/json"}
+
+// trace records whether the whole request reached the connection.
+type trace struct {
+	httptrace.ClientTrace
+	written atomic.Bool
+}
+
+func (t *trace) wroteRequest(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		t.written.Store(true)
+	}
+}
+
+// send sends req through hc and returns the reply, which is never
+// followed: a 3xx is returned as it is. A client without a cookie jar or
+// a timeout of its own — every one the daemon makes — would add nothing to
+// its transport for these calls but garbage (a copy of the headers kept
+// for the redirects it refuses, of the URL, an error wrapper), so the
+// request goes to the transport itself, as the client would send it.
+func send(hc *http.Client, req *http.Request) (*http.Response, error) {
+	if hc.Jar != nil || hc.Timeout != 0 {
+		return hc.Do(req)
+	}
+	rt := hc.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	resp, err := rt.RoundTrip(req)
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return nil, err
+	case resp == nil:
+		return nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", rt)
+	case resp.Body == nil:
+		if resp.ContentLength > 0 && req.Method != http.MethodHead {
+			return nil, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", rt, resp.ContentLength)
+		}
+		resp.Body = http.NoBody
+	}
+	return resp, nil
 }
 
 // readCapped reads the whole body, refusing more than limit bytes. A known
