@@ -709,6 +709,12 @@ func (s *Store) send(ctx context.Context, sc *scope, ev *event) (*event, uint64,
 		// No answer, and the write is not on the subject, or a refusal
 		// in error: the same write again, which the expected sequence
 		// keeps single, once the leader had a moment.
+		if !spurious {
+			// Said, because the daemon's work on the scope waits
+			// meanwhile: a cluster electing a new leader takes seconds.
+			s.bounds.Log.Warn("natsstore: no acknowledgement from JetStream; writing again",
+				"subject", sc.subject, "op", ev.Op, "try", try+2, "err", err)
+		}
 		if spurious {
 			t := time.NewTimer(time.Duration(try+1) * 20 * time.Millisecond)
 			select {

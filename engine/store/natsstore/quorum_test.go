@@ -1,9 +1,12 @@
 package natsstore_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,8 +33,10 @@ func TestQuorumLoss(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := natstest.Start(t, 3)
+	var logs lockedBuffer
 	open := func(holder string, timeout time.Duration) *natsstore.Store {
-		s, err := natsstore.Open(ctx, c.Connect(t), natsstore.Options{Stream: "QUORUM", Replicas: 3, Holder: holder, Timeout: timeout})
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		s, err := natsstore.Open(ctx, c.Connect(t), natsstore.Options{Stream: "QUORUM", Replicas: 3, Holder: holder, Timeout: timeout, Store: store.Options{Log: log}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,6 +93,9 @@ func TestQuorumLoss(t *testing.T) {
 	c.Stop(2)
 	if err := page(w, "k2", 2); err == nil {
 		t.Fatal("a page was acknowledged with two of three servers down")
+	}
+	if !strings.Contains(logs.String(), "no acknowledgement from JetStream; writing again") {
+		t.Errorf("the unacknowledged write was tried again without a word in the log:\n%s", logs.String())
 	}
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	err = l.Renew(rctx)
@@ -200,4 +208,23 @@ func TestOwnLateWriteIsNoFence(t *testing.T) {
 	if err := page(w, "k5", 5); !errors.Is(err, natsstore.ErrFenced) {
 		t.Fatalf("the write after another daemon's: %v, want ErrFenced", err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the store's goroutines to log
+// into while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
