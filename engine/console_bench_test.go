@@ -227,7 +227,9 @@ const (
 )
 
 // histogram is a runtime/metrics histogram.
-type histogram struct{ *runtimemetrics.Float64Histogram }
+type histogram struct {
+	*runtimemetrics.Float64Histogram
+}
 
 func readHistogram(name string) histogram {
 	s := []runtimemetrics.Sample{{Name: name}}

@@ -67,16 +67,16 @@ const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 const maxFormBytes = 64 << 10
 
 type console struct {
-	b        Backend
-	opts     Options
-	sessions *sessions
-	failures failures
-	origin   *http.CrossOriginProtection
-	pages    map[string]*template.Template
-	streams  atomic.Int64
-	listings listings // the Overview's, kept between requests
+	b            Backend
+	opts         Options
+	sessions     *sessions
+	failures     failures
+	origin       *http.CrossOriginProtection
+	pages        map[string]*template.Template
+	streams      atomic.Int64
+	listings     listings // the Overview's, kept between requests
 	overviewHTML renderedOverview
-	mux      *http.ServeMux
+	mux          *http.ServeMux
 }
 
 // New returns the console's handler. It starts nothing: the only goroutines
