@@ -174,20 +174,42 @@ func (r *clusterRig) start(node string) *daemonProc {
 // Each look has a deadline of its own: a JetStream request can go
 // unanswered while a busy cluster elects a leader, and the poll asks again.
 func (r *clusterRig) holdings(ctx context.Context) map[string]string {
+	h, _ := r.tryHoldings(ctx)
+	return h
+}
+
+// tryHoldings is holdings, and whether every lease was read: a read cut
+// short by an unanswered request leaves accounts out.
+func (r *clusterRig) tryHoldings(ctx context.Context) (map[string]string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	out := map[string]string{}
 	lister, err := r.holders.ListKeys(ctx)
 	if err != nil {
-		return out
+		return out, false
 	}
+	complete := true
 	for k := range lister.Keys() {
 		rec, _, _, ok, err := lease.Peek(ctx, r.holders, k)
-		if err == nil && ok {
+		if err != nil {
+			complete = false
+		} else if ok {
 			out[k] = rec.Holder
 		}
 	}
-	return out
+	return out, complete && ctx.Err() == nil
+}
+
+// fullHoldings is holdings read whole, for a test that lists a daemon's
+// accounts to check each of them later.
+func (r *clusterRig) fullHoldings(ctx context.Context) map[string]string {
+	var h map[string]string
+	poll(r.t, "every lease read", 30*time.Second, func() bool {
+		var ok bool
+		h, ok = r.tryHoldings(ctx)
+		return ok
+	})
+	return h
 }
 
 func count(h map[string]string, node string) int {
@@ -297,7 +319,7 @@ func TestClusterAcceptance(t *testing.T) {
 	poll(t, "the first replies", 30*time.Second, func() bool { return answered(accounts) })
 
 	// SIGKILL d1: its accounts go on elsewhere within twice the TTL.
-	h = r.holdings(ctx)
+	h = r.fullHoldings(ctx)
 	var lostAccounts []string
 	for k, v := range h {
 		if v == "d1" {
@@ -319,7 +341,7 @@ func TestClusterAcceptance(t *testing.T) {
 
 	// SIGSTOP d2 past its TTL, then SIGCONT: it must send nothing for the
 	// accounts it lost.
-	h = r.holdings(ctx)
+	h = r.fullHoldings(ctx)
 	var paused []string
 	for k, v := range h {
 		if v == "d2" {
