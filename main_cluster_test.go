@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -91,6 +92,8 @@ type clusterRig struct {
 	ttl      time.Duration
 	holders  jetstream.KeyValue
 	daemons  map[string]*daemonProc
+	heldMu   sync.Mutex
+	held     map[string]string // account lease key -> holder (watchHolders)
 }
 
 const clusterRules = `rules:
@@ -129,7 +132,7 @@ accounts:
 // newClusterRig starts a three-node JetStream cluster and a simulator, and
 // writes the rules; the test starts the daemons.
 func newClusterRig(t *testing.T, accounts int) *clusterRig {
-	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}}
+	r := &clusterRig{t: t, dir: t.TempDir(), accounts: accounts, ttl: 3 * time.Second, daemons: map[string]*daemonProc{}, held: map[string]string{}}
 	r.nats = natstest.Start(t, 3)
 	r.sim = sim.NewServer(sim.Options{AutoConfirm: true, NoSeed: true})
 	t.Cleanup(r.sim.Close)
@@ -155,6 +158,7 @@ func (r *clusterRig) waitBucket(ctx context.Context) {
 		r.holders, err = js.KeyValue(ctx, "FB_HOLDERS")
 		return err == nil
 	})
+	r.watchHolders()
 }
 
 // idle is the accounts' pause between syncs: every account polls the
@@ -170,46 +174,41 @@ func (r *clusterRig) start(node string) *daemonProc {
 	return d
 }
 
-// holdings reads who holds which account from the lease bucket.
-// Each look has a deadline of its own: a JetStream request can go
-// unanswered while a busy cluster elects a leader, and the poll asks again.
-func (r *clusterRig) holdings(ctx context.Context) map[string]string {
-	h, _ := r.tryHoldings(ctx)
-	return h
-}
-
-// tryHoldings is holdings, and whether every lease was read: a read cut
-// short by an unanswered request leaves accounts out.
-func (r *clusterRig) tryHoldings(ctx context.Context) (map[string]string, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	out := map[string]string{}
-	lister, err := r.holders.ListKeys(ctx)
+// watchHolders follows the lease bucket, keeping who holds which account
+// in r.held: a read of every lease one by one takes seconds on a busy
+// cluster of 300, which a measurement of the take-over time would count.
+// A lease the server expired stays in r.held until the next holder writes
+// it (expiry sends no update), which is what the take-over checks wait for.
+func (r *clusterRig) watchHolders() {
+	w, err := r.holders.WatchAll(r.t.Context())
 	if err != nil {
-		return out, false
+		r.t.Fatalf("watching the leases: %v", err)
 	}
-	complete := true
-	for k := range lister.Keys() {
-		rec, _, _, ok, err := lease.Peek(ctx, r.holders, k)
-		if err != nil {
-			complete = false
-		} else if ok {
-			out[k] = rec.Holder
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue // the end of the values there were at the start
+			}
+			r.heldMu.Lock()
+			switch e.Operation() {
+			case jetstream.KeyValuePut:
+				var rec lease.Record
+				if json.Unmarshal(e.Value(), &rec) == nil {
+					r.held[e.Key()] = rec.Holder
+				}
+			default: // released
+				delete(r.held, e.Key())
+			}
+			r.heldMu.Unlock()
 		}
-	}
-	return out, complete && ctx.Err() == nil
+	}()
 }
 
-// fullHoldings is holdings read whole, for a test that lists a daemon's
-// accounts to check each of them later.
-func (r *clusterRig) fullHoldings(ctx context.Context) map[string]string {
-	var h map[string]string
-	poll(r.t, "every lease read", 30*time.Second, func() bool {
-		var ok bool
-		h, ok = r.tryHoldings(ctx)
-		return ok
-	})
-	return h
+// holdings returns who holds which account, as the lease bucket last said.
+func (r *clusterRig) holdings(context.Context) map[string]string {
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	return maps.Clone(r.held)
 }
 
 func count(h map[string]string, node string) int {
@@ -319,7 +318,7 @@ func TestClusterAcceptance(t *testing.T) {
 	poll(t, "the first replies", 30*time.Second, func() bool { return answered(accounts) })
 
 	// SIGKILL d1: its accounts go on elsewhere within twice the TTL.
-	h = r.fullHoldings(ctx)
+	h = r.holdings(ctx)
 	var lostAccounts []string
 	for k, v := range h {
 		if v == "d1" {
@@ -341,7 +340,7 @@ func TestClusterAcceptance(t *testing.T) {
 
 	// SIGSTOP d2 past its TTL, then SIGCONT: it must send nothing for the
 	// accounts it lost.
-	h = r.fullHoldings(ctx)
+	h = r.holdings(ctx)
 	var paused []string
 	for k, v := range h {
 		if v == "d2" {
