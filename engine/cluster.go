@@ -476,8 +476,9 @@ func (c *cluster) fenced(ctx context.Context, name string) {
 	c.d.log.Warn("cluster: account claimed again after a late claim by another daemon", "account", name, "node", c.node)
 }
 
-// stop ends serving the account here; it reports whether it was served.
-func (c *cluster) stop(name string) bool {
+// stop ends serving the account here; it reports whether it was served,
+// and returns a channel closed once the account's outbox worker stopped.
+func (c *cluster) stop(name string) (bool, <-chan struct{}) {
 	c.mu.Lock()
 	h := c.held[name]
 	delete(c.held, name)
@@ -485,23 +486,36 @@ func (c *cluster) stop(name string) bool {
 	c.m.held.Set(float64(len(c.held)))
 	c.mu.Unlock()
 	if h == nil {
-		return false
+		return false, nil
 	}
 	h.cancel()
-	c.d.outbox.Drop(name)
+	stopped := c.d.outbox.Drop(name)
 	if a := c.d.accounts[name]; a != nil {
 		a.keeper.Forget()
 	}
 	c.st.Forget(name)
-	return true
+	return true, stopped
 }
 
 // handOver gives an account up for another daemon to take at once.
 func (c *cluster) handOver(ctx context.Context, name string) {
 	l := c.leases.Get(c.key(name))
-	if !c.stop(name) || l == nil {
+	held, stopped := c.stop(name)
+	if !held || l == nil {
 		return
 	}
+	// A send under way when the account is handed over could reach the
+	// upstream after the next holder took the account and judged that
+	// reply in doubt, and sent it again when its echo had not come: the
+	// lease goes once no call of this daemon's for the account is under
+	// way. A call lasts at most the upstream timeout.
+	wait := time.NewTimer(c.d.cfg.Upstream.Timeout + time.Second)
+	select {
+	case <-stopped:
+	case <-wait.C:
+		c.d.log.Warn("cluster: handing an account over while its send is still under way", "account", name)
+	}
+	wait.Stop()
 	if err := l.Release(ctx); err != nil {
 		c.d.log.Warn("cluster: handing an account over", "account", name, "err", err)
 	}
@@ -522,7 +536,10 @@ func (c *cluster) lost(key string) {
 		c.d.log.Warn("cluster: lease lost; the session stops here", "lease", key, "node", c.node)
 	}
 	c.mu.Unlock()
-	if ok && c.stop(name) {
+	if ok {
+		ok, _ = c.stop(name)
+	}
+	if ok {
 		c.m.moves.WithLabelValues("lost").Inc()
 		c.d.log.Warn("cluster: lease lost; the account stops here", "account", name, "node", c.node)
 	}

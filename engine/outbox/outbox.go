@@ -180,6 +180,8 @@ type queue struct {
 	running bool // a worker serves the queue
 	dropped bool // the account passed to another daemon
 	wake    chan struct{}
+	// stopped, when set, is closed as the worker stops (Drop).
+	stopped chan struct{}
 
 	// caughtUp is when the latest sync that read everything began.
 	caughtUp time.Time
@@ -288,13 +290,23 @@ func (o *Outbox) RecoverAccount(ctx context.Context, account string, st Store) e
 
 // Drop forgets the account's queue, once another daemon holds the account:
 // its items stay in the store as they are, for the holder to perform. An
-// attempt in flight ends at the fence.
-func (o *Outbox) Drop(account string) {
+// attempt in flight ends at the fence. The channel returned is closed once
+// the account's worker stopped, and with it any call it had under way at
+// the upstream: a daemon handing the account over waits for it, so that
+// none of its sends reaches the upstream after the next holder took over.
+func (o *Outbox) Drop(account string) <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	stopped := make(chan struct{})
 	q := o.accounts[account]
 	if q == nil {
-		return
+		close(stopped)
+		return stopped
+	}
+	if q.running {
+		q.stopped = stopped
+	} else {
+		close(stopped)
 	}
 	delete(o.accounts, account)
 	q.dropped = true
@@ -303,6 +315,7 @@ func (o *Outbox) Drop(account string) {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return stopped
 }
 
 func (o *Outbox) recover(ctx context.Context, mine func(account string) bool) error {
@@ -1221,6 +1234,14 @@ func (o *Outbox) Close() {
 // work serves one account until it has nothing left or ctx ends.
 func (o *Outbox) work(q *queue) {
 	defer o.wg.Done()
+	defer func() {
+		o.mu.Lock()
+		if q.stopped != nil {
+			close(q.stopped)
+			q.stopped = nil
+		}
+		o.mu.Unlock()
+	}()
 	ctx := o.ctx
 	for {
 		o.mu.Lock()

@@ -449,3 +449,54 @@ func TestAnIdleAccountKeepsNoQueue(t *testing.T) {
 		t.Fatalf("the queue is kept after the echo: %+v", q)
 	}
 }
+
+// blockingUpstream holds every send until released, telling when one is
+// under way.
+type blockingUpstream struct {
+	fakeUpstream
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingUpstream) PrivateSend(ctx context.Context, token string, req upstream.PrivateSendRequest) (*upstream.Sent, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.fakeUpstream.PrivateSend(ctx, token, req)
+}
+
+// TestDropWaitsForTheSendUnderWay: the channel Drop returns closes only
+// once the send the account's worker had under way returned, so that a
+// daemon handing the account over releases it only then.
+func TestDropWaitsForTheSendUnderWay(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := store.NewMemory(store.Options{})
+	up := &blockingUpstream{entered: make(chan struct{}), release: make(chan struct{})}
+	ob := New(Config{MaxAttempts: 5, RetryBackoff: time.Second, Doubt: doubt}, Deps{Store: st, Sender: up, Sessions: online{}})
+	saved, err := st.Enqueue(ctx, []store.Item{{Account: "shop", Kind: store.KindReply, Text: "hi", To: "stranger", My: "me@finder", Session: "s1", Conversation: "s1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob.Add(saved)
+	ob.Start(ctx)
+	<-up.entered
+	stopped := ob.Drop("shop")
+	select {
+	case <-stopped:
+		t.Fatal("Drop reported the worker stopped while its send was under way")
+	default:
+	}
+	close(up.release)
+	<-stopped // the worker ends once its send returned
+	if up.calls != 1 {
+		t.Fatalf("%d sends, want 1", up.calls)
+	}
+	if closed := ob.Drop("shop"); closed == nil {
+		t.Fatal("Drop of an account with no queue returned no channel")
+	} else {
+		<-closed // already closed: nothing runs
+	}
+	cancel()
+	ob.Close()
+}
