@@ -205,7 +205,7 @@ func (r *clusterRig) watchHolders() {
 }
 
 // holdings returns who holds which account, as the lease bucket last said.
-func (r *clusterRig) holdings(context.Context) map[string]string {
+func (r *clusterRig) holdings() map[string]string {
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
 	return maps.Clone(r.held)
@@ -280,13 +280,13 @@ func TestClusterAcceptance(t *testing.T) {
 	}
 	r.waitBucket(ctx)
 	poll(t, "every account held and logged in", 60*time.Second, func() bool {
-		return len(r.holdings(ctx)) == accounts && len(r.sim.Instances()) >= accounts
+		return len(r.holdings()) == accounts && len(r.sim.Instances()) >= accounts
 	})
 	poll(t, "the accounts spread evenly", 60*time.Second, func() bool {
-		h := r.holdings(ctx)
+		h := r.holdings()
 		return count(h, "d1") >= accounts/3-1 && count(h, "d2") >= accounts/3-1 && count(h, "d3") >= accounts/3-1
 	})
-	h := r.holdings(ctx)
+	h := r.holdings()
 	t.Logf("shares: d1 %d, d2 %d, d3 %d", count(h, "d1"), count(h, "d2"), count(h, "d3"))
 
 	// Messages stream in for the whole test.
@@ -318,7 +318,7 @@ func TestClusterAcceptance(t *testing.T) {
 	poll(t, "the first replies", 30*time.Second, func() bool { return answered(accounts) })
 
 	// SIGKILL d1: its accounts go on elsewhere within twice the TTL.
-	h = r.holdings(ctx)
+	h = r.holdings()
 	var lostAccounts []string
 	for k, v := range h {
 		if v == "d1" {
@@ -328,7 +328,7 @@ func TestClusterAcceptance(t *testing.T) {
 	killed := time.Now()
 	r.daemons["d1"].signal(t, syscall.SIGKILL)
 	took := poll(t, "d1's accounts taken over within twice the TTL", 2*r.ttl, func() bool {
-		h := r.holdings(ctx)
+		h := r.holdings()
 		for _, k := range lostAccounts {
 			if h[k] == "" || h[k] == "d1" {
 				return false
@@ -340,7 +340,7 @@ func TestClusterAcceptance(t *testing.T) {
 
 	// SIGSTOP d2 past its TTL, then SIGCONT: it must send nothing for the
 	// accounts it lost.
-	h = r.holdings(ctx)
+	h = r.holdings()
 	var paused []string
 	for k, v := range h {
 		if v == "d2" {
@@ -350,7 +350,7 @@ func TestClusterAcceptance(t *testing.T) {
 	r.daemons["d2"].signal(t, syscall.SIGSTOP)
 	lastLog := time.Now()
 	poll(t, "d2's accounts taken over while it is stopped", 2*r.ttl+5*time.Second, func() bool {
-		h := r.holdings(ctx)
+		h := r.holdings()
 		if time.Since(lastLog) > 2*time.Second {
 			lastLog = time.Now()
 			t.Logf("shares while d2 is stopped: d2 %d, d3 %d, free %d", count(h, "d2"), count(h, "d3"), accounts-len(h))
@@ -375,7 +375,7 @@ func TestClusterAcceptance(t *testing.T) {
 	r.start("d4")
 	lastLog = time.Now()
 	poll(t, "d4 takes a fair share", 60*time.Second, func() bool {
-		h := r.holdings(ctx)
+		h := r.holdings()
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()
 			t.Logf("shares while d4 joins: d2 %d, d3 %d, d4 %d, free %d", count(h, "d2"), count(h, "d3"), count(h, "d4"), accounts-len(h))
@@ -383,7 +383,7 @@ func TestClusterAcceptance(t *testing.T) {
 		live := 3 // d2, d3, d4
 		return count(h, "d2") >= accounts/live-1 && count(h, "d3") >= accounts/live-1 && count(h, "d4") >= accounts/live-1
 	})
-	h = r.holdings(ctx)
+	h = r.holdings()
 	t.Logf("shares after d4 joined: d2 %d, d3 %d, d4 %d", count(h, "d2"), count(h, "d3"), count(h, "d4"))
 
 	// The operator's view agrees: every account held, by the live
@@ -552,11 +552,11 @@ func failoverOnce(t *testing.T, run int) (first, all time.Duration) {
 	defer d2.cmd.Process.Kill()
 	r.waitBucket(ctx)
 	poll(t, "an even split", 60*time.Second, func() bool {
-		h := r.holdings(ctx)
+		h := r.holdings()
 		return count(h, "d1") == accounts/2 && count(h, "d2") == accounts/2 && len(r.sim.Instances()) == accounts
 	})
 	var victims []string
-	for k, v := range r.holdings(ctx) {
+	for k, v := range r.holdings() {
 		if v == "d1" {
 			victims = append(victims, strings.TrimPrefix(k, "acct.acct"))
 		}

@@ -633,30 +633,37 @@ func (s *Store) write(ctx context.Context, sc *scope, build func(*store.Memory) 
 		}
 		decoded, seq, size, err := s.send(ctx, sc, ev)
 		if err != nil {
-			if wrongLast(err) {
-				if sc.account != "" && ev.Op != opClaim {
-					// The subject moved since this daemon read it, or
-					// the server refused the compare-and-set in error
-					// (a loaded cluster does, now and then). Another
-					// daemon's write fences this one; but the writer
-					// can be this daemon itself, a write of its own
-					// whose acknowledgement failed (a cluster without a
-					// quorum) stored after all once the quorum was back:
-					// then, as after a refusal in error, it writes on.
-					before := sc.last
-					if lerr := s.load(ctx, sc); lerr != nil {
-						return result{}, lerr
-					}
-					if sc.fenced || sc.lastForeign > before {
-						sc.fenced = true
-						return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
-					}
-				}
-				if attempt < 100 {
-					continue
-				}
+			if !wrongLast(err) || attempt >= 100 {
+				return result{}, fmt.Errorf("natsstore: write %s to %s: %w", ev.Op, sc.subject, err)
 			}
-			return result{}, fmt.Errorf("natsstore: write %s to %s: %w", ev.Op, sc.subject, err)
+			// The subject moved since this daemon read it, or the server
+			// refused the compare-and-set in error (a loaded cluster's
+			// leader that had not applied the last write yet). Another
+			// daemon's write to an account fences this one; anything
+			// else is caught up with and written on from: a shared
+			// scope's other writers, a refusal in error, or a write of
+			// this daemon's own whose acknowledgement failed (a cluster
+			// without a quorum) and that was stored after all once the
+			// quorum was back.
+			before := sc.last
+			if lerr := s.load(ctx, sc); lerr != nil {
+				return result{}, lerr
+			}
+			if sc.account != "" && ev.Op != opClaim && (sc.fenced || sc.lastForeign > before) {
+				sc.fenced = true
+				return result{}, fmt.Errorf("%w: %s (%s)", ErrFenced, sc.account, sc.subject)
+			}
+			if sc.last == before {
+				// Refused in error: the same write again, once the
+				// leader had a moment.
+				t := time.NewTimer(time.Duration(min(attempt+1, 5)) * 20 * time.Millisecond)
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
+			continue
 		}
 		r, err := s.apply(sc, decoded, seq, size)
 		if err == nil {
@@ -693,36 +700,21 @@ func (s *Store) send(ctx context.Context, sc *scope, ev *event) (*event, uint64,
 		if err == nil {
 			return &decoded, ack.Sequence, len(data), nil
 		}
-		last, id, found := s.lastOn(ctx, sc.subject)
-		if found && id == msgID {
+		if last, id, found := s.lastOn(ctx, sc.subject); found && id == msgID {
 			return &decoded, last, len(data), nil
 		}
-		// Refused while the subject's last message is the one the write
-		// expects: the stream's leader had not applied it yet (seen on a
-		// cluster under load). Nobody else wrote; the same write again is
-		// still a compare-and-set on that message.
-		spurious := wrongLast(err) && ((found && last == sc.last) || (!found && sc.last == 0))
-		if (wrongLast(err) && !spurious) || try == 4 || ctx.Err() != nil {
+		if wrongLast(err) || try == 4 || ctx.Err() != nil {
+			// Whether it was stored is unknown until the subject is read
+			// again, which the next use does.
 			sc.loaded = false
 			return nil, 0, 0, err
 		}
-		// No answer, and the write is not on the subject, or a refusal
-		// in error: the same write again, which the expected sequence
-		// keeps single, once the leader had a moment.
-		if !spurious {
-			// Said, because the daemon's work on the scope waits
-			// meanwhile: a cluster electing a new leader takes seconds.
-			s.bounds.Log.Warn("natsstore: no acknowledgement from JetStream; writing again",
-				"subject", sc.subject, "op", ev.Op, "try", try+2, "err", err)
-		}
-		if spurious {
-			t := time.NewTimer(time.Duration(try+1) * 20 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
+		// No answer, and the write is not on the subject: the same write
+		// again, which the expected sequence keeps single. Said, because
+		// the daemon's work on the scope waits meanwhile: a cluster
+		// electing a new leader takes seconds.
+		s.bounds.Log.Warn("natsstore: no acknowledgement from JetStream; writing again",
+			"subject", sc.subject, "op", ev.Op, "try", try+2, "err", err)
 	}
 }
 
